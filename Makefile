@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	@# PyTorch is optional (cross-check tests and benchmark peers); skipped cleanly when absent.
-	-$(PY) -m pip install --quiet '.[torch]' >/dev/null 2>&1 || echo "torch not installed: PyTorch cross-checks will be skipped"
+	-$(PY) -m pip install --quiet 'torch==2.13.0' >/dev/null 2>&1 || echo "torch not installed: PyTorch cross-checks will be skipped"
 	touch $(STAMP)
 
 run: venv

@@ -1,0 +1,76 @@
+"""Immutable records the job store hands out; times are Unix seconds (float)."""
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class Status(str, Enum):
+    """Lifecycle of a training job."""
+
+    queued = "queued"        # waiting for a worker to claim it (new, or re-queued after a lost worker)
+    running = "running"      # claimed by exactly one worker, which holds a renewable lease
+    succeeded = "succeeded"  # training finished; parameters stored
+    failed = "failed"        # ended with an error message (bad data, NaN loss, attempts exhausted, ...)
+    cancelled = "cancelled"  # stopped by a client; metrics recorded so far are kept
+
+    @property
+    def terminal(self) -> bool:
+        return self in (Status.succeeded, Status.failed, Status.cancelled)
+
+
+@dataclass(frozen=True)
+class Job:
+    """One training job as stored."""
+
+    id: str
+    status: Status
+    spec: dict[str, Any]              # the normalised JobSpec JSON (defaults filled in)
+    param_count: int
+    created_at: float
+    started_at: float | None = None   # first claim
+    finished_at: float | None = None
+    epoch: int = 0                    # completed epochs
+    epochs: int = 0                   # total epochs planned
+    step: int = 0                     # completed optimizer steps
+    steps: int = 0                    # total steps planned (after max_steps)
+    attempt: int = 0                  # 1 for the first run; incremented at each claim
+    worker_id: str | None = None
+    lease_expires_at: float | None = None
+    cancel_requested: bool = False
+    error: str | None = None
+    result: dict[str, Any] | None = None   # final metrics, set when the job ends
+    has_parameters: bool = False
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Lease:
+    """A worker's claim on a running job; every worker write is fenced by it."""
+
+    job_id: str
+    worker_id: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    """One recorded metric: kind "step" (values: loss) or "epoch" (train/val loss and error)."""
+
+    seq: int                          # per-job, strictly increasing; the `after` cursor
+    kind: str                         # "step" | "epoch"
+    epoch: int
+    step: int
+    values: dict[str, float | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """An uploaded dataset's metadata (the arrays live in the store as an .npz blob)."""
+
+    id: str
+    name: str | None
+    n_rows: int
+    n_features: int
+    n_classes: int                    # max(y) + 1
+    size_bytes: int
+    created_at: float

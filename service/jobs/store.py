@@ -1,0 +1,169 @@
+"""The job store interface: the jobs table is the queue. SQLite and PostgreSQL implement it."""
+from abc import ABC, abstractmethod
+from enum import Enum
+
+from .records import Dataset, Job, Lease, MetricPoint, Status
+
+
+class StoreError(Exception):
+    """Base class for store errors the API maps to HTTP statuses."""
+
+
+class NotFound(StoreError):
+    """Unknown job or dataset id (404)."""
+
+
+class Conflict(StoreError):
+    """Wrong state for the operation, or an idempotency key reused with another body (409)."""
+
+
+class LeaseState(str, Enum):
+    """What a worker learns when it checks its job."""
+
+    ok = "ok"                # keep going
+    cancel = "cancel"        # a client asked to cancel: stop at this step, keep metrics
+    lost = "lost"            # the lease is no longer ours (expired and re-claimed, deleted): stop writing
+
+
+class JobStore(ABC):
+    """Durable jobs, metrics, checkpoints, parameters, datasets and worker registrations.
+
+    Every method is safe to call from many processes (and, for PostgreSQL, many hosts) at once.
+    Worker writes take a Lease and succeed only while it is still held (status running, same worker
+    and attempt); they return False otherwise, so a worker that lost its job never clobbers another.
+    """
+
+    # ---- lifecycle ----
+    @abstractmethod
+    def migrate(self) -> None:
+        """Create or upgrade the schema; idempotent, safe to run concurrently at start."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    @abstractmethod
+    def ping(self) -> bool:
+        """True when the database answers (readiness)."""
+
+    # ---- jobs: API side ----
+    @abstractmethod
+    def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,
+                   idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job; returns (job, created). With an idempotency key already used:
+        same request_hash -> (existing job, False); different hash -> Conflict."""
+
+    @abstractmethod
+    def get_job(self, job_id: str) -> Job:
+        """The job, or NotFound."""
+
+    @abstractmethod
+    def list_jobs(self, *, status: Status | None = None, limit: int = 50,
+                  cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first, filtered before the limit; returns (page, next_cursor or None)."""
+
+    @abstractmethod
+    def request_cancel(self, job_id: str) -> Job:
+        """Queued -> cancelled at once; running -> cancel_requested (the worker stops at its next
+        step); terminal -> Conflict; unknown -> NotFound. Returns the updated job."""
+
+    @abstractmethod
+    def delete_job(self, job_id: str) -> None:
+        """Remove a terminal job and all its data (metrics, checkpoint, parameters);
+        Conflict if not terminal, NotFound if unknown."""
+
+    @abstractmethod
+    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
+        """Points with seq > after, in seq order (NotFound for an unknown job)."""
+
+    @abstractmethod
+    def get_parameters(self, job_id: str) -> bytes | None:
+        """The stored trained state (safetensors bytes), or None if the job has none yet."""
+
+    # ---- jobs: worker side ----
+    @abstractmethod
+    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+        """Atomically take the oldest queued job: status running, this worker, attempt + 1, lease
+        until now + lease_seconds, started_at set on first claim. None when the queue is empty.
+        Exactly one worker can win a given job."""
+
+    @abstractmethod
+    def expire_leases(self, max_attempts: int) -> int:
+        """Running jobs whose lease expired: re-queue them, or fail them ("worker lost; gave up
+        after N attempts") when attempt >= max_attempts. Returns how many were touched."""
+
+    @abstractmethod
+    def requeue_running(self, max_attempts: int) -> int:
+        """Embedded mode at server start: every running job lost its worker; treat as expired now."""
+
+    @abstractmethod
+    def heartbeat(self, lease: Lease, lease_seconds: float) -> LeaseState:
+        """Renew the lease; report cancel requests and lost leases."""
+
+    @abstractmethod
+    def check(self, lease: Lease) -> LeaseState:
+        """Read-only version of heartbeat (called every step; must be cheap)."""
+
+    @abstractmethod
+    def set_progress(self, lease: Lease, *, epoch: int, step: int, epochs: int, steps: int) -> bool:
+        """Record completed epoch/step counts and totals."""
+
+    @abstractmethod
+    def add_metrics(self, lease: Lease, points: list[tuple[str, int, int, dict]]) -> bool:
+        """Append (kind, epoch, step, values) points; seq is assigned by the store."""
+
+    @abstractmethod
+    def truncate_metrics(self, lease: Lease, *, after_step: int) -> bool:
+        """Drop points with step > after_step (a resumed job re-records them identically)."""
+
+    @abstractmethod
+    def save_checkpoint(self, lease: Lease, blob: bytes) -> bool:
+        """Replace the job's checkpoint."""
+
+    @abstractmethod
+    def load_checkpoint(self, job_id: str) -> bytes | None:
+        """The last checkpoint, or None."""
+
+    @abstractmethod
+    def finish(self, lease: Lease, status: Status, *, error: str | None = None,
+               result: dict | None = None, parameters: bytes | None = None) -> bool:
+        """End the job (succeeded / failed / cancelled), store parameters, drop the checkpoint."""
+
+    @abstractmethod
+    def release(self, lease: Lease) -> bool:
+        """Graceful shutdown: back to queued (keeping the checkpoint) for another worker."""
+
+    # ---- workers registry (readiness) ----
+    @abstractmethod
+    def register_worker(self, worker_id: str, info: dict) -> None:
+        """Record (or refresh) a live worker."""
+
+    @abstractmethod
+    def unregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that exits cleanly."""
+
+    @abstractmethod
+    def live_workers(self, within_seconds: float) -> int:
+        """Workers seen within the last `within_seconds`."""
+
+    # ---- datasets ----
+    @abstractmethod
+    def create_dataset(self, *, name: str | None, blob: bytes, n_rows: int, n_features: int,
+                       n_classes: int) -> Dataset:
+        """Store an .npz blob holding float32 `x` (n_rows, n_features) and int64 `y` (n_rows,)."""
+
+    @abstractmethod
+    def get_dataset(self, dataset_id: str) -> Dataset:
+        """Metadata, or NotFound."""
+
+    @abstractmethod
+    def get_dataset_blob(self, dataset_id: str) -> bytes:
+        """The .npz bytes, or NotFound."""
+
+    @abstractmethod
+    def list_datasets(self) -> list[Dataset]:
+        """Newest first."""
+
+    @abstractmethod
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Remove it (NotFound if unknown). Jobs already using it fail with a clear message."""

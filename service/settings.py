@@ -1,0 +1,43 @@
+"""All configuration in one place; every field is also an environment variable (NEEDLE_<NAME>)."""
+import os
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Service configuration: CLI flags override environment variables, which override defaults."""
+
+    model_config = SettingsConfigDict(env_prefix="NEEDLE_", extra="ignore")
+
+    # --- server ---
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("./data")
+    workers: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=0,
+                         description="Local worker processes started by `serve` (0 = API only).")
+    database_url: str | None = Field(
+        default=None,
+        description="postgresql://... for PostgreSQL; unset means SQLite at <data_dir>/jobs.db.")
+    mnist_dir: Path | None = Field(default=None, description="Directory holding the MNIST IDX files.")
+
+    # --- submission caps ---
+    max_parameters: int = 5_000_000
+    max_epochs: int = 1000
+    max_inline_rows: int = 20_000
+    max_body_bytes: int = 64 * 1024 * 1024
+    max_upload_bytes: int = 256 * 1024 * 1024
+
+    # --- workers ---
+    lease_seconds: float = 15.0          # a running job's lease; renewed every heartbeat
+    heartbeat_seconds: float = 2.0
+    max_attempts: int = 3                 # then the job fails with the reason
+    checkpoint_every_epochs: int = 1      # checkpoint cadence (at least once per epoch)
+    poll_seconds: float = 0.05            # idle worker's poll interval
+    worker_nice: int = 10                 # workers train below the API's priority
+    worker_threads: int = 1               # BLAS threads per worker
+
+    def sqlite_path(self) -> Path:
+        """The embedded database file."""
+        return self.data_dir / "jobs.db"
