@@ -1,0 +1,69 @@
+"""Differentiable building blocks used by needle.nn modules, composed from course ops.
+
+Each function here is the single switch point between the composite (course-style) version and
+the fused op from `needle.ops.ops_fused`: modules only ever call these functions.
+"""
+import numpy as np
+
+from needle import init, ops
+from needle.autograd import Tensor
+
+
+def _row_broadcast(vector: Tensor, shape: tuple) -> Tensor:
+    """Broadcast a (dim,) or (1, dim) tensor to (N, dim)."""
+    return ops.broadcast_to(ops.reshape(vector, (1, shape[-1])), shape)
+
+
+def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+    """x @ weight (+ bias broadcast over rows)."""
+    out = ops.matmul(x, weight)  # (N, out)
+    if bias is None:
+        return out
+    return ops.add(out, _row_broadcast(bias, out.shape))
+
+
+def softmax_loss(logits: Tensor, y: Tensor) -> Tensor:
+    """Mean over the batch of logsumexp(logits) - logits[true class]."""
+    batch, classes = logits.shape
+    y_one_hot = init.one_hot(classes, y, device=logits.device, dtype=logits.dtype)  # (N, k)
+    log_norm = ops.logsumexp(logits, axes=(1,))  # (N,)
+    true_logit = ops.summation(ops.multiply(logits, y_one_hot), axes=(1,))  # (N,)
+    return ops.divide_scalar(ops.summation(ops.add(log_norm, ops.negate(true_logit))), batch)
+
+
+def _normalise(x: Tensor, axis: int, eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(x - mean) / sqrt(var + eps) along axis, with the biased variance; also returns mean, var."""
+    count = x.shape[axis]
+    keep = (1, x.shape[1]) if axis == 0 else (x.shape[0], 1)
+    mean = ops.divide_scalar(ops.summation(x, axes=(axis,)), count)  # (dim,) or (N,)
+    centred = ops.add(x, ops.negate(ops.broadcast_to(ops.reshape(mean, keep), x.shape)))
+    var = ops.divide_scalar(ops.summation(ops.power_scalar(centred, 2), axes=(axis,)), count)
+    std = ops.power_scalar(ops.add_scalar(var, eps), 0.5)
+    return ops.divide(centred, ops.broadcast_to(ops.reshape(std, keep), x.shape)), mean, var
+
+
+def _scale_shift(normed: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    return ops.add(ops.multiply(normed, _row_broadcast(weight, normed.shape)),
+                   _row_broadcast(bias, normed.shape))
+
+
+def batchnorm_train(x: Tensor, weight: Tensor, bias: Tensor, eps: float):
+    """Batch-normalise (N, dim) with batch statistics -> (out, batch mean, biased batch var as numpy)."""
+    normed, mean, var = _normalise(x, axis=0, eps=eps)
+    return _scale_shift(normed, weight, bias), mean.numpy().copy(), var.numpy().copy()
+
+
+def batchnorm_eval(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor,
+                   running_var: Tensor, eps: float) -> Tensor:
+    """Normalise (N, dim) with fixed statistics: each row independent of the others."""
+    std = np.sqrt(running_var.numpy() + eps)  # (dim,) constants, no gradient through the stats
+    shift = Tensor((-running_mean.numpy() / std).reshape(1, -1), dtype=x.dtype, requires_grad=False)
+    scale = Tensor((1.0 / std).reshape(1, -1), dtype=x.dtype, requires_grad=False)
+    normed = ops.add(ops.multiply(x, _row_broadcast(scale, x.shape)), _row_broadcast(shift, x.shape))
+    return _scale_shift(normed, weight, bias)
+
+
+def layernorm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+    """Normalise each row of (N, dim) over its features, then scale and shift per feature."""
+    normed, _, _ = _normalise(x, axis=1, eps=eps)
+    return _scale_shift(normed, weight, bias)

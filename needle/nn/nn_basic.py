@@ -1,0 +1,254 @@
+"""Core neural-network modules following the CMU 10-414/714 needle API (hw2).
+
+Parameters are collected by walking each module's attributes in definition order, descending into
+nested modules and into lists, tuples and dicts, so `parameters()` has the course's order.
+See `needle.nn.state` for how the walk names tensors in `state_dict()`.
+"""
+from typing import Any, Iterator
+
+import numpy as np
+
+from needle import init, ops
+from needle.autograd import Tensor
+from needle.nn import functional as F
+
+
+class Parameter(Tensor):
+    """A tensor that a Module exposes as trainable (collected by `Module.parameters()`)."""
+
+
+def _join(prefix: str, name: str) -> str:
+    return f"{prefix}.{name}" if prefix else name
+
+
+def _flatten_members(prefix: str, value: Any) -> Iterator[tuple[str, Any]]:
+    """Yield (dotted name, Parameter | Module) found in value, looking inside lists, tuples and dicts."""
+    if isinstance(value, (Parameter, Module)):
+        yield prefix, value
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            yield from _flatten_members(_join(prefix, str(index)), item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _flatten_members(_join(prefix, str(key)), item)
+
+
+class Module:
+    """Base class of all layers: parameter discovery, train/eval mode, state_dict, call -> forward."""
+
+    # Attributes holding plain (non-trainable) tensors that belong in state_dict(), e.g. running stats.
+    _buffer_names: tuple[str, ...] = ()
+    # Attribute whose items are keyed by their bare index in state_dict() (Sequential.modules).
+    _index_keyed_attr: str | None = None
+
+    def __init__(self):
+        self.training = True
+
+    def _named_members(self) -> Iterator[tuple[str, Any]]:
+        """Yield this module's own (local name, Parameter | Module | buffer Tensor) in attribute order."""
+        for attr, value in self.__dict__.items():
+            if attr in self._buffer_names:
+                if isinstance(value, Tensor):
+                    yield attr, value
+                continue
+            prefix = "" if attr == self._index_keyed_attr else attr
+            yield from _flatten_members(prefix, value)
+
+    def named_parameters(self, prefix: str = "") -> Iterator[tuple[str, Parameter]]:
+        """Yield (dotted name, Parameter) for every parameter, each shared parameter once."""
+        seen: set[int] = set()
+        for name, param in self._named_parameters_with_duplicates(prefix):
+            if id(param) not in seen:
+                seen.add(id(param))
+                yield name, param
+
+    def _named_parameters_with_duplicates(self, prefix: str) -> Iterator[tuple[str, Parameter]]:
+        for name, value in self._named_members():
+            full = _join(prefix, name)
+            if isinstance(value, Parameter):
+                yield full, value
+            elif isinstance(value, Module):
+                yield from value._named_parameters_with_duplicates(full)
+
+    def parameters(self) -> list[Parameter]:
+        """All parameters of this module and its descendants, in definition order."""
+        return [param for _, param in self.named_parameters()]
+
+    def _children(self) -> list["Module"]:
+        """All descendant modules (depth first), including those held in lists, tuples and dicts."""
+        found = []
+        for _, value in self._named_members():
+            if isinstance(value, Module):
+                found.append(value)
+                found.extend(value._children())
+        return found
+
+    def eval(self) -> "Module":
+        """Switch this module and every descendant to evaluation mode."""
+        return self._set_training(False)
+
+    def train(self) -> "Module":
+        """Switch this module and every descendant to training mode."""
+        return self._set_training(True)
+
+    def _set_training(self, mode: bool) -> "Module":
+        self.training = mode
+        for module in self._children():
+            module.training = mode
+        return self
+
+    def state_dict(self) -> dict[str, np.ndarray]:
+        """Ordered mapping dotted name -> numpy copy of every parameter and buffer."""
+        from needle.nn.state import module_state_dict
+        return module_state_dict(self)
+
+    def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> "Module":
+        """Copy arrays from `state` into this module's tensors in place (checked keys and shapes)."""
+        from needle.nn.state import load_module_state_dict
+        load_module_state_dict(self, state, strict=strict)
+        return self
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+
+class Identity(Module):
+    """Returns its input unchanged."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x
+
+
+class Linear(Module):
+    """y = x @ W + b with W (in, out) and b (1, out), both Kaiming-uniform as in the course."""
+
+    def __init__(self, in_features, out_features, bias=True, device=None, dtype="float32"):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        # Drawing order (weight, then bias) matters: np.random.seed reproduces the course's values.
+        self.weight = Parameter(init.kaiming_uniform(
+            in_features, out_features, device=device, dtype=dtype, requires_grad=True))
+        self.bias = None
+        if bias:
+            bias_column = init.kaiming_uniform(out_features, 1, device=device, dtype=dtype)
+            self.bias = Parameter(bias_column.numpy().reshape(1, out_features),
+                                  device=device, dtype=dtype, requires_grad=True)
+
+    def forward(self, X: Tensor) -> Tensor:
+        return F.linear(X, self.weight, self.bias)  # (N, out_features)
+
+
+class Flatten(Module):
+    """Reshapes (N, d1, d2, ...) to (N, d1*d2*...)."""
+
+    def forward(self, X: Tensor) -> Tensor:
+        batch = X.shape[0]
+        return ops.reshape(X, (batch, int(np.prod(X.shape[1:], dtype=np.int64))))
+
+
+class ReLU(Module):
+    """Elementwise max(x, 0)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.relu(x)
+
+
+class Sequential(Module):
+    """Applies its modules in order; in state_dict() they are keyed by index ("0.weight")."""
+
+    _index_keyed_attr = "modules"
+
+    def __init__(self, *modules):
+        super().__init__()
+        self.modules = modules
+
+    def forward(self, x: Tensor) -> Tensor:
+        for module in self.modules:
+            x = module(x)
+        return x
+
+
+class SoftmaxLoss(Module):
+    """Mean cross-entropy of logits (N, k) against integer labels y (N,)."""
+
+    def forward(self, logits: Tensor, y: Tensor) -> Tensor:
+        return F.softmax_loss(logits, y)
+
+
+class BatchNorm1d(Module):
+    """Batch normalisation over the batch axis of (N, dim) inputs.
+
+    Training normalises with the batch mean and biased batch variance and updates
+    running = (1 - momentum) * running + momentum * batch in numpy (no graph). As in the course,
+    running_var tracks the *biased* batch variance (PyTorch tracks the unbiased one).
+    Evaluation normalises with the running statistics, so each sample is independent of the batch.
+    """
+
+    _buffer_names = ("running_mean", "running_var")
+
+    def __init__(self, dim, eps=1e-5, momentum=0.1, device=None, dtype="float32"):
+        super().__init__()
+        self.dim = dim
+        self.eps = eps
+        self.momentum = momentum
+        self.weight = Parameter(init.ones(dim, device=device, dtype=dtype, requires_grad=True))
+        self.bias = Parameter(init.zeros(dim, device=device, dtype=dtype, requires_grad=True))
+        self.running_mean = init.zeros(dim, device=device, dtype=dtype, requires_grad=False)
+        self.running_var = init.ones(dim, device=device, dtype=dtype, requires_grad=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return F.batchnorm_eval(x, self.weight, self.bias,
+                                        self.running_mean, self.running_var, self.eps)
+        out, batch_mean, batch_var = F.batchnorm_train(x, self.weight, self.bias, self.eps)
+        self._update_running(self.running_mean, batch_mean)
+        self._update_running(self.running_var, batch_var)
+        return out  # (N, dim)
+
+    def _update_running(self, running: Tensor, batch_stat: np.ndarray) -> None:
+        """running <- (1 - momentum) * running + momentum * batch, on the numpy buffer only."""
+        old = running.realize_cached_data()
+        running.cached_data = ((1 - self.momentum) * old + self.momentum * batch_stat).astype(old.dtype)
+
+
+class LayerNorm1d(Module):
+    """Normalises each row of (N, dim) to zero mean and unit (biased) variance, then scales and shifts."""
+
+    def __init__(self, dim, eps=1e-5, device=None, dtype="float32"):
+        super().__init__()
+        self.dim = dim
+        self.eps = eps
+        self.weight = Parameter(init.ones(dim, device=device, dtype=dtype, requires_grad=True))
+        self.bias = Parameter(init.zeros(dim, device=device, dtype=dtype, requires_grad=True))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.layernorm(x, self.weight, self.bias, self.eps)  # (N, dim)
+
+
+class Dropout(Module):
+    """Inverted dropout: zero each entry with probability p, scale survivors by 1/(1-p); identity in eval."""
+
+    def __init__(self, p=0.5):
+        super().__init__()
+        if not 0 <= p < 1:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training:
+            return x
+        # Drawn even when p == 0 so the random stream matches the course's.
+        mask = init.randb(*x.shape, p=1 - self.p, device=x.device, dtype=x.dtype)
+        return ops.mul_scalar(ops.multiply(x, mask), 1.0 / (1 - self.p))
+
+
+class Residual(Module):
+    """fn(x) + x."""
+
+    def __init__(self, fn: Module):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: Tensor) -> Tensor:
+        return ops.add(self.fn(x), x)
