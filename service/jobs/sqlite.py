@@ -1,0 +1,367 @@
+"""JobStore on SQLite (WAL): the jobs table is the queue, claimed with one atomic UPDATE."""
+import json
+import os
+import sqlite3
+import threading
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+from .records import Dataset, Job, Lease, MetricPoint, Status
+from .sqlite_schema import apply_migrations
+from .store import Conflict, JobStore, LeaseState, NotFound
+
+JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
+               "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
+               "has_parameters, idempotency_key")
+DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at"
+FENCE = "id = ? AND status = 'running' AND worker_id = ? AND attempt = ?"
+
+
+def _fence(lease: Lease) -> tuple:
+    return (lease.job_id, lease.worker_id, lease.attempt)
+
+
+def _job(row: tuple) -> Job:
+    (id_, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, step, steps,
+     attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters, key) = row
+    return Job(id=id_, status=Status(status), spec=json.loads(spec), param_count=param_count,
+               created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
+               epochs=epochs, step=step, steps=steps, attempt=attempt, worker_id=worker_id,
+               lease_expires_at=lease_expires_at, cancel_requested=bool(cancel_requested),
+               error=error, result=json.loads(result) if result is not None else None,
+               has_parameters=bool(has_parameters), idempotency_key=key)
+
+
+def _dataset(row: tuple) -> Dataset:
+    return Dataset(id=row[0], name=row[1], n_rows=row[2], n_features=row[3], n_classes=row[4],
+                   size_bytes=row[5], created_at=row[6])
+
+
+class SQLiteStore(JobStore):
+    """Embedded store: one connection per thread and process, WAL so readers never block writers."""
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._busy_timeout_ms = busy_timeout_ms
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    # ---- connections ----
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None or self._local.pid != os.getpid():  # never share a connection across fork
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
+                                   timeout=self._busy_timeout_ms / 1000)
+            conn.execute(f"PRAGMA busy_timeout = {self._busy_timeout_ms}")
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute("PRAGMA synchronous = NORMAL")  # durable across app crashes in WAL mode
+            self._local.conn, self._local.pid = conn, os.getpid()
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction that takes the database lock up front (no upgrade deadlocks)."""
+        conn = self._conn()
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def _one(self, sql: str, args: tuple = ()) -> tuple | None:
+        return self._conn().execute(sql, args).fetchone()
+
+    # ---- lifecycle ----
+    def migrate(self) -> None:
+        """Create or upgrade the schema (idempotent)."""
+        apply_migrations(self._conn())
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass
+        self._local = threading.local()
+
+    def ping(self) -> bool:
+        """True when the database file answers a query."""
+        try:
+            return self._one("SELECT 1") == (1,)
+        except sqlite3.Error:
+            return False
+
+    # ---- jobs: API side ----
+    def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,
+                   idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job, or return the one already created with this idempotency key."""
+        with self._write() as conn:
+            if idempotency_key is not None:
+                row = conn.execute("SELECT request_hash, id FROM jobs WHERE idempotency_key = ?",
+                                   (idempotency_key,)).fetchone()
+                if row is not None:
+                    if row[0] != request_hash:
+                        raise Conflict(f"idempotency key {idempotency_key!r} was used with another request")
+                    return self._get(conn, row[1]), False
+            job_id = uuid.uuid4().hex
+            conn.execute(
+                "INSERT INTO jobs (id, status, spec, param_count, created_at, epochs, steps, "
+                "idempotency_key, request_hash) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                (job_id, json.dumps(spec), param_count, time.time(), epochs, steps,
+                 idempotency_key, request_hash))
+            return self._get(conn, job_id), True
+
+    def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
+        row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        return _job(row)
+
+    def get_job(self, job_id: str) -> Job:
+        """The job, or NotFound."""
+        return self._get(self._conn(), job_id)
+
+    def list_jobs(self, *, status: Status | None = None, limit: int = 50,
+                  cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first; the cursor is the last returned job's queue position."""
+        where, args = [], []
+        if status is not None:
+            where.append("status = ?")
+            args.append(Status(status).value)
+        if cursor is not None:
+            try:
+                where.append("seq < ?")
+                args.append(int(cursor))
+            except ValueError:
+                raise ValueError(f"bad cursor {cursor!r}") from None
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        rows = self._conn().execute(
+            f"SELECT seq, {JOB_COLUMNS} FROM jobs {clause} ORDER BY seq DESC LIMIT ?",
+            (*args, limit + 1)).fetchall()
+        page = rows[:limit]
+        next_cursor = str(page[-1][0]) if len(rows) > limit and page else None
+        return [_job(r[1:]) for r in page], next_cursor
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Cancel a queued job at once; flag a running one for its worker."""
+        with self._write() as conn:
+            job = self._get(conn, job_id)
+            if job.status.terminal:
+                raise Conflict(f"job {job_id} is already {job.status.value}")
+            if job.status is Status.queued:
+                conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = ?, cancel_requested = 1 "
+                             "WHERE id = ?", (time.time(), job_id))
+                conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
+            else:
+                conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
+            return self._get(conn, job_id)
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a terminal job with its metrics, checkpoint and parameters."""
+        with self._write() as conn:
+            job = self._get(conn, job_id)
+            if not job.status.terminal:
+                raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
+            for table in ("metrics", "checkpoints", "parameters"):
+                conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
+            conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+
+    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
+        """Points after the cursor, oldest first."""
+        conn = self._conn()
+        if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+            raise NotFound(f"job {job_id} not found")
+        rows = conn.execute("SELECT seq, kind, epoch, step, vals FROM metrics WHERE job_id = ? AND seq > ? "
+                            "ORDER BY seq LIMIT ?", (job_id, after, limit)).fetchall()
+        return [MetricPoint(seq=s, kind=k, epoch=e, step=st, values=json.loads(v)) for s, k, e, st, v in rows]
+
+    def get_parameters(self, job_id: str) -> bytes | None:
+        """The trained state as safetensors bytes, or None."""
+        row = self._one("SELECT blob FROM parameters WHERE job_id = ?", (job_id,))
+        return bytes(row[0]) if row else None
+
+    # ---- jobs: worker side ----
+    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+        """Take the oldest queued job in one atomic statement."""
+        now = time.time()
+        with self._write() as conn:
+            row = conn.execute(
+                "UPDATE jobs SET status = 'running', worker_id = ?, attempt = attempt + 1, "
+                "lease_expires_at = ?, started_at = COALESCE(started_at, ?) "
+                "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
+                f"AND status = 'queued' RETURNING {JOB_COLUMNS}",
+                (worker_id, now + lease_seconds, now)).fetchone()
+        return _job(row) if row else None
+
+    def expire_leases(self, max_attempts: int) -> int:
+        """Re-queue (or give up on) running jobs whose worker stopped renewing its lease."""
+        return self._recover("lease_expires_at < ?", (time.time(),), max_attempts)
+
+    def requeue_running(self, max_attempts: int) -> int:
+        """Every running job lost its worker (embedded server restart)."""
+        return self._recover("1 = 1", (), max_attempts)
+
+    def _recover(self, condition: str, args: tuple, max_attempts: int) -> int:
+        now = time.time()
+        base = f"WHERE status = 'running' AND {condition}"
+        with self._write() as conn:
+            ended = conn.execute(
+                f"UPDATE jobs SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL "
+                f"{base} AND cancel_requested = 1 RETURNING id", (now, *args)).fetchall()
+            ended += conn.execute(
+                "UPDATE jobs SET status = 'failed', finished_at = ?, lease_expires_at = NULL, "
+                "error = 'worker lost; gave up after ' || attempt || ' attempts' "
+                f"{base} AND attempt >= ? RETURNING id", (now, *args, max_attempts)).fetchall()
+            requeued = conn.execute(
+                f"UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL {base}",
+                args).rowcount
+            conn.executemany("DELETE FROM checkpoints WHERE job_id = ?", ended)
+        return len(ended) + requeued
+
+    def heartbeat(self, lease: Lease, lease_seconds: float) -> LeaseState:
+        """Extend the lease while it is still ours."""
+        with self._write() as conn:
+            row = conn.execute(f"UPDATE jobs SET lease_expires_at = ? WHERE {FENCE} RETURNING cancel_requested",
+                               (time.time() + lease_seconds, *_fence(lease))).fetchone()
+        return LeaseState.lost if row is None else LeaseState.cancel if row[0] else LeaseState.ok
+
+    def check(self, lease: Lease) -> LeaseState:
+        """One primary-key read: is the job still ours, and was it cancelled?"""
+        row = self._one("SELECT status, worker_id, attempt, cancel_requested FROM jobs WHERE id = ?",
+                        (lease.job_id,))
+        if row is None or row[:3] != (Status.running.value, lease.worker_id, lease.attempt):
+            return LeaseState.lost
+        return LeaseState.cancel if row[3] else LeaseState.ok
+
+    def set_progress(self, lease: Lease, *, epoch: int, step: int, epochs: int, steps: int) -> bool:
+        """Record completed epoch/step and planned totals."""
+        with self._write() as conn:
+            return conn.execute(f"UPDATE jobs SET epoch = ?, step = ?, epochs = ?, steps = ? WHERE {FENCE}",
+                                (epoch, step, epochs, steps, *_fence(lease))).rowcount == 1
+
+    def _holds(self, conn: sqlite3.Connection, lease: Lease) -> bool:
+        return conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE}", _fence(lease)).fetchone() is not None
+
+    def add_metrics(self, lease: Lease, points: list[tuple[str, int, int, dict]]) -> bool:
+        """Append metric points under the lease."""
+        with self._write() as conn:
+            if not self._holds(conn, lease):
+                return False
+            conn.executemany("INSERT INTO metrics (job_id, kind, epoch, step, vals) VALUES (?, ?, ?, ?, ?)",
+                             [(lease.job_id, kind, epoch, step, json.dumps(values))
+                              for kind, epoch, step, values in points])
+            return True
+
+    def truncate_metrics(self, lease: Lease, *, after_step: int) -> bool:
+        """Drop points a resumed job will record again."""
+        with self._write() as conn:
+            if not self._holds(conn, lease):
+                return False
+            conn.execute("DELETE FROM metrics WHERE job_id = ? AND step > ?", (lease.job_id, after_step))
+            return True
+
+    def save_checkpoint(self, lease: Lease, blob: bytes) -> bool:
+        """Replace the job's checkpoint under the lease."""
+        with self._write() as conn:
+            if not self._holds(conn, lease):
+                return False
+            conn.execute("INSERT OR REPLACE INTO checkpoints (job_id, blob, saved_at) VALUES (?, ?, ?)",
+                         (lease.job_id, blob, time.time()))
+            return True
+
+    def load_checkpoint(self, job_id: str) -> bytes | None:
+        """The last checkpoint, or None."""
+        row = self._one("SELECT blob FROM checkpoints WHERE job_id = ?", (job_id,))
+        return bytes(row[0]) if row else None
+
+    def finish(self, lease: Lease, status: Status, *, error: str | None = None,
+               result: dict | None = None, parameters: bytes | None = None) -> bool:
+        """End the job under the lease; keep parameters, drop the checkpoint."""
+        status = Status(status)
+        if not status.terminal:
+            raise ValueError(f"finish needs a terminal status, got {status.value}")
+        with self._write() as conn:
+            updated = conn.execute(
+                "UPDATE jobs SET status = ?, finished_at = ?, lease_expires_at = NULL, error = ?, result = ?, "
+                f"has_parameters = ? WHERE {FENCE}",
+                (status.value, time.time(), error, json.dumps(result) if result is not None else None,
+                 int(parameters is not None), *_fence(lease))).rowcount
+            if updated != 1:
+                return False
+            if parameters is not None:
+                conn.execute("INSERT OR REPLACE INTO parameters (job_id, blob) VALUES (?, ?)",
+                             (lease.job_id, parameters))
+            conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (lease.job_id,))
+            return True
+
+    def release(self, lease: Lease) -> bool:
+        """Hand the job back to the queue, keeping its checkpoint."""
+        with self._write() as conn:
+            return conn.execute(
+                f"UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE {FENCE}",
+                _fence(lease)).rowcount == 1
+
+    # ---- workers registry ----
+    def register_worker(self, worker_id: str, info: dict) -> None:
+        """Insert or refresh a worker's heartbeat row."""
+        with self._write() as conn:
+            conn.execute("INSERT INTO workers (worker_id, info, last_seen) VALUES (?, ?, ?) "
+                         "ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info, last_seen = excluded.last_seen",
+                         (worker_id, json.dumps(info), time.time()))
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Forget a worker."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
+
+    def live_workers(self, within_seconds: float) -> int:
+        """Workers seen recently."""
+        return self._one("SELECT COUNT(*) FROM workers WHERE last_seen >= ?", (time.time() - within_seconds,))[0]
+
+    # ---- datasets ----
+    def create_dataset(self, *, name: str | None, blob: bytes, n_rows: int, n_features: int,
+                       n_classes: int) -> Dataset:
+        """Store an uploaded .npz blob with its metadata."""
+        dataset = Dataset(id=uuid.uuid4().hex, name=name, n_rows=n_rows, n_features=n_features,
+                          n_classes=n_classes, size_bytes=len(blob), created_at=time.time())
+        with self._write() as conn:
+            conn.execute(f"INSERT INTO datasets ({DATASET_COLUMNS}, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                         (dataset.id, name, n_rows, n_features, n_classes, len(blob), dataset.created_at, blob))
+        return dataset
+
+    def get_dataset(self, dataset_id: str) -> Dataset:
+        """Metadata, or NotFound."""
+        row = self._one(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = ?", (dataset_id,))
+        if row is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        return _dataset(row)
+
+    def get_dataset_blob(self, dataset_id: str) -> bytes:
+        """The .npz bytes, or NotFound."""
+        row = self._one("SELECT blob FROM datasets WHERE id = ?", (dataset_id,))
+        if row is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        return bytes(row[0])
+
+    def list_datasets(self) -> list[Dataset]:
+        """Newest first."""
+        rows = self._conn().execute(f"SELECT {DATASET_COLUMNS} FROM datasets ORDER BY seq DESC").fetchall()
+        return [_dataset(r) for r in rows]
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Remove a dataset; jobs that still need it fail when they load it."""
+        with self._write() as conn:
+            if conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,)).rowcount == 0:
+                raise NotFound(f"dataset {dataset_id} not found")

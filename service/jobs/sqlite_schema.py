@@ -1,0 +1,81 @@
+"""Versioned SQLite schema: each migration runs once, recorded in `schema_version`."""
+import sqlite3
+
+# Append-only: never edit a shipped migration, add a new one.
+MIGRATIONS: list[str] = [
+    # 1: jobs queue, metrics, blobs, workers, datasets
+    """
+    CREATE TABLE jobs (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        status TEXT NOT NULL,
+        spec TEXT NOT NULL,
+        param_count INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        started_at REAL,
+        finished_at REAL,
+        epoch INTEGER NOT NULL DEFAULT 0,
+        epochs INTEGER NOT NULL DEFAULT 0,
+        step INTEGER NOT NULL DEFAULT 0,
+        steps INTEGER NOT NULL DEFAULT 0,
+        attempt INTEGER NOT NULL DEFAULT 0,
+        worker_id TEXT,
+        lease_expires_at REAL,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        error TEXT,
+        result TEXT,
+        has_parameters INTEGER NOT NULL DEFAULT 0,
+        idempotency_key TEXT UNIQUE,
+        request_hash TEXT
+    );
+    CREATE INDEX jobs_status_seq ON jobs (status, seq);
+    CREATE TABLE metrics (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        job_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        step INTEGER NOT NULL,
+        vals BLOB NOT NULL
+    );
+    CREATE INDEX metrics_job_seq ON metrics (job_id, seq);
+    CREATE TABLE checkpoints (job_id TEXT PRIMARY KEY, blob BLOB NOT NULL, saved_at REAL NOT NULL);
+    CREATE TABLE parameters (job_id TEXT PRIMARY KEY, blob BLOB NOT NULL);
+    CREATE TABLE workers (worker_id TEXT PRIMARY KEY, info TEXT NOT NULL, last_seen REAL NOT NULL);
+    CREATE TABLE datasets (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        name TEXT,
+        n_rows INTEGER NOT NULL,
+        n_features INTEGER NOT NULL,
+        n_classes INTEGER NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        blob BLOB NOT NULL
+    );
+    """,
+]
+
+
+def apply_migrations(conn: sqlite3.Connection) -> int:
+    """Bring the schema to the latest version inside one write transaction; returns the version."""
+    conn.execute("BEGIN IMMEDIATE")  # serialises concurrent migrators
+    try:
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        row = conn.execute("SELECT MAX(version) FROM schema_version").fetchone()
+        current = row[0] or 0
+        for version, script in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            for statement in _statements(script):
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return len(MIGRATIONS)
+
+
+def _statements(script: str) -> list[str]:
+    """Split a migration script on ';' (executescript would commit our transaction)."""
+    return [s.strip() for s in script.split(";") if s.strip()]
