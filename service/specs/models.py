@@ -1,0 +1,95 @@
+"""Model specs: an MLP-ResNet or an explicit sequential stack (discriminated on "type")."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from .errors import spec_error
+from .layers import LayerSpec, _Spec
+from .shapes import trace_stack
+
+
+class MLPResNetModel(_Spec):
+    """needle.models.MLPResNet(in_features, hidden_dim, num_blocks, num_classes, norm, drop_prob)."""
+
+    type: Literal["mlp_resnet"]
+    in_features: int = Field(gt=0)
+    hidden_dim: int = Field(default=100, ge=2)
+    num_blocks: int = Field(default=3, ge=0)
+    num_classes: int = Field(default=10, ge=2)
+    norm: Literal["batchnorm", "layernorm"] = "batchnorm"
+    drop_prob: float = Field(default=0.1, ge=0, lt=1)
+
+
+class SequentialModel(_Spec):
+    """needle.nn.Sequential(*layers); widths are checked through the whole stack."""
+
+    type: Literal["sequential"]
+    layers: list[LayerSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _widths_chain(self) -> "SequentialModel":
+        trace = trace_stack(self.layers)
+        issues = [(issue.loc, issue.message, None) for issue in trace.issues]
+        if trace.width is None:
+            issues.append((("layers",), "a sequential model needs at least one linear or "
+                           "normalisation layer to fix its input and output widths", None))
+        elif trace.width < 2:
+            issues.append((("layers",), f"the model outputs {trace.width} logit(s); "
+                           "a classifier needs at least 2", None))
+        if issues:
+            raise spec_error("SequentialModel", issues)
+        return self
+
+
+ModelSpec = Annotated[Union[MLPResNetModel, SequentialModel], Field(discriminator="type")]
+
+
+def model_widths(model: MLPResNetModel | SequentialModel) -> tuple[int, int]:
+    """(input features, output classes) of a validated model spec."""
+    if isinstance(model, MLPResNetModel):
+        return model.in_features, model.num_classes
+    trace = trace_stack(model.layers)
+    return trace.input_width, trace.width
+
+
+def model_input_loc(model: MLPResNetModel | SequentialModel) -> tuple[str | int, ...]:
+    """Path (relative to the model) of the field that fixes the model's input width."""
+    if isinstance(model, MLPResNetModel):
+        return ("in_features",)
+    return _first_width_loc(model.layers, ("layers",)) or ("layers",)
+
+
+def _first_width_loc(layers: list, loc: tuple) -> tuple | None:
+    for index, layer in enumerate(layers):
+        if layer.type == "linear":
+            return (*loc, index, "in_features")
+        if layer.type in ("batchnorm1d", "layernorm1d"):
+            return (*loc, index, "dim")
+        if layer.type in ("residual", "sequential"):
+            found = _first_width_loc(layer.layers, (*loc, index, "layers"))
+            if found:
+                return found
+    return None
+
+
+def model_output_loc(model: MLPResNetModel | SequentialModel) -> tuple[str | int, ...]:
+    """Path (relative to the model) of the field that fixes the number of output classes."""
+    if isinstance(model, MLPResNetModel):
+        return ("num_classes",)
+    return _last_width_loc(model.layers, ("layers",)) or ("layers",)
+
+
+def _last_width_loc(layers: list, loc: tuple) -> tuple | None:
+    for index in reversed(range(len(layers))):
+        layer = layers[index]
+        if layer.type == "linear":
+            return (*loc, index, "out_features")
+        if layer.type in ("batchnorm1d", "layernorm1d"):
+            return (*loc, index, "dim")
+        if layer.type == "sequential":  # a residual keeps its input width: look further up
+            found = _last_width_loc(layer.layers, (*loc, index, "layers"))
+            if found:
+                return found
+    return None
