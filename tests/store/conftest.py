@@ -9,23 +9,30 @@ from service.jobs.store import JobStore
 POSTGRES_URL_ENV = "NEEDLE_TEST_POSTGRES_URL"
 
 
-def _reset_postgres(url: str) -> None:
-    """Drop and recreate schema public so every test starts from an empty database."""
-    import psycopg
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("DROP SCHEMA IF EXISTS public CASCADE")
-        conn.execute("CREATE SCHEMA public")
-
-
-def _postgres_factory() -> Callable[[], JobStore]:
+def _postgres_factory(request) -> Callable[[], JobStore]:
+    """Stores over a fresh schema of their own (dropped afterwards), so tests, and engineers
+    sharing one dev server, never see or wipe each other's tables."""
     url = os.environ.get(POSTGRES_URL_ENV)
     if not url:
         if os.environ.get("CI"):
             pytest.fail(f"CI is set but {POSTGRES_URL_ENV} is not: the PostgreSQL store must be tested")
         pytest.skip(f"set {POSTGRES_URL_ENV} to run the store contract against PostgreSQL")
-    _reset_postgres(url)
+    import uuid
+
+    import psycopg
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    request.addfinalizer(lambda: _drop_postgres_schema(url, schema))
     from service.jobs.postgres import PostgresStore
-    return lambda: PostgresStore(url)
+    scoped = f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    return lambda: PostgresStore(scoped)
+
+
+def _drop_postgres_schema(url: str, schema: str) -> None:
+    import psycopg
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -36,7 +43,7 @@ def store_factory(request, tmp_path) -> Callable[[], JobStore]:
         path = tmp_path / "jobs.db"
         factory = lambda: SQLiteStore(path)  # noqa: E731
     else:
-        factory = _postgres_factory()
+        factory = _postgres_factory(request)
     opened: list[JobStore] = []
 
     def make() -> JobStore:

@@ -1,0 +1,645 @@
+"""PostgreSQL job store: the jobs table is the queue, claimed with FOR UPDATE SKIP LOCKED.
+
+Many API and worker processes (on many hosts) share one database. Every public method borrows a
+connection from a small per-process pool; a pool inherited through fork() is abandoned (never
+closed: that would hang up the parent's sessions) and rebuilt. A lost connection (server restart,
+pg_terminate_backend, network blip) is retried with exponential backoff; operations that are not
+naturally idempotent check on retry whether their first try already committed.
+"""
+import json
+import logging
+import os
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg import pq
+from psycopg.types.json import Jsonb
+
+from .records import Dataset, Job, Lease, MetricPoint, Status
+from .store import Conflict, JobStore, LeaseState, NotFound
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+_NOT_RECOVERED = object()
+
+# Append-only: never edit a shipped migration, add a new one. Result and metric values are JSON
+# text rather than JSONB because they may legitimately hold NaN/inf, which JSONB rejects.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: jobs queue, metrics, blobs, workers, datasets
+        """CREATE TABLE jobs (
+            seq BIGSERIAL NOT NULL UNIQUE,
+            id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            spec JSONB NOT NULL,
+            param_count BIGINT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            started_at DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION,
+            epoch INTEGER NOT NULL DEFAULT 0,
+            epochs INTEGER NOT NULL DEFAULT 0,
+            step INTEGER NOT NULL DEFAULT 0,
+            steps INTEGER NOT NULL DEFAULT 0,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            worker_id TEXT,
+            lease_expires_at DOUBLE PRECISION,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            error TEXT,
+            result TEXT,
+            has_parameters BOOLEAN NOT NULL DEFAULT FALSE,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT)""",
+        # Only queued rows are scanned by claim(); a partial index keeps that scan tiny.
+        "CREATE INDEX jobs_queued_seq ON jobs (seq) WHERE status = 'queued'",
+        "CREATE INDEX jobs_status_seq ON jobs (status, seq)",
+        """CREATE TABLE metrics (
+            seq BIGSERIAL PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            vals TEXT NOT NULL)""",
+        "CREATE INDEX metrics_job_seq ON metrics (job_id, seq)",
+        """CREATE TABLE checkpoints (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            blob BYTEA NOT NULL,
+            saved_at DOUBLE PRECISION NOT NULL)""",
+        """CREATE TABLE parameters (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            blob BYTEA NOT NULL)""",
+        """CREATE TABLE workers (
+            worker_id TEXT PRIMARY KEY,
+            info JSONB NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL)""",
+        """CREATE TABLE datasets (
+            seq BIGSERIAL NOT NULL UNIQUE,
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            n_rows INTEGER NOT NULL,
+            n_features INTEGER NOT NULL,
+            n_classes INTEGER NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            blob BYTEA NOT NULL)""",
+    ],
+]
+
+JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
+               "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
+               "has_parameters, idempotency_key")
+DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at"
+FENCE = "id = %(job_id)s AND status = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s"
+TERMINAL = tuple(s.value for s in Status if s.terminal)
+
+
+def _job_from_row(row: tuple) -> Job:
+    """Build a Job from a row selected with JOB_COLUMNS."""
+    (job_id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, step,
+     steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters,
+     idempotency_key) = row
+    return Job(id=job_id, status=Status(status), spec=spec, param_count=param_count,
+               created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
+               epochs=epochs, step=step, steps=steps, attempt=attempt, worker_id=worker_id,
+               lease_expires_at=lease_expires_at, cancel_requested=cancel_requested, error=error,
+               result=None if result is None else json.loads(result),
+               has_parameters=has_parameters, idempotency_key=idempotency_key)
+
+
+def _dataset_from_row(row: tuple) -> Dataset:
+    """Build a Dataset from a row selected with DATASET_COLUMNS."""
+    dataset_id, name, n_rows, n_features, n_classes, size_bytes, created_at = row
+    return Dataset(id=dataset_id, name=name, n_rows=n_rows, n_features=n_features,
+                   n_classes=n_classes, size_bytes=size_bytes, created_at=created_at)
+
+
+def _fence(lease: Lease, **extra: Any) -> dict[str, Any]:
+    """Query parameters for the FENCE condition (plus any extra named parameters)."""
+    return {"job_id": lease.job_id, "worker_id": lease.worker_id, "attempt": lease.attempt, **extra}
+
+
+class _Pool:
+    """A few autocommit connections per process; rebuilt from scratch in a forked child."""
+
+    def __init__(self, url: str, max_size: int, connect_timeout: float):
+        self._url = url
+        self._max_size = max_size
+        self._connect_timeout = connect_timeout
+        self._reset()
+
+    def _reset(self) -> None:
+        # Called in a forked child too: the parent's lock may have been held at fork time, and
+        # its connections belong to the parent (psycopg never hangs up a socket from another pid).
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self._max_size)
+        self._idle: list[psycopg.Connection] = []
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """Borrow a connection; a broken one is thrown away instead of returned."""
+        if os.getpid() != self._pid:
+            self._reset()
+        self._slots.acquire()
+        conn = None
+        try:
+            conn = self._take_idle() or self._connect()
+            yield conn
+        finally:
+            if conn is not None:
+                self._give_back(conn)
+            self._slots.release()
+
+    def _take_idle(self) -> psycopg.Connection | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def _connect(self) -> psycopg.Connection:
+        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self._connect_timeout))}
+        if "application_name" not in self._url:
+            kwargs["application_name"] = f"needle-service[{os.getpid()}]"
+        return psycopg.connect(self._url, **kwargs)
+
+    def _give_back(self, conn: psycopg.Connection) -> None:
+        if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
+            self._close_quietly(conn)
+            return
+        with self._lock:
+            self._idle.append(conn)
+
+    @staticmethod
+    def _close_quietly(conn: psycopg.Connection) -> None:
+        try:
+            conn.close()
+        except Exception:  # noqa: BLE001 - it is already unusable; nothing to report
+            pass
+
+    def close(self) -> None:
+        """Close the idle connections of this process."""
+        if os.getpid() != self._pid:
+            self._reset()
+            return
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            self._close_quietly(conn)
+
+
+class PostgresStore(JobStore):
+    """JobStore on PostgreSQL (psycopg 3), safe for many processes and hosts at once."""
+
+    def __init__(self, url: str, *, pool_size: int = 4, retry_seconds: float = 30.0,
+                 connect_timeout: float = 5.0):
+        self._pool = _Pool(url, pool_size, connect_timeout)
+        self._retry_seconds = retry_seconds
+
+    # ---- plumbing ----
+    def _run(self, op: Callable[[psycopg.Connection], T],
+             recover: Callable[[psycopg.Connection], Any] | None = None) -> T:
+        """Run op on a pooled connection, retrying lost connections with exponential backoff.
+
+        On a retry, `recover` (if given) runs first: it returns the op's result when the failed
+        try turns out to have committed, or _NOT_RECOVERED to run op again.
+        """
+        deadline = time.monotonic() + self._retry_seconds
+        delay, tries = 0.05, 0
+        while True:
+            try:
+                with self._pool.connection() as conn:
+                    if tries and recover is not None:
+                        recovered = recover(conn)
+                        if recovered is not _NOT_RECOVERED:
+                            return recovered
+                    return op(conn)
+            except psycopg.OperationalError as exc:
+                tries += 1
+                if time.monotonic() + delay > deadline:
+                    raise
+                log.warning("postgres: %s; retry %d in %.2fs", str(exc).strip(), tries, delay)
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    @staticmethod
+    def _fetch_job(conn: psycopg.Connection, job_id: str, *, lock: bool = False) -> Job:
+        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s" + (" FOR UPDATE" if lock else "")
+        row = conn.execute(sql, (job_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"job {job_id} not found")
+        return _job_from_row(row)
+
+    # ---- lifecycle ----
+    def migrate(self) -> None:
+        """Create or upgrade the schema under an advisory lock (several processes may start at once)."""
+        def op(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                # Per-schema key, so tests using one schema each do not serialise on each other.
+                conn.execute("SELECT pg_advisory_xact_lock(hashtext('needle-service:migrate:' "
+                             "|| COALESCE(current_schema(), '')))")
+                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+                for version, statements in enumerate(MIGRATIONS, start=1):
+                    if version <= current:
+                        continue
+                    for statement in statements:
+                        conn.execute(statement)
+                    conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+        self._run(op)
+
+    def schema_version(self) -> int:
+        """The applied schema version (0 before migrate)."""
+        def op(conn: psycopg.Connection) -> int:
+            if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+                return 0
+            return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        return self._run(op)
+
+    def close(self) -> None:
+        """Close this process's idle connections."""
+        self._pool.close()
+
+    def ping(self) -> bool:
+        """True when the database answers; never retries (readiness must answer quickly)."""
+        try:
+            with self._pool.connection() as conn:
+                conn.execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            return False
+
+    # ---- jobs: API side ----
+    def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,
+                   idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
+        """Insert a queued job, or return the one already made with this idempotency key."""
+        job_id = uuid.uuid4().hex  # chosen once, so a retried insert cannot make a second job
+        params = {"id": job_id, "spec": Jsonb(spec), "param_count": param_count, "now": time.time(),
+                  "epochs": epochs, "steps": steps, "key": idempotency_key, "hash": request_hash}
+
+        def op(conn: psycopg.Connection) -> tuple[Job, bool]:
+            row = conn.execute(
+                f"""INSERT INTO jobs (id, status, spec, param_count, created_at, epochs, steps,
+                                      idempotency_key, request_hash)
+                    VALUES (%(id)s, 'queued', %(spec)s, %(param_count)s, %(now)s, %(epochs)s,
+                            %(steps)s, %(key)s, %(hash)s)
+                    ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}""", params).fetchone()
+            if row is not None:
+                conn.execute("SELECT pg_notify('needle_jobs', %s)", (job_id,))
+                return _job_from_row(row), True
+            return self._existing_for_key(conn, job_id, idempotency_key, request_hash)
+        return self._run(op)
+
+    def _existing_for_key(self, conn: psycopg.Connection, job_id: str, key: str | None,
+                          request_hash: str | None) -> tuple[Job, bool]:
+        """The insert hit a unique key: our own earlier try (by id) or an earlier request (by key)."""
+        row = conn.execute(f"SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        if row is not None:
+            return _job_from_row(row[:-1]), True
+        row = conn.execute(f"SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE idempotency_key = %s",
+                           (key,)).fetchone()
+        if row is None:  # deleted between our insert and this read; a retry inserts afresh
+            raise psycopg.OperationalError("idempotency key vanished; retrying")
+        if row[-1] != request_hash:
+            raise Conflict(f"idempotency key {key!r} was already used with a different request")
+        return _job_from_row(row[:-1]), False
+
+    def get_job(self, job_id: str) -> Job:
+        """The job, or NotFound."""
+        return self._run(lambda conn: self._fetch_job(conn, job_id))
+
+    def list_jobs(self, *, status: Status | None = None, limit: int = 50,
+                  cursor: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first; the cursor is the seq of the last job on the previous page."""
+        before = _parse_cursor(cursor)
+
+        def op(conn: psycopg.Connection) -> tuple[list[Job], str | None]:
+            rows = conn.execute(
+                f"""SELECT {JOB_COLUMNS}, seq FROM jobs
+                    WHERE (%(status)s::text IS NULL OR status = %(status)s)
+                      AND (%(before)s::bigint IS NULL OR seq < %(before)s)
+                    ORDER BY seq DESC LIMIT %(limit)s""",
+                {"status": None if status is None else Status(status).value, "before": before,
+                 "limit": limit + 1}).fetchall()
+            page = rows[:limit]
+            next_cursor = str(page[-1][-1]) if len(rows) > limit else None
+            return [_job_from_row(row[:-1]) for row in page], next_cursor
+        return self._run(op)
+
+    def request_cancel(self, job_id: str) -> Job:
+        """Queued -> cancelled; running -> cancel_requested; terminal -> Conflict."""
+        def op(conn: psycopg.Connection) -> Job:
+            with conn.transaction():
+                job = self._fetch_job(conn, job_id, lock=True)
+                if job.status == Status.queued:
+                    conn.execute("""UPDATE jobs SET status = 'cancelled', cancel_requested = TRUE,
+                                    finished_at = %s WHERE id = %s""", (time.time(), job_id))
+                    conn.execute("DELETE FROM checkpoints WHERE job_id = %s", (job_id,))
+                elif job.status == Status.running:
+                    conn.execute("UPDATE jobs SET cancel_requested = TRUE WHERE id = %s", (job_id,))
+                else:
+                    raise Conflict(f"job {job_id} is already {job.status.value}")
+                return self._fetch_job(conn, job_id)
+
+        def recover(conn: psycopg.Connection) -> Any:
+            job = self._fetch_job(conn, job_id)
+            return job if job.cancel_requested else _NOT_RECOVERED
+        return self._run(op, recover)
+
+    def delete_job(self, job_id: str) -> None:
+        """Remove a terminal job; metrics, checkpoint and parameters go with it (ON DELETE CASCADE)."""
+        def op(conn: psycopg.Connection) -> None:
+            with conn.transaction():
+                job = self._fetch_job(conn, job_id, lock=True)
+                if not job.status.terminal:
+                    raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
+                conn.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
+
+        def recover(conn: psycopg.Connection) -> Any:
+            gone = conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,)).fetchone() is None
+            return None if gone else _NOT_RECOVERED
+        self._run(op, recover)
+
+    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
+        """Points with seq > after, in seq order."""
+        def op(conn: psycopg.Connection) -> list[MetricPoint]:
+            rows = conn.execute("""SELECT seq, kind, epoch, step, vals FROM metrics
+                                   WHERE job_id = %s AND seq > %s ORDER BY seq LIMIT %s""",
+                                (job_id, after, limit)).fetchall()
+            if not rows:
+                self._fetch_job(conn, job_id)  # NotFound for an unknown job
+            return [MetricPoint(seq=seq, kind=kind, epoch=epoch, step=step, values=json.loads(vals))
+                    for seq, kind, epoch, step, vals in rows]
+        return self._run(op)
+
+    def get_parameters(self, job_id: str) -> bytes | None:
+        """The stored trained state, or None."""
+        def op(conn: psycopg.Connection) -> bytes | None:
+            row = conn.execute("SELECT blob FROM parameters WHERE job_id = %s", (job_id,)).fetchone()
+            return None if row is None else bytes(row[0])
+        return self._run(op)
+
+    # ---- jobs: worker side ----
+    def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
+        """Take the oldest queued job in ONE statement; SKIP LOCKED lets claimers pass each other."""
+        def op(conn: psycopg.Connection) -> Job | None:
+            now = time.time()
+            row = conn.execute(
+                f"""UPDATE jobs SET status = 'running', worker_id = %(worker)s, attempt = attempt + 1,
+                           lease_expires_at = %(until)s, started_at = COALESCE(started_at, %(now)s)
+                    WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq
+                                FOR UPDATE SKIP LOCKED LIMIT 1)
+                    RETURNING {JOB_COLUMNS}""",
+                {"worker": worker_id, "until": now + lease_seconds, "now": now}).fetchone()
+            return None if row is None else _job_from_row(row)
+
+        def recover(conn: psycopg.Connection) -> Any:
+            # The lost try may have committed: a running job of ours that we never heard of is it.
+            row = conn.execute(f"""SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running'
+                                   AND worker_id = %s ORDER BY started_at DESC LIMIT 1""",
+                               (worker_id,)).fetchone()
+            return _NOT_RECOVERED if row is None else _job_from_row(row)
+        return self._run(op, recover)
+
+    def expire_leases(self, max_attempts: int) -> int:
+        """Re-queue (or fail, after max_attempts) running jobs whose lease ran out."""
+        return self._run(lambda conn: self._expire(conn, max_attempts, "lease_expires_at < %(now)s"))
+
+    def requeue_running(self, max_attempts: int) -> int:
+        """Every running job lost its worker (embedded mode at start): expire them all now."""
+        return self._run(lambda conn: self._expire(conn, max_attempts, "TRUE"))
+
+    @staticmethod
+    def _expire(conn: psycopg.Connection, max_attempts: int, condition: str) -> int:
+        params = {"now": time.time(), "max": max_attempts}
+        with conn.transaction():
+            rows = conn.execute(
+                f"""UPDATE jobs SET
+                        status = CASE WHEN cancel_requested THEN 'cancelled'
+                                      WHEN attempt >= %(max)s THEN 'failed' ELSE 'queued' END,
+                        error = CASE WHEN NOT cancel_requested AND attempt >= %(max)s
+                                     THEN 'worker lost; gave up after ' || attempt || ' attempts'
+                                     ELSE error END,
+                        finished_at = CASE WHEN cancel_requested OR attempt >= %(max)s
+                                           THEN %(now)s ELSE finished_at END,
+                        worker_id = CASE WHEN cancel_requested OR attempt >= %(max)s
+                                         THEN worker_id END,
+                        lease_expires_at = NULL
+                    WHERE status = 'running' AND {condition}
+                    RETURNING id, status""", params).fetchall()
+            ended = [job_id for job_id, status in rows if status != Status.queued.value]
+            if ended:
+                conn.execute("DELETE FROM checkpoints WHERE job_id = ANY(%s)", (ended,))
+            if len(ended) < len(rows):
+                conn.execute("SELECT pg_notify('needle_jobs', 'requeued')")
+        return len(rows)
+
+    def heartbeat(self, lease: Lease, lease_seconds: float) -> LeaseState:
+        """Renew the lease; report a cancel request or a lost lease."""
+        def op(conn: psycopg.Connection) -> LeaseState:
+            row = conn.execute(f"""UPDATE jobs SET lease_expires_at = %(until)s WHERE {FENCE}
+                                   RETURNING cancel_requested""",
+                               _fence(lease, until=time.time() + lease_seconds)).fetchone()
+            return _lease_state(row)
+        return self._run(op)
+
+    def check(self, lease: Lease) -> LeaseState:
+        """Read-only heartbeat: one indexed primary-key lookup."""
+        return self._run(lambda conn: _lease_state(
+            conn.execute(f"SELECT cancel_requested FROM jobs WHERE {FENCE}", _fence(lease)).fetchone()))
+
+    def set_progress(self, lease: Lease, *, epoch: int, step: int, epochs: int, steps: int) -> bool:
+        """Record completed epoch/step counts and totals."""
+        params = _fence(lease, epoch=epoch, step=step, epochs=epochs, steps=steps)
+        return self._run(lambda conn: conn.execute(
+            f"""UPDATE jobs SET epoch = %(epoch)s, step = %(step)s, epochs = %(epochs)s,
+                steps = %(steps)s WHERE {FENCE}""", params).rowcount == 1)
+
+    def add_metrics(self, lease: Lease, points: list[tuple[str, int, int, dict]]) -> bool:
+        """Append points in order; the job row lock (FOR UPDATE) keeps one writer at a time."""
+        rows = [(lease.job_id, kind, epoch, step, json.dumps(values)) for kind, epoch, step, values in points]
+
+        def op(conn: psycopg.Connection) -> bool:
+            with conn.transaction():
+                if conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE} FOR UPDATE", _fence(lease)).fetchone() is None:
+                    return False
+                if rows:
+                    with conn.cursor() as cur:
+                        cur.executemany("""INSERT INTO metrics (job_id, kind, epoch, step, vals)
+                                           VALUES (%s, %s, %s, %s, %s)""", rows)
+                return True
+
+        def recover(conn: psycopg.Connection) -> Any:
+            # The lost try committed if the batch's last point is the job's last point.
+            if not rows:
+                return _NOT_RECOVERED
+            last = conn.execute("""SELECT job_id, kind, epoch, step, vals FROM metrics
+                                   WHERE job_id = %s ORDER BY seq DESC LIMIT 1""", (lease.job_id,)).fetchone()
+            return True if last is not None and tuple(last) == rows[-1] else _NOT_RECOVERED
+        return self._run(op, recover)
+
+    def truncate_metrics(self, lease: Lease, *, after_step: int) -> bool:
+        """Drop points past the checkpoint's step (the resumed run records them again)."""
+        def op(conn: psycopg.Connection) -> bool:
+            with conn.transaction():
+                if conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE} FOR UPDATE", _fence(lease)).fetchone() is None:
+                    return False
+                conn.execute("DELETE FROM metrics WHERE job_id = %s AND step > %s", (lease.job_id, after_step))
+                return True
+        return self._run(op)
+
+    def save_checkpoint(self, lease: Lease, blob: bytes) -> bool:
+        """Replace the job's checkpoint (only while the lease is held)."""
+        def op(conn: psycopg.Connection) -> bool:
+            with conn.transaction():
+                if conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE} FOR UPDATE", _fence(lease)).fetchone() is None:
+                    return False
+                conn.execute("""INSERT INTO checkpoints (job_id, blob, saved_at) VALUES (%s, %s, %s)
+                                ON CONFLICT (job_id) DO UPDATE SET blob = EXCLUDED.blob,
+                                saved_at = EXCLUDED.saved_at""", (lease.job_id, blob, time.time()))
+                return True
+        return self._run(op)
+
+    def load_checkpoint(self, job_id: str) -> bytes | None:
+        """The last checkpoint, or None."""
+        def op(conn: psycopg.Connection) -> bytes | None:
+            row = conn.execute("SELECT blob FROM checkpoints WHERE job_id = %s", (job_id,)).fetchone()
+            return None if row is None else bytes(row[0])
+        return self._run(op)
+
+    def finish(self, lease: Lease, status: Status, *, error: str | None = None,
+               result: dict | None = None, parameters: bytes | None = None) -> bool:
+        """End the job, store its parameters and drop its checkpoint, in one transaction."""
+        status = Status(status)
+        if not status.terminal:
+            raise ValueError(f"finish needs a terminal status, not {status.value}")
+        params = _fence(lease, status=status.value, error=error, now=time.time(),
+                        result=None if result is None else json.dumps(result),
+                        has_parameters=parameters is not None)
+
+        def op(conn: psycopg.Connection) -> bool:
+            with conn.transaction():
+                done = conn.execute(
+                    f"""UPDATE jobs SET status = %(status)s, error = %(error)s, result = %(result)s,
+                        finished_at = %(now)s, lease_expires_at = NULL,
+                        has_parameters = %(has_parameters)s WHERE {FENCE}""",
+                    params).rowcount == 1
+                if not done:
+                    return False
+                conn.execute("DELETE FROM checkpoints WHERE job_id = %s", (lease.job_id,))
+                if parameters is not None:
+                    conn.execute("""INSERT INTO parameters (job_id, blob) VALUES (%s, %s)
+                                    ON CONFLICT (job_id) DO UPDATE SET blob = EXCLUDED.blob""",
+                                 (lease.job_id, parameters))
+                return True
+
+        def recover(conn: psycopg.Connection) -> Any:
+            # worker_id and attempt stay on a finished job, so our own committed finish is visible.
+            row = conn.execute("""SELECT 1 FROM jobs WHERE id = %s AND status = %s AND worker_id = %s
+                                  AND attempt = %s""",
+                               (lease.job_id, status.value, lease.worker_id, lease.attempt)).fetchone()
+            return True if row is not None else _NOT_RECOVERED
+        return self._run(op, recover)
+
+    def release(self, lease: Lease) -> bool:
+        """Back to queued for another worker; the checkpoint stays, the next claim bumps attempt."""
+        def op(conn: psycopg.Connection) -> bool:
+            with conn.transaction():
+                done = conn.execute(f"""UPDATE jobs SET status = 'queued', worker_id = NULL,
+                                        lease_expires_at = NULL WHERE {FENCE}""", _fence(lease)).rowcount == 1
+                if done:
+                    conn.execute("SELECT pg_notify('needle_jobs', %s)", (lease.job_id,))
+                return done
+
+        def recover(conn: psycopg.Connection) -> Any:
+            row = conn.execute("SELECT 1 FROM jobs WHERE id = %s AND status = 'queued' AND attempt = %s",
+                               (lease.job_id, lease.attempt)).fetchone()
+            return True if row is not None else _NOT_RECOVERED
+        return self._run(op, recover)
+
+    # ---- workers registry ----
+    def register_worker(self, worker_id: str, info: dict) -> None:
+        """Record (or refresh) a live worker."""
+        self._run(lambda conn: conn.execute(
+            """INSERT INTO workers (worker_id, info, last_seen) VALUES (%s, %s, %s)
+               ON CONFLICT (worker_id) DO UPDATE SET info = EXCLUDED.info, last_seen = EXCLUDED.last_seen""",
+            (worker_id, Jsonb(info), time.time())))
+
+    def unregister_worker(self, worker_id: str) -> None:
+        """Forget a worker that exits cleanly."""
+        self._run(lambda conn: conn.execute("DELETE FROM workers WHERE worker_id = %s", (worker_id,)))
+
+    def live_workers(self, within_seconds: float) -> int:
+        """Workers seen within the last `within_seconds`."""
+        return self._run(lambda conn: conn.execute(
+            "SELECT COUNT(*) FROM workers WHERE last_seen >= %s",
+            (time.time() - within_seconds,)).fetchone()[0])
+
+    # ---- datasets ----
+    def create_dataset(self, *, name: str | None, blob: bytes, n_rows: int, n_features: int,
+                       n_classes: int) -> Dataset:
+        """Store an .npz blob and its metadata."""
+        params = {"id": uuid.uuid4().hex, "name": name, "n_rows": n_rows, "n_features": n_features,
+                  "n_classes": n_classes, "size": len(blob), "now": time.time(), "blob": blob}
+
+        def op(conn: psycopg.Connection) -> Dataset:
+            conn.execute("""INSERT INTO datasets (id, name, n_rows, n_features, n_classes, size_bytes,
+                                                  created_at, blob)
+                            VALUES (%(id)s, %(name)s, %(n_rows)s, %(n_features)s, %(n_classes)s,
+                                    %(size)s, %(now)s, %(blob)s)
+                            ON CONFLICT (id) DO NOTHING""", params)
+            return self._fetch_dataset(conn, params["id"])
+        return self._run(op)
+
+    @staticmethod
+    def _fetch_dataset(conn: psycopg.Connection, dataset_id: str) -> Dataset:
+        row = conn.execute(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = %s", (dataset_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"dataset {dataset_id} not found")
+        return _dataset_from_row(row)
+
+    def get_dataset(self, dataset_id: str) -> Dataset:
+        """Metadata, or NotFound."""
+        return self._run(lambda conn: self._fetch_dataset(conn, dataset_id))
+
+    def get_dataset_blob(self, dataset_id: str) -> bytes:
+        """The .npz bytes, or NotFound."""
+        def op(conn: psycopg.Connection) -> bytes:
+            row = conn.execute("SELECT blob FROM datasets WHERE id = %s", (dataset_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"dataset {dataset_id} not found")
+            return bytes(row[0])
+        return self._run(op)
+
+    def list_datasets(self) -> list[Dataset]:
+        """Newest first."""
+        return self._run(lambda conn: [_dataset_from_row(row) for row in conn.execute(
+            f"SELECT {DATASET_COLUMNS} FROM datasets ORDER BY seq DESC").fetchall()])
+
+    def delete_dataset(self, dataset_id: str) -> None:
+        """Remove it; jobs that still need it fail when their worker loads the data."""
+        def op(conn: psycopg.Connection) -> None:
+            if conn.execute("DELETE FROM datasets WHERE id = %s", (dataset_id,)).rowcount == 0:
+                raise NotFound(f"dataset {dataset_id} not found")
+
+        def recover(conn: psycopg.Connection) -> Any:
+            gone = conn.execute("SELECT 1 FROM datasets WHERE id = %s", (dataset_id,)).fetchone() is None
+            return None if gone else _NOT_RECOVERED
+        self._run(op, recover)
+
+
+def _lease_state(row: tuple | None) -> LeaseState:
+    """LeaseState from a fenced row holding cancel_requested (None: the lease is gone)."""
+    if row is None:
+        return LeaseState.lost
+    return LeaseState.cancel if row[0] else LeaseState.ok
+
+
+def _parse_cursor(cursor: str | None) -> int | None:
+    """A list_jobs cursor is a job seq; anything else is a client error."""
+    if cursor is None:
+        return None
+    try:
+        return int(cursor)
+    except ValueError:
+        raise ValueError(f"invalid cursor {cursor!r}") from None
