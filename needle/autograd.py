@@ -1,0 +1,324 @@
+"""Core data structures: Value/Tensor, Op/TensorOp and reverse-mode autodiff (course needle API).
+
+Design choices (documented because they differ in detail from the course reference):
+- Results of ops whose inputs do not require grad (or created inside `no_grad()`) are detached:
+  `op is None`, `inputs == ()`, so inference and optimizer math build no graph.
+- `backward(out_grad=None, create_graph=False)`: by default the backward pass runs in no-grad mode, so
+  every gradient is a detached constant and nothing keeps the forward graph alive once the loss is dropped.
+  Pass `create_graph=True` to build a graph for the gradients themselves (gradient of a gradient).
+  Calling `op.gradient(...)` directly outside backward also builds a graph, as in the course tests.
+- Only leaves receive `.grad`; a second `backward()` OVERWRITES leaf grads (course behaviour, no accumulation).
+- `Tensor.numpy()` returns the underlying array without copying; treat it as read-only.
+"""
+from contextlib import contextmanager
+
+import numpy
+
+from .backend_numpy import Device, CPUDevice, cpu, default_device, all_devices  # noqa: F401
+
+# Course names: the array library and its array type.
+array_api = numpy
+NDArray = numpy.ndarray
+
+LAZY_MODE = False  # course flag: when True, op results are computed on first realize_cached_data()
+TENSOR_COUNTER = 0  # live Value objects; lets tests detect leaked graphs
+_GRAD_ENABLED = True  # switched off by no_grad() and during backward (unless create_graph=True)
+
+
+@contextmanager
+def no_grad():
+    """Context manager: ops inside it produce detached tensors (no graph is recorded)."""
+    global _GRAD_ENABLED
+    previous = _GRAD_ENABLED
+    _GRAD_ENABLED = False
+    try:
+        yield
+    finally:
+        _GRAD_ENABLED = previous
+
+
+def is_grad_enabled():
+    """Return whether ops currently record a graph."""
+    return _GRAD_ENABLED
+
+
+class Op:
+    """Operator definition."""
+
+    def __call__(self, *args):
+        raise NotImplementedError()
+
+    def compute(self, *args):
+        """Calculate the forward pass on numpy arrays; returns a numpy array."""
+        raise NotImplementedError()
+
+    def gradient(self, out_grad, node):
+        """Return the partial adjoint(s) for each input given the output adjoint (Tensors)."""
+        raise NotImplementedError()
+
+    def gradient_as_tuple(self, out_grad, node):
+        """Convenience: always return a tuple of partial adjoints."""
+        output = self.gradient(out_grad, node)
+        if isinstance(output, tuple):
+            return output
+        if isinstance(output, list):
+            return tuple(output)
+        return (output,)
+
+
+class TensorOp(Op):
+    """Op class specialised to output Tensors."""
+
+    def __call__(self, *args):
+        return Tensor.make_from_op(self, args)
+
+
+class Value:
+    """A value in the computational graph."""
+
+    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "__weakref__")
+
+    def realize_cached_data(self):
+        """Run compute to realise the cached data (only needed in LAZY_MODE)."""
+        if self.cached_data is not None:
+            return self.cached_data
+        self.cached_data = self.op.compute(*[x.realize_cached_data() for x in self.inputs])
+        return self.cached_data
+
+    def is_leaf(self):
+        """A leaf has no producing op."""
+        return self.op is None
+
+    def __del__(self):
+        global TENSOR_COUNTER
+        TENSOR_COUNTER -= 1
+
+    def _init(self, op, inputs, *, num_outputs=1, cached_data=None, requires_grad=None):
+        global TENSOR_COUNTER
+        TENSOR_COUNTER += 1
+        if requires_grad is None:
+            requires_grad = any(x.requires_grad for x in inputs)
+        self.op = op
+        self.inputs = tuple(inputs)
+        self.cached_data = cached_data
+        self.requires_grad = requires_grad
+        self.grad = None
+
+    @classmethod
+    def make_const(cls, data, *, requires_grad=False):
+        """Wrap data (array or Value) as a leaf without copying."""
+        value = cls.__new__(cls)
+        if isinstance(data, Value):
+            data = data.realize_cached_data()
+        value._init(None, (), cached_data=data, requires_grad=requires_grad)
+        return value
+
+    @classmethod
+    def make_from_op(cls, op, inputs):
+        """Apply op to inputs; the hot path of every forward and backward computation."""
+        global TENSOR_COUNTER
+        requires_grad = False
+        if _GRAD_ENABLED:
+            for x in inputs:
+                if x.requires_grad:
+                    requires_grad = True
+                    break
+        value = cls.__new__(cls)
+        TENSOR_COUNTER += 1
+        value.requires_grad = requires_grad
+        value.grad = None
+        if LAZY_MODE:  # course semantics: keep the graph, compute on demand
+            value.op, value.inputs, value.cached_data = op, inputs, None
+            return value
+        value.cached_data = op.compute(*[x.realize_cached_data() for x in inputs])
+        if requires_grad:
+            value.op, value.inputs = op, inputs
+        else:  # detached result: keep no graph (and drop whatever the op instance cached)
+            value.op, value.inputs = None, ()
+        return value
+
+
+def _array_from_data(data, dtype):
+    """Copy data into a fresh numpy array; floats default to float32, integers/bools keep their dtype."""
+    if dtype is not None:
+        return numpy.array(data, dtype=dtype)
+    array = numpy.array(data)
+    if array.dtype.kind == "f" and array.dtype != numpy.float32:
+        array = array.astype(numpy.float32)
+    return array
+
+
+class Tensor(Value):
+    """An n-dimensional array that records the operations producing it (define-by-run)."""
+
+    __slots__ = ()
+
+    def __init__(self, array, *, device=None, dtype=None, requires_grad=True, **kwargs):
+        if device is not None and device != cpu():
+            raise ValueError(f"unsupported device {device!r}; needle only has cpu()")
+        if isinstance(array, Tensor):
+            data = array.realize_cached_data()
+            if dtype is not None and data.dtype != numpy.dtype(dtype):
+                data = data.astype(dtype)
+        else:
+            data = _array_from_data(array, dtype)
+        self._init(None, (), cached_data=data, requires_grad=requires_grad)
+
+    @property
+    def data(self):
+        """A detached Tensor sharing this tensor's array."""
+        return self.detach()
+
+    @data.setter
+    def data(self, value):
+        # The setter keeps this tensor's dtype, so float64 optimizer math cannot silently upcast parameters.
+        array = value.realize_cached_data() if isinstance(value, Value) else numpy.asarray(value)
+        own_dtype = self.realize_cached_data().dtype
+        if array.dtype != own_dtype:
+            array = array.astype(own_dtype)
+        self.cached_data = array
+
+    def detach(self):
+        """Create a new tensor that shares the data but detaches from the graph."""
+        return Tensor.make_const(self.realize_cached_data())
+
+    @property
+    def shape(self):
+        return self.realize_cached_data().shape
+
+    @property
+    def dtype(self):
+        return self.realize_cached_data().dtype
+
+    @property
+    def device(self):
+        return cpu()
+
+    def numpy(self):
+        """The underlying numpy array (not a copy)."""
+        return self.realize_cached_data()
+
+    def backward(self, out_grad=None, create_graph=False):
+        """Fill `.grad` of every leaf this tensor depends on (overwriting previous grads)."""
+        if out_grad is None:
+            out_grad = Tensor.make_const(numpy.ones(self.shape, dtype=self.dtype))
+        compute_gradient_of_variables(self, out_grad, create_graph=create_graph)
+
+    def __repr__(self):
+        return "needle.Tensor(" + str(self.realize_cached_data()) + ")"
+
+    def __str__(self):
+        return self.realize_cached_data().__str__()
+
+    # --- operators (ops are imported lazily: needle.ops imports this module) ---
+    def __add__(self, other):
+        if isinstance(other, Tensor):
+            return needle_ops.EWiseAdd()(self, other)
+        return needle_ops.AddScalar(other)(self)
+
+    def __mul__(self, other):
+        if isinstance(other, Tensor):
+            return needle_ops.EWiseMul()(self, other)
+        return needle_ops.MulScalar(other)(self)
+
+    def __pow__(self, other):
+        if isinstance(other, Tensor):
+            return needle_ops.EWisePow()(self, other)
+        return needle_ops.PowerScalar(other)(self)
+
+    def __sub__(self, other):
+        if isinstance(other, Tensor):
+            return needle_ops.EWiseAdd()(self, needle_ops.Negate()(other))
+        return needle_ops.AddScalar(-other)(self)
+
+    def __rsub__(self, other):
+        # other - self, for a scalar other (Tensor - Tensor never reaches here)
+        return needle_ops.AddScalar(other)(needle_ops.Negate()(self))
+
+    def __truediv__(self, other):
+        if isinstance(other, Tensor):
+            return needle_ops.EWiseDiv()(self, other)
+        return needle_ops.DivScalar(other)(self)
+
+    def __matmul__(self, other):
+        return needle_ops.MatMul()(self, other)
+
+    def matmul(self, other):
+        return needle_ops.MatMul()(self, other)
+
+    def sum(self, axes=None):
+        return needle_ops.Summation(axes)(self)
+
+    def broadcast_to(self, shape):
+        return needle_ops.BroadcastTo(shape)(self)
+
+    def reshape(self, shape):
+        return needle_ops.Reshape(shape)(self)
+
+    def __neg__(self):
+        return needle_ops.Negate()(self)
+
+    def transpose(self, axes=None):
+        return needle_ops.Transpose(axes)(self)
+
+    __radd__ = __add__
+    __rmul__ = __mul__
+
+
+def compute_gradient_of_variables(output_tensor, out_grad, create_graph=False):
+    """Reverse-mode AD from output_tensor; stores the gradient of each leaf in its `.grad`."""
+    global _GRAD_ENABLED
+    previous = _GRAD_ENABLED
+    _GRAD_ENABLED = previous and create_graph
+    try:
+        _backpropagate(output_tensor, out_grad)
+    finally:
+        _GRAD_ENABLED = previous
+
+
+def _backpropagate(output_tensor, out_grad):
+    """Walk the graph in reverse topological order, summing partial adjoints per node."""
+    node_to_output_grads_list = {output_tensor: [out_grad]}
+    for node in reversed(find_topo_sort([output_tensor])):
+        partials = node_to_output_grads_list.pop(node, None)
+        if partials is None:  # no path from this node to the output carries gradient
+            continue
+        grad = sum_node_list(partials)
+        if node.op is None:
+            node.grad = grad
+            continue
+        for inp, inp_grad in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
+            if inp.requires_grad:
+                node_to_output_grads_list.setdefault(inp, []).append(inp_grad)
+
+
+def find_topo_sort(node_list):
+    """Post-order DFS over inputs (iterative, so deep graphs do not hit the recursion limit)."""
+    visited = set()
+    topo_order = []
+    for root in node_list:
+        stack = [(root, False)]
+        while stack:
+            node, children_done = stack.pop()
+            if children_done:
+                topo_order.append(node)
+                continue
+            if node in visited:
+                continue
+            visited.add(node)
+            stack.append((node, True))
+            for inp in reversed(node.inputs):  # reversed: inputs[0] is explored first, as in recursion
+                if inp not in visited:
+                    stack.append((inp, False))
+    return topo_order
+
+
+def sum_node_list(node_list):
+    """Sum a list of Tensors (avoids a needless add for a single element)."""
+    total = node_list[0]
+    for node in node_list[1:]:
+        total = total + node
+    return total
+
+
+from . import ops as needle_ops  # noqa: E402  (circular: ops subclass TensorOp defined above)
