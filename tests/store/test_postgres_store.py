@@ -1,0 +1,172 @@
+"""PostgreSQL-only behaviour: concurrent migrations, lost connections, fork safety, retry recovery."""
+import multiprocessing as mp
+import os
+import uuid
+from contextlib import contextmanager
+
+import pytest
+
+from service.jobs import Lease, LeaseState, Status
+
+URL_ENV = "NEEDLE_TEST_POSTGRES_URL"
+psycopg = pytest.importorskip("psycopg")
+
+
+@pytest.fixture
+def pg_url():
+    """A URL whose search_path is a fresh, empty schema (dropped afterwards)."""
+    url = os.environ.get(URL_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {URL_ENV} is not: the PostgreSQL store must be tested")
+        pytest.skip(f"set {URL_ENV} to run the PostgreSQL store tests")
+    schema = f"test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture
+def make_store(pg_url):
+    """Opens PostgresStores on the test schema with a short retry budget; closes them afterwards."""
+    from service.jobs.postgres import PostgresStore
+    opened = []
+
+    def make(**kwargs):
+        store = PostgresStore(pg_url, **{"retry_seconds": 5.0, **kwargs})
+        opened.append(store)
+        return store
+    yield make
+    for store in opened:
+        store.close()
+
+
+def _terminate_my_connections(pg_url: str) -> int:
+    """pg_terminate_backend every connection this test process's stores opened."""
+    with psycopg.connect(pg_url, autocommit=True) as conn:
+        return conn.execute(
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            (f"needle-service[{os.getpid()}]",)).fetchone()[0]
+
+
+def _migrate_in_child(pg_url: str, start) -> None:
+    from service.jobs.postgres import PostgresStore
+    store = PostgresStore(pg_url)
+    start.wait(10)
+    store.migrate()
+    store.close()
+
+
+def test_concurrent_migrations_from_several_processes_apply_once(pg_url, make_store):
+    ctx = mp.get_context("fork")
+    start = ctx.Event()
+    procs = [ctx.Process(target=_migrate_in_child, args=(pg_url, start)) for _ in range(4)]
+    for proc in procs:
+        proc.start()
+    start.set()
+    for proc in procs:
+        proc.join(30)
+        assert proc.exitcode == 0
+    store = make_store()
+    assert store.schema_version() == 1
+    with psycopg.connect(pg_url) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
+    store.migrate()  # idempotent once more
+    assert store.schema_version() == 1
+
+
+def test_terminated_connection_is_replaced_and_the_call_succeeds(pg_url, make_store):
+    store = make_store()
+    store.migrate()
+    job, _ = store.create_job({"a": 1}, param_count=1, epochs=1, steps=1)
+    assert _terminate_my_connections(pg_url) >= 1
+    assert store.get_job(job.id).status == Status.queued  # reconnects behind the scenes
+    claimed = store.claim("w1", lease_seconds=30)
+    assert _terminate_my_connections(pg_url) >= 1
+    lease = Lease(claimed.id, "w1", claimed.attempt)
+    assert store.heartbeat(lease, 30) == LeaseState.ok
+    assert store.finish(lease, Status.succeeded, result={"ok": 1}, parameters=b"p")
+    assert store.get_parameters(job.id) == b"p"
+
+
+def test_unreachable_server_gives_up_after_the_retry_budget(make_store):
+    from service.jobs.postgres import PostgresStore
+    store = PostgresStore("postgresql://postgres@127.0.0.1:1/none", retry_seconds=0.3, connect_timeout=1)
+    assert store.ping() is False
+    with pytest.raises(psycopg.OperationalError):
+        store.get_job("x")
+
+
+def _use_inherited_store(store, job_id: str, results) -> None:
+    results.put(store.get_job(job_id).id)
+    store.close()
+
+
+def test_a_forked_child_opens_its_own_connections(make_store):
+    store = make_store()
+    store.migrate()
+    job, _ = store.create_job({"a": 1}, param_count=1, epochs=1, steps=1)
+    ctx = mp.get_context("fork")
+    results = ctx.Queue()
+    child = ctx.Process(target=_use_inherited_store, args=(store, job.id, results))
+    child.start()
+    assert results.get(timeout=30) == job.id
+    child.join(10)
+    assert child.exitcode == 0
+    # The parent's pooled connection was neither used nor hung up by the child.
+    assert store.get_job(job.id).id == job.id
+
+
+@contextmanager
+def _lose_the_first_reply(store):
+    """Make the first borrowed connection fail AFTER its operation committed (a lost reply)."""
+    real = store._pool.connection
+    calls = {"n": 0}
+
+    @contextmanager
+    def flaky():
+        with real() as conn:
+            yield conn
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise psycopg.OperationalError("simulated: server closed the connection unexpectedly")
+    store._pool.connection = flaky
+    try:
+        yield calls
+    finally:
+        store._pool.connection = real
+
+
+def test_retries_after_a_lost_reply_do_not_duplicate_work(make_store):
+    store = make_store()
+    store.migrate()
+    with _lose_the_first_reply(store):
+        job, created = store.create_job({"a": 1}, param_count=1, epochs=1, steps=2)
+    assert created and [j.id for j in store.list_jobs()[0]] == [job.id]
+
+    with _lose_the_first_reply(store):
+        claimed = store.claim("w1", lease_seconds=30)
+    assert claimed.id == job.id and claimed.attempt == 1
+
+    lease = Lease(job.id, "w1", 1)
+    with _lose_the_first_reply(store):
+        assert store.add_metrics(lease, [("step", 0, 1, {"loss": 1.5}), ("step", 0, 2, {"loss": 1.0})])
+    assert [p.step for p in store.get_metrics(job.id)] == [1, 2]
+
+    with _lose_the_first_reply(store):
+        assert store.finish(lease, Status.succeeded, result={"steps": 2}, parameters=b"p")
+    assert store.get_job(job.id).status == Status.succeeded
+
+
+def test_non_finite_metric_values_round_trip(make_store):
+    store = make_store()
+    store.migrate()
+    job, _ = store.create_job({"a": 1}, param_count=1, epochs=1, steps=1)
+    lease = Lease(job.id, "w1", store.claim("w1", 30).attempt)
+    assert store.add_metrics(lease, [("step", 0, 1, {"loss": float("inf")})])
+    assert store.finish(lease, Status.failed, error="loss became inf at step 1",
+                        result={"train_loss": float("nan")})
+    assert store.get_metrics(job.id)[0].values == {"loss": float("inf")}
+    assert store.get_job(job.id).result["train_loss"] != store.get_job(job.id).result["train_loss"]  # NaN
