@@ -158,7 +158,10 @@ class _Pool:
             return self._idle.pop() if self._idle else None
 
     def _connect(self) -> psycopg.Connection:
-        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self._connect_timeout))}
+        # Keepalives notice a silently dead peer (host gone, NAT dropped) within about a minute.
+        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self._connect_timeout)),
+                                  "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                                  "keepalives_count": 3}
         if "application_name" not in self._url:
             kwargs["application_name"] = f"needle-service[{os.getpid()}]"
         return psycopg.connect(self._url, **kwargs)
@@ -191,7 +194,7 @@ class _Pool:
 class PostgresStore(JobStore):
     """JobStore on PostgreSQL (psycopg 3), safe for many processes and hosts at once."""
 
-    def __init__(self, url: str, *, pool_size: int = 4, retry_seconds: float = 30.0,
+    def __init__(self, url: str, *, pool_size: int = 8, retry_seconds: float = 30.0,
                  connect_timeout: float = 5.0):
         self._pool = _Pool(url, pool_size, connect_timeout)
         self._retry_seconds = retry_seconds
@@ -285,7 +288,6 @@ class PostgresStore(JobStore):
                             %(steps)s, %(key)s, %(hash)s)
                     ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}""", params).fetchone()
             if row is not None:
-                conn.execute("SELECT pg_notify('needle_jobs', %s)", (job_id,))
                 return _job_from_row(row), True
             return self._existing_for_key(conn, job_id, idempotency_key, request_hash)
         return self._run(op)
@@ -430,8 +432,6 @@ class PostgresStore(JobStore):
             ended = [job_id for job_id, status in rows if status != Status.queued.value]
             if ended:
                 conn.execute("DELETE FROM checkpoints WHERE job_id = ANY(%s)", (ended,))
-            if len(ended) < len(rows):
-                conn.execute("SELECT pg_notify('needle_jobs', 'requeued')")
         return len(rows)
 
     def heartbeat(self, lease: Lease, lease_seconds: float) -> LeaseState:
@@ -544,12 +544,8 @@ class PostgresStore(JobStore):
     def release(self, lease: Lease) -> bool:
         """Back to queued for another worker; the checkpoint stays, the next claim bumps attempt."""
         def op(conn: psycopg.Connection) -> bool:
-            with conn.transaction():
-                done = conn.execute(f"""UPDATE jobs SET status = 'queued', worker_id = NULL,
-                                        lease_expires_at = NULL WHERE {FENCE}""", _fence(lease)).rowcount == 1
-                if done:
-                    conn.execute("SELECT pg_notify('needle_jobs', %s)", (lease.job_id,))
-                return done
+            return conn.execute(f"""UPDATE jobs SET status = 'queued', worker_id = NULL,
+                                    lease_expires_at = NULL WHERE {FENCE}""", _fence(lease)).rowcount == 1
 
         def recover(conn: psycopg.Connection) -> Any:
             row = conn.execute("SELECT 1 FROM jobs WHERE id = %s AND status = 'queued' AND attempt = %s",
