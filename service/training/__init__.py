@@ -1,0 +1,31 @@
+"""Spec -> needle model, data, a resumable training loop, checkpoints and parameter files."""
+from pathlib import Path
+from typing import Any
+
+from .builders import build_model, build_optimizer, parameter_count
+from .checkpoint import Checkpoint
+from .checkpoint import from_bytes as checkpoint_from_bytes
+from .checkpoint import to_bytes as checkpoint_to_bytes
+from .data import DatasetFetcher, TrainingData, check_fits_model, load_training_data
+from .errors import TrainingError
+from .inference import export_arrays, load_model, predict_arrays
+from .loop import EpochDone, StepDone, TrainingRun, evaluate
+from .params import parameters_from_bytes, parameters_to_bytes
+
+__all__ = ["Checkpoint", "DatasetFetcher", "EpochDone", "StepDone", "TrainingData", "TrainingError",
+           "TrainingRun", "build_model", "build_optimizer", "check_fits_model", "checkpoint_from_bytes",
+           "checkpoint_to_bytes", "evaluate", "export_arrays", "load_model", "load_training_data",
+           "parameter_count", "parameters_from_bytes", "parameters_to_bytes", "predict_arrays", "prepare_run"]
+
+
+def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: DatasetFetcher) -> TrainingRun:
+    """Load the job's data, check it fits the model, and build a fresh run."""
+    from service.specs import model_widths
+    from service.specs.models import ModelSpec
+    from pydantic import TypeAdapter
+
+    data = load_training_data(spec["data"], spec["training"]["seed"], mnist_dir=mnist_dir,
+                              fetch_dataset=fetch_dataset)
+    in_features, num_classes = model_widths(TypeAdapter(ModelSpec).validate_python(spec["model"]))
+    check_fits_model(data, in_features, num_classes)
+    return TrainingRun(spec, data)

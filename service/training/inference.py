@@ -1,0 +1,45 @@
+"""Stored parameters -> predictions and exports (the model always runs in eval mode)."""
+from typing import Any
+
+import numpy as np
+
+import needle as ndl
+
+from .builders import build_model
+from .params import MEDIA_TYPES, encode, parameters_from_bytes, to_torch_layout
+
+
+def load_model(parameters: bytes) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the trained needle model (eval mode) and return it with its model spec."""
+    state, model_spec = parameters_from_bytes(parameters)
+    rng_state = np.random.get_state()  # building draws initial weights: leave the caller's stream alone
+    try:
+        model = build_model(model_spec)
+    finally:
+        np.random.set_state(rng_state)
+    model.load_state_dict(state)
+    return model.eval(), model_spec
+
+
+def predict_arrays(parameters: bytes, x: np.ndarray) -> dict[str, list]:
+    """Logits, softmax probabilities and argmax classes for x (N, F)."""
+    model, _ = load_model(parameters)
+    with ndl.no_grad():
+        logits = model(ndl.Tensor(np.asarray(x, dtype=np.float32), dtype="float32", requires_grad=False)).numpy()
+    logits = logits.astype(np.float64)  # (N, classes)
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    return {"logits": logits.tolist(), "probabilities": probabilities.tolist(),
+            "classes": logits.argmax(axis=1).tolist()}
+
+
+def export_arrays(parameters: bytes, fmt: str, layout: str, batches_tracked: int = 0) -> tuple[bytes, str]:
+    """Stored parameters -> (body, media type) in the requested format and layout."""
+    if fmt not in MEDIA_TYPES:
+        raise ValueError(f"unknown export format {fmt!r}: use json, safetensors or npz")
+    if layout not in ("needle", "torch"):
+        raise ValueError(f"unknown layout {layout!r}: use needle or torch")
+    state, model_spec = parameters_from_bytes(parameters)
+    if layout == "torch":
+        state = to_torch_layout(state, batches_tracked)
+    return encode(state, fmt, model_spec, layout), MEDIA_TYPES[fmt]

@@ -1,0 +1,100 @@
+"""Data specs -> arrays: generators, validation splits, uploaded .npz and MNIST errors."""
+import io
+
+import numpy as np
+import pytest
+
+from service.specs import validation_split_sizes
+from service.training import TrainingError, check_fits_model, load_training_data
+from service.training.data import read_npz
+from service.training.generators import spirals, teacher
+
+
+def no_fetch(dataset_id):
+    raise AssertionError("no dataset expected")
+
+
+def load(data, seed=0, fetch=no_fetch, mnist_dir=None):
+    return load_training_data(data, seed, mnist_dir=mnist_dir, fetch_dataset=fetch)
+
+
+@pytest.mark.parametrize("make", [lambda s: spirals(300, 3, 0.2, s), lambda s: teacher(300, 5, 4, 16, s)])
+def test_generators_are_deterministic_per_seed_and_non_trivial(make):
+    x1, y1 = make(1)
+    x2, y2 = make(1)
+    x3, y3 = make(2)
+    assert np.array_equal(x1, x2) and np.array_equal(y1, y2)
+    assert not np.array_equal(x1, x3)
+    assert x1.dtype == np.float32 and y1.dtype == np.int64 and len(x1) == len(y1) == 300
+    counts = np.bincount(y1)
+    assert len(counts) >= 3 and counts.min() >= 20  # every class present, none dominates
+    assert np.isfinite(x1).all() and x1.std() > 0.1
+
+
+def test_teacher_labels_are_a_fixed_function_of_the_inputs():
+    x_small, y_small = teacher(50, 5, 4, 16, seed=3)
+    x_big, y_big = teacher(500, 5, 4, 16, seed=3)
+    # Same teacher for any n_samples: a nearest-neighbour on the big sample mostly agrees.
+    nearest = np.argmin(((x_small[:, None, :] - x_big[None, :, :]) ** 2).sum(-1), axis=1)
+    assert np.mean(y_big[nearest] == y_small) > 0.4
+
+
+def test_spirals_are_learnable_structure_not_noise():
+    x, y = spirals(600, 3, 0.0, seed=0)
+    radius = np.linalg.norm(x, axis=1)
+    assert radius.max() <= 1.0 + 1e-6
+    angle_by_class = [np.angle(x[y == c, 1] + 1j * x[y == c, 0]) for c in range(3)]
+    assert all(len(a) == 200 for a in angle_by_class)
+
+
+def test_fraction_validation_split_follows_the_training_seed():
+    data = {"type": "inline", "x": [[float(i)] for i in range(10)], "y": [i % 2 for i in range(10)],
+            "validation": {"type": "fraction", "fraction": 0.3}}
+    split = load(data, seed=5)
+    n_train, n_val = validation_split_sizes(10, 0.3)
+    perm = np.random.default_rng(5).permutation(10)
+    assert split.x_val[:, 0].tolist() == perm[:n_val].tolist()
+    assert split.x_train[:, 0].tolist() == perm[n_val:].tolist() and len(split.x_train) == n_train
+    assert not np.array_equal(load(data, seed=6).x_val, split.x_val)
+
+
+def test_validation_from_separate_data():
+    data = {"type": "spirals", "n_samples": 40, "n_classes": 2, "noise": 0.1, "seed": 0,
+            "validation": {"type": "data", "data": {"type": "spirals", "n_samples": 10, "n_classes": 2,
+                                                    "noise": 0.1, "seed": 9}}}
+    split = load(data)
+    assert split.x_train.shape == (40, 2) and split.x_val.shape == (10, 2)
+
+
+def npz_bytes(**arrays) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_uploaded_dataset_is_read_without_pickle():
+    blob = npz_bytes(x=np.ones((4, 3)), y=np.array([0, 1, 2, 1]))
+    split = load({"type": "dataset", "id": "d1"}, fetch=lambda i: blob)
+    assert split.x_train.dtype == np.float32 and split.y_train.tolist() == [0, 1, 2, 1]
+    with pytest.raises(TrainingError, match="readable"):
+        read_npz(npz_bytes(x=np.array([{"a": 1}], dtype=object), y=np.array([0])), "dataset d2")
+    with pytest.raises(TrainingError, match="integers"):
+        read_npz(npz_bytes(x=np.ones((2, 2)), y=np.array([0.5, 1.0])), "dataset d3")
+    with pytest.raises(TrainingError, match="NaN"):
+        read_npz(npz_bytes(x=np.array([[np.nan]]), y=np.array([0])), "dataset d4")
+
+
+def test_data_that_does_not_fit_the_model_fails_clearly():
+    split = load({"type": "inline", "x": [[1.0, 2.0]], "y": [3]})
+    with pytest.raises(TrainingError, match="2 features but the model expects 3"):
+        check_fits_model(split, 3, 4)
+    with pytest.raises(TrainingError, match=r"\[0, 3\)"):
+        check_fits_model(split, 2, 3)
+    check_fits_model(split, 2, 4)
+
+
+def test_mnist_without_files_fails_with_a_message(tmp_path):
+    with pytest.raises(TrainingError, match="mnist_dir"):
+        load({"type": "mnist", "split": "train", "limit": None})
+    with pytest.raises(TrainingError, match="missing"):
+        load({"type": "mnist", "split": "test", "limit": 5}, mnist_dir=tmp_path)
