@@ -1,0 +1,157 @@
+"""Benchmark (not a test): jobs per minute with 1 and 2 worker processes, on SQLite and PostgreSQL.
+
+    .venv/bin/python bench/bench_workers.py [--jobs 12] [--postgres-url postgresql://...]
+
+For each backend and worker count it starts a real service (`needle-service serve --workers 0`)
+plus N `needle-service worker` processes, submits a batch of small identical jobs over HTTP once
+the workers are registered, and times the batch from first submission to last terminal status.
+PostgreSQL runs when --postgres-url or NEEDLE_TEST_POSTGRES_URL is set (source
+scripts/pg-test-server). Prints a table with jobs/min and the 1 -> 2 worker scaling factor.
+"""
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+# A job of about a second or two: small enough for a quick benchmark, big enough that the
+# queue's per-job overhead (poll, claim, metrics, finish) is visible but not dominant.
+JOB_SPEC = {
+    "model": {"type": "mlp_resnet", "in_features": 20, "hidden_dim": 64, "num_blocks": 2,
+              "num_classes": 4},
+    "optimizer": {"type": "adam", "lr": 0.003},
+    "data": {"type": "teacher", "n_samples": 1500, "n_features": 20, "n_classes": 4, "seed": 1},
+    "training": {"epochs": 2, "batch_size": 32, "seed": 0},
+}
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cli(*args: str) -> list[str]:
+    """The command line of the service CLI in this interpreter."""
+    return [sys.executable, "-m", "service.cli", *args]
+
+
+@contextmanager
+def service(database_url: str, data_dir: Path, n_workers: int):
+    """API (no local workers) plus n_workers worker processes; yields an httpx client."""
+    port = free_port()
+    env = {**os.environ, "NEEDLE_DATABASE_URL": database_url, "NEEDLE_DATA_DIR": str(data_dir),
+           "NEEDLE_WORKER_THREADS": "1"}
+    procs = [subprocess.Popen(cli("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0"),
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs += [subprocess.Popen(cli("worker"), env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL) for _ in range(n_workers)]
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+            wait_until(lambda: _answers(client), 30, "the API to answer")
+            yield client
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/healthz").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll predicate until true; fail loudly after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(interval)
+
+
+def run_batch(client: httpx.Client, n_jobs: int) -> tuple[float, int]:
+    """Submit n_jobs identical jobs at once; (seconds until all are terminal, succeeded count)."""
+    start = time.perf_counter()
+    ids = []
+    for _ in range(n_jobs):
+        response = client.post("/v1/jobs", json=JOB_SPEC)
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    pending, succeeded = set(ids), 0
+    while pending:
+        time.sleep(0.05)
+        for job_id in list(pending):
+            status = client.get(f"/v1/jobs/{job_id}").json()["status"]
+            if status in TERMINAL:
+                pending.discard(job_id)
+                succeeded += status == "succeeded"
+    return time.perf_counter() - start, succeeded
+
+
+def fresh_postgres_url(base_url: str) -> tuple[str, callable]:
+    """A search_path-scoped URL on a new schema, and a function that drops it."""
+    import psycopg
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base_url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+
+    def drop() -> None:
+        with psycopg.connect(base_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    return f"{base_url}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{schema}", drop
+
+
+def measure(backend: str, n_workers: int, n_jobs: int, postgres_url: str | None) -> dict:
+    """One row of the table: a fresh database, warm-up job, then the timed batch."""
+    with tempfile.TemporaryDirectory(prefix="needle-bench-") as tmp:
+        drop = lambda: None  # noqa: E731
+        if backend == "postgresql":
+            url, drop = fresh_postgres_url(postgres_url)
+        else:
+            url = f"sqlite:///{Path(tmp) / 'jobs.db'}"
+        try:
+            with service(url, Path(tmp), n_workers) as client:
+                run_batch(client, n_workers)  # warm-up: every worker imports numpy and trains once
+                seconds, succeeded = run_batch(client, n_jobs)
+        finally:
+            drop()
+    return {"backend": backend, "workers": n_workers, "jobs": n_jobs, "succeeded": succeeded,
+            "seconds": seconds, "jobs_per_min": 60 * n_jobs / seconds}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--jobs", type=int, default=12, help="jobs per timed batch")
+    parser.add_argument("--postgres-url", default=os.environ.get("NEEDLE_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    backends = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
+    print(f"{'backend':<11} {'workers':>7} {'jobs':>5} {'ok':>4} {'seconds':>8} {'jobs/min':>9} {'scaling':>8}")
+    for backend in backends:
+        base = None
+        for n_workers in (1, 2):
+            row = measure(backend, n_workers, args.jobs, args.postgres_url)
+            base = base or row["jobs_per_min"]
+            print(f"{row['backend']:<11} {row['workers']:>7} {row['jobs']:>5} {row['succeeded']:>4} "
+                  f"{row['seconds']:>8.1f} {row['jobs_per_min']:>9.1f} {row['jobs_per_min'] / base:>7.2f}x",
+                  flush=True)
+
+
+if __name__ == "__main__":
+    main()
