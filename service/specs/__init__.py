@@ -1,8 +1,8 @@
 """Pure pydantic job specs (no needle import) and the arithmetic shared by API and workers."""
 from .data import (DatasetData, DatasetSource, DataSpec, DataValidation, FractionValidation,
                    InlineData, InlineSource, MnistData, MnistSource, SourceSpec, SpiralsData,
-                   SpiralsSource, TeacherData, TeacherSource, ValidationSpec, known_classes,
-                   known_features, known_rows)
+                   SpiralsSource, TeacherData, TeacherSource, ValidationSpec, FiniteFloat, Label, known_classes,
+                   known_features, known_rows, table_issues)
 from .job import JobSpec, source_issues
 from .layers import (BatchNorm1dLayer, DropoutLayer, FlattenLayer, IdentityLayer, LayerNorm1dLayer,
                      LayerSpec, LinearLayer, ReLULayer, ResidualLayer, SequentialLayer)
@@ -14,7 +14,7 @@ from .training import StoppingSpec, TrainingSpec
 
 __all__ = [
     "AdamOptimizer", "BatchNorm1dLayer", "DataSpec", "DataValidation", "DatasetData",
-    "DatasetSource", "DropoutLayer", "FlattenLayer", "FractionValidation", "IdentityLayer",
+    "DatasetSource", "DropoutLayer", "FiniteFloat", "Label", "table_issues", "FlattenLayer", "FractionValidation", "IdentityLayer",
     "InlineData", "InlineSource", "JobSpec", "LayerNorm1dLayer", "LayerSpec", "LinearLayer",
     "MLPResNetModel", "MnistData", "MnistSource", "ModelSpec", "OptimizerSpec", "ReLULayer",
     "ResidualLayer", "SGDOptimizer", "SequentialLayer", "SequentialModel", "SourceSpec",

@@ -10,7 +10,7 @@ from .layers import _Spec
 from .training import SEED_LIMIT
 
 FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Label = Annotated[int, Field(ge=0)]
+Label = Annotated[int, Field(ge=0, lt=2**31)]
 MAX_GENERATED_ROWS = 1_000_000
 MNIST_ROWS = {"train": 60_000, "test": 10_000}
 MNIST_FEATURES = 784
@@ -26,15 +26,20 @@ class InlineSource(_Spec):
 
     @model_validator(mode="after")
     def _rectangular(self) -> "InlineSource":
-        width = len(self.x[0])
-        issues = [(("x", i), f"row {i} has {len(row)} features; row 0 has {width}", None)
-                  for i, row in enumerate(self.x) if len(row) != width][:5]
-        if len(self.y) != len(self.x):
-            issues.append((("y",), f"y has {len(self.y)} labels but x has {len(self.x)} rows",
-                           None))
+        issues = table_issues(self.x, self.y)
         if issues:
             raise spec_error("InlineSource", issues)
         return self
+
+
+def table_issues(x: list[list[float]], y: list[int] | None = None) -> list:
+    """Ragged rows of x (first five) and an x/y length mismatch, as (loc, message, input)."""
+    width = len(x[0])
+    issues = [(("x", i), f"row {i} has {len(row)} features; row 0 has {width}", None)
+              for i, row in enumerate(x) if len(row) != width][:5]
+    if y is not None and len(y) != len(x):
+        issues.append((("y",), f"y has {len(y)} labels but x has {len(x)} rows", None))
+    return issues
 
 
 class DatasetSource(_Spec):

@@ -1,0 +1,70 @@
+"""The app factory: store and local worker pool live for the app's lifespan."""
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError, version
+
+from fastapi import FastAPI
+
+from ..jobs.backends import open_store
+from ..settings import Settings
+from .body_limit import BodySizeLimitMiddleware
+from .errors import install_error_handlers
+from .routes import datasets, health, jobs, outputs
+
+DESCRIPTION = """Train neural networks on demand on **needle**, a numpy deep-learning engine.
+
+Submit a job spec, poll it, read its metrics, download its parameters (json, safetensors, npz;
+needle or torch layout) and classify rows with it. Training runs in separate worker processes."""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API; the lifespan opens the store and starts `settings.workers` local workers."""
+    settings = settings or Settings()
+    app = FastAPI(title="needle-service", version=_version(), description=DESCRIPTION,
+                  lifespan=_lifespan)
+    app.state.settings = settings
+    app.state.store = None
+    app.state.pool = None
+    app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
+                       path_limits={"/v1/datasets": settings.max_upload_bytes})
+    install_error_handlers(app)
+    for module in (jobs, outputs, datasets, health):
+        app.include_router(module.router)
+    return app
+
+
+def uses_sqlite(settings: Settings) -> bool:
+    """Embedded mode: the database file and the workers belong to this server."""
+    return settings.database_url is None or settings.database_url.startswith("sqlite:")
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI):
+    settings: Settings = app.state.settings
+    if uses_sqlite(settings):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = open_store(settings)
+    if uses_sqlite(settings):
+        # the embedded workers died with the previous server: their jobs go back to the queue
+        store.requeue_running(settings.max_attempts)
+    app.state.store = store
+    app.state.pool = _start_pool(settings) if settings.workers > 0 else None
+    try:
+        yield
+    finally:
+        if app.state.pool is not None:
+            app.state.pool.stop(timeout=10)
+        store.close()
+
+
+def _start_pool(settings: Settings):
+    from ..jobs.pool import WorkerPool  # spawns processes; not needed for API-only servers
+    pool = WorkerPool(settings)
+    pool.start()
+    return pool
+
+
+def _version() -> str:
+    try:
+        return version("needle-service")
+    except PackageNotFoundError:
+        return "0.0.0"

@@ -1,0 +1,86 @@
+"""One error shape: {"detail": ...}; store errors map to 404/409, bad input never becomes a 500."""
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from ..jobs import Conflict, NotFound
+
+log = logging.getLogger(__name__)
+Loc = tuple[str | int, ...]
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers on `app`."""
+    app.add_exception_handler(NotFound, _not_found)
+    app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(RequestValidationError, _validation_failed)
+    app.add_exception_handler(Exception, _internal_error)
+
+
+def validation_error(issues: list[tuple[Loc, str, Any]]) -> RequestValidationError:
+    """A 422 in FastAPI's own format for checks made after parsing (caps, store lookups)."""
+    return RequestValidationError([
+        {"type": "value_error", "loc": loc, "msg": message, "input": value}
+        for loc, message, value in issues
+    ])
+
+
+def strip_union_tags(loc: Loc, body: Any) -> Loc:
+    """Drop the discriminator values pydantic inserts into locations, so that
+    ("body", "model", "sequential", "layers", 2) becomes ("body", "model", "layers", 2):
+    a path that exists in the submitted JSON."""
+    if not loc or loc[0] != "body" or body is None:
+        return loc
+    out: list[str | int] = [loc[0]]
+    node, tag_skipped = body, False
+    for part in loc[1:]:
+        if isinstance(node, dict) and part not in node and not tag_skipped \
+                and node.get("type") == part:
+            tag_skipped = True  # at most one tag per object: a field may share the tag's name
+            continue
+        out.append(part)
+        node, tag_skipped = _child(node, part), False
+    return tuple(out)
+
+
+def _child(node: Any, part: str | int) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def _small_input(value: Any) -> bool:
+    # echoing a whole 2,000-row matrix back in an error helps nobody
+    return not isinstance(value, (list, dict)) or len(repr(value)) <= 200
+
+
+async def _validation_failed(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = []
+    for error in exc.errors():
+        error = {k: v for k, v in error.items() if k != "url"}
+        error["loc"] = strip_union_tags(tuple(error["loc"]), exc.body)
+        if error.get("ctx") == {"reason": error["msg"]}:
+            del error["ctx"]  # our own checks carry their message as the only context
+        if "input" in error and not _small_input(error["input"]):
+            del error["input"]
+        errors.append(error)
+    return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
+
+
+async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
+    return JSONResponse({"detail": str(exc) or "not found"}, status_code=404)
+
+
+async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
+    return JSONResponse({"detail": str(exc) or "conflict"}, status_code=409)
+
+
+async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return JSONResponse({"detail": "internal server error"}, status_code=500)

@@ -1,0 +1,69 @@
+"""Submit, list, inspect, cancel and delete training jobs."""
+from typing import Annotated
+
+from fastapi import APIRouter, Body, Header, Query, Response, status
+
+from ...jobs import Status
+from ...specs import JobSpec
+from ..deps import SettingsDep, StoreDep
+from ..errors import validation_error
+from ..examples import JOB_EXAMPLES
+from ..schemas import JobOut, JobPage, JobSummary
+from ..submission import plan_submission
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"])
+ERRORS = {404: {"description": "Unknown job"},
+          409: {"description": "The job is in the wrong state for this"}}
+
+
+@router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,
+             summary="Submit a training job",
+             responses={200: {"model": JobOut, "description": "Idempotent replay: the job this "
+                              "Idempotency-Key already created"},
+                        409: {"description": "Idempotency-Key reused with a different body"},
+                        413: {"description": "Body too large"},
+                        422: {"description": "Invalid spec; `loc` names the field"}})
+def submit_job(spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)],
+               response: Response, settings: SettingsDep, store: StoreDep,
+               idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> JobOut:
+    """Validate the spec (shapes, data, server caps), then queue it for a worker."""
+    plan = plan_submission(spec, settings, store)
+    job, created = store.create_job(plan.spec, param_count=plan.param_count, epochs=plan.epochs,
+                                    steps=plan.steps, idempotency_key=idempotency_key,
+                                    request_hash=plan.request_hash)
+    response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
+    response.headers["Location"] = f"/v1/jobs/{job.id}"
+    return JobOut.from_job(job)
+
+
+@router.get("", response_model=JobPage, summary="List jobs, newest first")
+def list_jobs(store: StoreDep, status_filter: Annotated[Status | None, Query(alias="status")] = None,
+              limit: Annotated[int, Query(ge=1, le=500)] = 50,
+              cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
+    """One page of jobs (filtered before the limit); follow next_cursor for more."""
+    try:
+        jobs, next_cursor = store.list_jobs(status=status_filter, limit=limit, cursor=cursor)
+    except ValueError as exc:
+        raise validation_error([(("query", "cursor"), str(exc), cursor)]) from None
+    return JobPage(items=[JobSummary.from_job(job) for job in jobs], next_cursor=next_cursor)
+
+
+@router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=ERRORS)
+def get_job(job_id: str, store: StoreDep) -> JobOut:
+    """Status, progress, timestamps, final metrics, error and spec."""
+    return JobOut.from_job(store.get_job(job_id))
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job", responses=ERRORS)
+def cancel_job(job_id: str, store: StoreDep) -> JobOut:
+    """A queued job is cancelled at once; a running one stops at its next step (metrics kept).
+    409 when the job has already ended."""
+    return JobOut.from_job(store.request_cancel(job_id))
+
+
+@router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
+               summary="Delete a finished job", responses=ERRORS)
+def delete_job(job_id: str, store: StoreDep) -> Response:
+    """Remove a job that has ended, with its metrics and parameters (409 while it is active)."""
+    store.delete_job(job_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)

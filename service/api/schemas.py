@@ -1,0 +1,169 @@
+"""Resources the API returns and the small request bodies it takes (the job spec lives in specs)."""
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from ..jobs import Dataset, Job, MetricPoint, Status
+from ..specs import FiniteFloat, Label, table_issues
+from ..specs.errors import spec_error
+
+Matrix = Annotated[list[Annotated[list[FiniteFloat], Field(min_length=1)]], Field(min_length=1)]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _utc(timestamp: float | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, tz=timezone.utc)
+
+
+class Progress(_Out):
+    """Completed and planned epochs and optimizer steps."""
+
+    epoch: int
+    epochs: int
+    step: int
+    steps: int
+
+
+class JobSummary(_Out):
+    """A job without its spec (list pages)."""
+
+    id: str
+    status: Status
+    progress: Progress
+    attempt: int = Field(description="1 for the first run; grows when a lost job is re-run")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    cancel_requested: bool
+    has_parameters: bool
+    param_count: int
+    result: dict[str, Any] | None = Field(description="Final metrics once the job has ended")
+    error: str | None
+
+    @classmethod
+    def from_job(cls, job: Job, **extra: Any) -> "JobSummary":
+        """Present a stored job."""
+        return cls(id=job.id, status=job.status,
+                   progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step,
+                                     steps=job.steps),
+                   attempt=job.attempt, created_at=_utc(job.created_at),
+                   started_at=_utc(job.started_at), finished_at=_utc(job.finished_at),
+                   cancel_requested=job.cancel_requested, has_parameters=job.has_parameters,
+                   param_count=job.param_count, result=job.result, error=job.error, **extra)
+
+
+class JobOut(JobSummary):
+    """A job with its normalised spec (every default filled in)."""
+
+    spec: dict[str, Any]
+
+    @classmethod
+    def from_job(cls, job: Job, **extra: Any) -> "JobOut":
+        """Present a stored job, spec included."""
+        return super().from_job(job, spec=job.spec, **extra)
+
+
+class JobPage(_Out):
+    """One page of jobs, newest first; pass next_cursor as `cursor` for the next page."""
+
+    items: list[JobSummary]
+    next_cursor: str | None
+
+
+class MetricPointOut(_Out):
+    """A recorded metric: kind "step" ({"loss"}) or "epoch" (train/val loss and error)."""
+
+    seq: int
+    kind: Literal["step", "epoch"]
+    epoch: int
+    step: int
+    values: dict[str, float | None]
+
+    @classmethod
+    def from_point(cls, point: MetricPoint) -> "MetricPointOut":
+        """Present a stored point."""
+        return cls(seq=point.seq, kind=point.kind, epoch=point.epoch, step=point.step,
+                   values=point.values)
+
+
+class MetricsPage(_Out):
+    """Points with seq > after; pass next_after as `after` to poll for newer ones."""
+
+    points: list[MetricPointOut]
+    next_after: int
+
+
+class PredictRequest(_Out):
+    """Rows to classify: x (N, F) finite floats."""
+
+    x: Matrix
+
+    @model_validator(mode="after")
+    def _rectangular(self) -> "PredictRequest":
+        issues = table_issues(self.x)
+        if issues:
+            raise spec_error("PredictRequest", issues)
+        return self
+
+
+class Prediction(_Out):
+    """Model outputs in eval mode: logits (N, C), softmax probabilities (N, C), argmax (N,)."""
+
+    logits: list[list[float]]
+    probabilities: list[list[float]]
+    classes: list[int]
+
+
+class DatasetCreate(_Out):
+    """A dataset sent as JSON: x (N, F) floats, y (N,) integer labels >= 0."""
+
+    name: str | None = Field(default=None, max_length=200)
+    x: Matrix
+    y: list[Label] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _rectangular(self) -> "DatasetCreate":
+        issues = table_issues(self.x, self.y)
+        if issues:
+            raise spec_error("DatasetCreate", issues)
+        return self
+
+
+class DatasetOut(_Out):
+    """An uploaded dataset's metadata."""
+
+    id: str
+    name: str | None
+    n_rows: int
+    n_features: int
+    n_classes: int = Field(description="max(y) + 1")
+    size_bytes: int
+    created_at: datetime
+
+    @classmethod
+    def from_dataset(cls, dataset: Dataset) -> "DatasetOut":
+        """Present stored metadata."""
+        return cls(id=dataset.id, name=dataset.name, n_rows=dataset.n_rows,
+                   n_features=dataset.n_features, n_classes=dataset.n_classes,
+                   size_bytes=dataset.size_bytes, created_at=_utc(dataset.created_at))
+
+
+class Health(_Out):
+    """Liveness."""
+
+    status: Literal["ok"]
+
+
+class Readiness(_Out):
+    """Readiness: the store answers and, when local workers are configured, some are alive."""
+
+    status: Literal["ready", "not ready"]
+    store: bool
+    workers_configured: int
+    workers_alive: int
+    workers_registered: int
+    problems: list[str]

@@ -1,0 +1,120 @@
+"""Checks a job spec needs beyond pydantic: server caps, uploaded datasets, MNIST files; then the plan."""
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..jobs import Dataset, JobStore, NotFound
+from ..settings import Settings
+from ..specs import (DatasetSource, DataValidation, FractionValidation, InlineSource, JobSpec,
+                     MnistSource, count_parameters, known_rows, model_widths, planned_steps,
+                     validation_split_sizes)
+from .errors import validation_error
+
+MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
+               "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What the store needs to queue an accepted job."""
+
+    spec: dict
+    request_hash: str
+    param_count: int
+    epochs: int
+    steps: int
+
+
+def plan_submission(spec: JobSpec, settings: Settings, store: JobStore) -> Plan:
+    """Accept the spec (or raise a 422 naming each bad field) and plan its steps."""
+    param_count = count_parameters(spec.model)
+    issues = _cap_issues(spec, settings, param_count)
+    sources = [(spec.data, ("body", "data"))]
+    if isinstance(spec.data.validation, DataValidation):
+        sources.append((spec.data.validation.data, ("body", "data", "validation", "data")))
+    datasets = {}
+    for source, loc in sources:
+        issues += _source_issues(spec, source, loc, settings, store, datasets)
+    n_rows = known_rows(spec.data)
+    if n_rows is None and spec.data.id in datasets:
+        n_rows = datasets[spec.data.id].n_rows
+        issues += _fraction_issues(spec, n_rows)
+    if issues:
+        raise validation_error(issues)
+    normalised = spec.model_dump(mode="json")
+    epochs, steps = planned_steps(_training_rows(spec, n_rows or 0), spec.training)
+    return Plan(spec=normalised, request_hash=request_hash(normalised), param_count=param_count,
+                epochs=epochs, steps=steps)
+
+
+def request_hash(normalised: dict) -> str:
+    """Idempotency fingerprint: the same job spec, however it was spelled, hashes the same."""
+    text = json.dumps(normalised, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _training_rows(spec: JobSpec, n_rows: int) -> int:
+    if isinstance(spec.data.validation, FractionValidation):
+        return validation_split_sizes(n_rows, spec.data.validation.fraction)[0]
+    return n_rows
+
+
+def _cap_issues(spec: JobSpec, settings: Settings, param_count: int) -> list:
+    issues = []
+    if param_count > settings.max_parameters:
+        issues.append((("body", "model"), f"the model has {param_count} parameters; this server "
+                       f"accepts at most {settings.max_parameters}", None))
+    if spec.training.epochs > settings.max_epochs:
+        issues.append((("body", "training", "epochs"), f"at most {settings.max_epochs} epochs "
+                       "are allowed", spec.training.epochs))
+    return issues
+
+
+def _source_issues(spec: JobSpec, source, loc: tuple, settings: Settings, store: JobStore,
+                   datasets: dict[str, Dataset]) -> list:
+    if isinstance(source, InlineSource) and len(source.x) > settings.max_inline_rows:
+        return [((*loc, "x"), f"{len(source.x)} inline rows; at most {settings.max_inline_rows} "
+                 "are allowed (upload larger data with POST /v1/datasets)", None)]
+    if isinstance(source, MnistSource):
+        return _mnist_issues(source, loc, settings.mnist_dir)
+    if isinstance(source, DatasetSource):
+        return _dataset_issues(spec, source, loc, store, datasets)
+    return []
+
+
+def _mnist_issues(source: MnistSource, loc: tuple, mnist_dir: Path | None) -> list:
+    if mnist_dir is None:
+        return [((*loc, "split"), "MNIST is not available on this server (NEEDLE_MNIST_DIR is "
+                 "not set)", source.split)]
+    missing = [name for name in MNIST_FILES[source.split] if not (mnist_dir / name).is_file()]
+    if missing:
+        return [((*loc, "split"), f"MNIST files missing on this server: {', '.join(missing)}",
+                 source.split)]
+    return []
+
+
+def _dataset_issues(spec: JobSpec, source: DatasetSource, loc: tuple, store: JobStore,
+                    datasets: dict[str, Dataset]) -> list:
+    try:
+        dataset = datasets[source.id] = store.get_dataset(source.id)
+    except NotFound:
+        return [((*loc, "id"), f"dataset {source.id!r} does not exist", source.id)]
+    in_width, out_width = model_widths(spec.model)
+    issues = []
+    if dataset.n_features != in_width:
+        issues.append(((*loc, "id"), f"dataset {source.id!r} has {dataset.n_features} features "
+                       f"but the model expects {in_width}", source.id))
+    if dataset.n_classes > out_width:
+        issues.append(((*loc, "id"), f"dataset {source.id!r} has labels up to "
+                       f"{dataset.n_classes - 1} but the model has {out_width} outputs", source.id))
+    return issues
+
+
+def _fraction_issues(spec: JobSpec, n_rows: int) -> list:
+    validation = spec.data.validation
+    if isinstance(validation, FractionValidation) and \
+            validation_split_sizes(n_rows, validation.fraction)[0] < 1:
+        return [(("body", "data", "validation", "fraction"), f"holding out this fraction of "
+                 f"{n_rows} rows leaves none to train on", validation.fraction)]
+    return []

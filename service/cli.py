@@ -1,0 +1,96 @@
+"""needle-service: `serve` the API (with local workers), run a `worker`, or write `openapi` JSON."""
+import argparse
+import os
+import sys
+from pathlib import Path
+
+# CLI option -> Settings field; explicit options are exported as NEEDLE_* so worker processes
+# spawned by `serve` see the same configuration.
+SERVE_OPTIONS = ("host", "port", "data_dir", "workers", "database_url", "mnist_dir")
+WORKER_OPTIONS = ("data_dir", "database_url", "mnist_dir")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface; every option falls back to NEEDLE_<NAME>, then the default."""
+    parser = argparse.ArgumentParser(prog="needle-service", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the HTTP API and its local worker processes")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--workers", type=int, help="local worker processes (0 = API only; "
+                       "default: CPU count)")
+    _add_store_options(serve)
+    serve.add_argument("--log-level", default="info")
+
+    worker = commands.add_parser("worker", help="run one training worker against the store")
+    _add_store_options(worker)
+    worker.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+
+    openapi = commands.add_parser("openapi", help="write openapi.json, or --check it is current")
+    openapi.add_argument("--output", type=Path, default=Path("openapi.json"))
+    openapi.add_argument("--check", action="store_true",
+                         help="exit 1 if the file differs from the generated schema")
+    return parser
+
+
+def _add_store_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data-dir", type=Path)
+    parser.add_argument("--database-url", help="postgresql://... (default: SQLite in data dir)")
+    parser.add_argument("--mnist-dir", type=Path, help="directory with the MNIST IDX .gz files")
+
+
+def settings_from(args: argparse.Namespace, names: tuple[str, ...]):
+    """Settings with explicit CLI options applied on top of the environment."""
+    from .settings import Settings
+    for name in names:
+        value = getattr(args, name, None)
+        if value is not None:
+            os.environ[f"NEEDLE_{name.upper()}"] = str(value)
+    return Settings()
+
+
+def serve(args: argparse.Namespace) -> int:
+    """Run uvicorn on the app factory."""
+    import uvicorn
+
+    from .api import create_app
+    settings = settings_from(args, SERVE_OPTIONS)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+                log_level=args.log_level)
+    return 0
+
+
+def worker(args: argparse.Namespace) -> int:
+    """Train jobs until SIGTERM (or until the parent server is gone)."""
+    from .jobs.worker import run_worker
+    run_worker(settings_from(args, WORKER_OPTIONS), parent_pid=args.parent_pid)
+    return 0
+
+
+def openapi(args: argparse.Namespace) -> int:
+    """Write the OpenAPI document, or check the committed one is current."""
+    from .api.openapi import render_openapi
+    text = render_openapi()
+    if not args.check:
+        args.output.write_text(text, encoding="utf-8")
+        print(f"wrote {args.output}")
+        return 0
+    current = args.output.read_text(encoding="utf-8") if args.output.is_file() else None
+    if current == text:
+        print(f"{args.output} is up to date")
+        return 0
+    state = "missing" if current is None else "stale"
+    print(f"{args.output} is {state}: run `needle-service openapi` (or `make openapi`) and "
+          "commit the result", file=sys.stderr)
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry point."""
+    args = build_parser().parse_args(argv)
+    return {"serve": serve, "worker": worker, "openapi": openapi}[args.command](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
