@@ -11,7 +11,7 @@ HEADER_KEY = "needle_service"
 
 def pack(arrays: dict[str, np.ndarray], header: dict[str, Any]) -> bytes:
     """safetensors bytes holding the arrays, with `header` as JSON in the file metadata."""
-    contiguous = {name: np.ascontiguousarray(array) for name, array in arrays.items()}
+    contiguous = {name: np.require(array, requirements="C") for name, array in arrays.items()}  # keeps 0-d
     return st_save(contiguous, metadata={HEADER_KEY: json.dumps(header)})
 
 

@@ -23,14 +23,27 @@ def load_model(parameters: bytes) -> tuple[Any, dict[str, Any]]:
 
 def predict_arrays(parameters: bytes, x: np.ndarray) -> dict[str, list]:
     """Logits, softmax probabilities and argmax classes for x (N, F)."""
-    model, _ = load_model(parameters)
+    model, model_spec = load_model(parameters)
+    x = np.asarray(x, dtype=np.float32)
+    width = input_width(model_spec)
+    if x.ndim != 2 or x.shape[1] != width or len(x) == 0:
+        raise ValueError(f"x must have shape (N, {width}) with N >= 1, got {x.shape}")
     with ndl.no_grad():
-        logits = model(ndl.Tensor(np.asarray(x, dtype=np.float32), dtype="float32", requires_grad=False)).numpy()
+        logits = model(ndl.Tensor(x, dtype="float32", requires_grad=False)).numpy()
     logits = logits.astype(np.float64)  # (N, classes)
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     return {"logits": logits.tolist(), "probabilities": probabilities.tolist(),
             "classes": logits.argmax(axis=1).tolist()}
+
+
+def input_width(model_spec: dict[str, Any]) -> int:
+    """Feature count the model expects."""
+    from pydantic import TypeAdapter
+
+    from service.specs import model_widths
+    from service.specs.models import ModelSpec
+    return model_widths(TypeAdapter(ModelSpec).validate_python(model_spec))[0]
 
 
 def export_arrays(parameters: bytes, fmt: str, layout: str, batches_tracked: int = 0) -> tuple[bytes, str]:

@@ -36,7 +36,7 @@ def to_torch_layout(state: dict[str, np.ndarray], batches_tracked: int = 0) -> d
             value = value.T
         elif name == "bias" and value.ndim == 2:      # Linear bias (1, out)
             value = value.reshape(-1)
-        out[key] = np.ascontiguousarray(value)
+        out[key] = np.require(value, requirements="C")
         if name == "running_var" and prefix in norm_prefixes:
             out[f"{prefix}num_batches_tracked"] = np.array(batches_tracked, dtype=np.int64)
     return out
