@@ -1,3 +1,4 @@
 """needle operators: each a TensorOp class plus a lower-case function (course API)."""
 from .ops_mathematic import *  # noqa: F401,F403
 from .ops_logarithmic import *  # noqa: F401,F403
+from .ops_fused import *  # noqa: F401,F403

@@ -269,9 +269,10 @@ class MatMul(TensorOp):
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
-        grad_a = matmul(out_grad, transpose(b))  # (..., n, k) @ (..., k, m)^T
-        grad_b = matmul(transpose(a), out_grad)
-        return unbroadcast(grad_a, a.shape), unbroadcast(grad_b, b.shape)
+        # skip the (costly) product for an input that needs no gradient, e.g. a data batch
+        grad_a = unbroadcast(matmul(out_grad, transpose(b)), a.shape) if a.requires_grad else None
+        grad_b = unbroadcast(matmul(transpose(a), out_grad), b.shape) if b.requires_grad else None
+        return grad_a, grad_b
 
 
 def matmul(a, b):

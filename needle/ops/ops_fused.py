@@ -1,0 +1,234 @@
+"""Fused ops for speed: one TensorOp (one graph node, hand-derived gradient) instead of many small ones.
+
+Functions (all take/return needle Tensors; shapes as in the course's nn modules):
+- linear(x, weight, bias=None): x (N, in) @ weight (in, out) + bias (1, out) -> (N, out).
+  Leading batch axes of x are allowed: (..., in) -> (..., out).
+- batchnorm_train(x, weight, bias, eps=1e-5): x (N, D); weight, bias (1, D) or (D,); batch mean and
+  biased variance -> (N, D).
+- batchnorm_train_stats(x, weight, bias, eps=1e-5) -> (out Tensor, mean np.ndarray (D,), var np.ndarray (D,)):
+  the same op, also returning the batch statistics the module needs for its running averages (no second
+  pass). The op instance also keeps them: `BatchNormTrain.mean`, `.var` after compute.
+- layernorm(x, weight, bias, eps=1e-5): normalise over the last axis, (..., D) -> (..., D).
+- softmax_loss(logits, y): logits (N, K), y integer labels (N,) (numpy array or Tensor) -> scalar mean
+  cross-entropy; differentiable w.r.t. logits only, gradient (softmax - onehot) / N.
+- dropout(x, mask_scale): x * mask_scale, mask_scale a precomputed numpy array (already scaled 1/(1-p)).
+- relu_dropout(x, mask_scale): relu(x) * mask_scale in one node.
+
+Each op caches in its instance what its gradient needs (xhat, inv_std, probs, ...), so the cache lives
+exactly as long as the graph node. Gradients are computed in numpy and returned as constant Tensors:
+fused ops are first-order only (a gradient of a gradient through them is NOT supported; use the
+composite ops if you need that). A gradient is None for inputs that do not require grad (work skipped).
+"""
+import numpy as np
+
+from ..autograd import Tensor, TensorOp
+
+__all__ = [
+    "Linear", "linear", "BatchNormTrain", "batchnorm_train", "batchnorm_train_stats",
+    "LayerNorm", "layernorm", "SoftmaxLoss", "softmax_loss", "Dropout", "dropout",
+    "ReLUDropout", "relu_dropout",
+]
+
+
+def _const(array):
+    return Tensor.make_const(array)
+
+
+def _mask_array(mask_scale, dtype):
+    """Mask as an array of the data dtype (a float64 mask would upcast float32 activations)."""
+    mask = mask_scale.numpy() if isinstance(mask_scale, Tensor) else np.asarray(mask_scale)
+    return mask.astype(dtype, copy=False)
+
+
+class Linear(TensorOp):
+    """x @ weight (+ bias) as one node."""
+
+    def compute(self, x, weight, bias=None):
+        out = x @ weight  # (..., out) fresh array
+        if bias is not None:
+            out += bias  # (1, out) broadcast, in place
+        return out
+
+    def gradient(self, out_grad, node):
+        x, weight = node.inputs[0], node.inputs[1]
+        g = out_grad.realize_cached_data()  # (..., out)
+        w = weight.realize_cached_data()  # (in, out)
+        in_features, out_features = w.shape
+        g2d = g.reshape(-1, out_features)  # (N, out)
+        grads = [
+            _const(g @ w.T) if x.requires_grad else None,  # (..., in)
+            _const(x.realize_cached_data().reshape(-1, in_features).T @ g2d) if weight.requires_grad else None,
+        ]
+        if len(node.inputs) == 3:
+            bias = node.inputs[2]
+            grads.append(_const(g2d.sum(axis=0).reshape(bias.shape)) if bias.requires_grad else None)
+        return tuple(grads)
+
+
+def linear(x, weight, bias=None):
+    if bias is None:
+        return Linear()(x, weight)
+    return Linear()(x, weight, bias)
+
+
+class BatchNormTrain(TensorOp):
+    """Batch normalisation with batch statistics over axis 0 (training mode)."""
+
+    def __init__(self, eps=1e-5):
+        self.eps = float(eps)
+        self.mean = self.var = self.inv_std = self.xhat = None
+
+    def compute(self, x, weight, bias):
+        n = x.shape[0]
+        self.mean = x.mean(axis=0)  # (D,)
+        xhat = x - self.mean  # (N, D) fresh, normalised in place below
+        self.var = np.einsum("nd,nd->d", xhat, xhat) / n  # (D,) biased variance
+        self.inv_std = 1.0 / np.sqrt(self.var + self.eps)  # (D,)
+        xhat *= self.inv_std
+        self.xhat = xhat
+        out = xhat * weight.reshape(-1)  # (N, D)
+        out += bias.reshape(-1)
+        return out
+
+    def gradient(self, out_grad, node):
+        x, weight, bias = node.inputs
+        g = out_grad.realize_cached_data()  # (N, D)
+        w = weight.realize_cached_data().reshape(-1)  # (D,)
+        n = g.shape[0]
+        grad_bias = g.sum(axis=0)  # (D,)
+        grad_weight = np.einsum("nd,nd->d", g, self.xhat)  # (D,)
+        grad_x = None
+        if x.requires_grad:
+            # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w
+            grad_x = g * w
+            grad_x -= grad_bias * w / n
+            grad_x -= self.xhat * (grad_weight * w / n)
+            grad_x *= self.inv_std
+            grad_x = _const(grad_x)
+        return (grad_x,
+                _const(grad_weight.reshape(weight.shape)) if weight.requires_grad else None,
+                _const(grad_bias.reshape(bias.shape)) if bias.requires_grad else None)
+
+
+def batchnorm_train(x, weight, bias, eps=1e-5):
+    return BatchNormTrain(eps)(x, weight, bias)
+
+
+def batchnorm_train_stats(x, weight, bias, eps=1e-5):
+    """batchnorm_train plus the batch mean and biased variance, numpy arrays of shape (D,)."""
+    op = BatchNormTrain(eps)
+    out = op(x, weight, bias)
+    return out, op.mean, op.var
+
+
+class LayerNorm(TensorOp):
+    """Normalise over the last axis, then scale and shift."""
+
+    def __init__(self, eps=1e-5):
+        self.eps = float(eps)
+        self.inv_std = self.xhat = None
+
+    def compute(self, x, weight, bias):
+        xhat = x - x.mean(axis=-1, keepdims=True)  # (..., D) fresh, normalised in place below
+        var = np.einsum("...d,...d->...", xhat, xhat)[..., None] / x.shape[-1]  # (..., 1)
+        self.inv_std = 1.0 / np.sqrt(var + self.eps)  # (..., 1)
+        xhat *= self.inv_std
+        self.xhat = xhat
+        out = xhat * weight.reshape(-1)
+        out += bias.reshape(-1)
+        return out
+
+    def gradient(self, out_grad, node):
+        x, weight, bias = node.inputs
+        g = out_grad.realize_cached_data()  # (..., D)
+        dim = g.shape[-1]
+        grad_x = None
+        if x.requires_grad:
+            dxhat = g * weight.realize_cached_data().reshape(-1)  # (..., D)
+            mean_dxhat = dxhat.mean(axis=-1, keepdims=True)  # (..., 1)
+            mean_dxhat_xhat = np.einsum("...d,...d->...", dxhat, self.xhat)[..., None] / dim
+            dxhat -= mean_dxhat
+            dxhat -= self.xhat * mean_dxhat_xhat
+            dxhat *= self.inv_std
+            grad_x = _const(dxhat)
+        grad_weight = grad_bias = None
+        if weight.requires_grad:
+            grad_weight = _const(np.einsum("nd,nd->d", g.reshape(-1, dim), self.xhat.reshape(-1, dim))
+                                 .reshape(weight.shape))
+        if bias.requires_grad:
+            grad_bias = _const(g.reshape(-1, dim).sum(axis=0).reshape(bias.shape))
+        return grad_x, grad_weight, grad_bias
+
+
+def layernorm(x, weight, bias, eps=1e-5):
+    return LayerNorm(eps)(x, weight, bias)
+
+
+class SoftmaxLoss(TensorOp):
+    """Mean softmax cross-entropy of logits (N, K) against integer labels held by the op."""
+
+    def __init__(self, labels):
+        self.labels = labels  # (N,) intp
+        self.probs = None
+
+    def compute(self, logits):
+        n = logits.shape[0]
+        rows = np.arange(n)
+        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, K)
+        probs = np.exp(shifted)
+        sums = probs.sum(axis=1, keepdims=True)  # (N, 1)
+        total = np.log(sums).sum() - shifted[rows, self.labels].sum()
+        probs /= sums
+        self.probs = probs
+        return np.asarray(total / n, dtype=logits.dtype)
+
+    def gradient(self, out_grad, node):
+        n = self.probs.shape[0]
+        grad = self.probs.copy()  # (N, K); copy so a second backward still sees the probabilities
+        grad[np.arange(n), self.labels] -= 1
+        grad *= out_grad.realize_cached_data() / n
+        return _const(grad)
+
+
+def softmax_loss(logits, y):
+    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+    return SoftmaxLoss(labels.reshape(-1).astype(np.intp, copy=False))(logits)
+
+
+class Dropout(TensorOp):
+    """x * mask, the mask a precomputed (scaled) numpy array."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def compute(self, x):
+        return x * _mask_array(self.mask, x.dtype)
+
+    def gradient(self, out_grad, node):
+        return _const(out_grad.realize_cached_data() * _mask_array(self.mask, out_grad.dtype))
+
+
+def dropout(x, mask_scale):
+    return Dropout(mask_scale)(x)
+
+
+class ReLUDropout(TensorOp):
+    """relu(x) * mask in one node."""
+
+    def __init__(self, mask):
+        self.mask = mask
+
+    def compute(self, x):
+        out = np.maximum(x, 0)
+        out *= _mask_array(self.mask, x.dtype)
+        return out
+
+    def gradient(self, out_grad, node):
+        # out > 0 exactly where x > 0 and mask > 0; elsewhere the gradient is 0 either way
+        grad = out_grad.realize_cached_data() * _mask_array(self.mask, out_grad.dtype)
+        grad *= node.realize_cached_data() > 0
+        return _const(grad)
+
+
+def relu_dropout(x, mask_scale):
+    return ReLUDropout(mask_scale)(x)
