@@ -14,11 +14,13 @@ class Optimizer:
     """Base optimizer over a list of Parameters."""
 
     _buffer_names: tuple[str, ...] = ()
+    weight_decay = 0.0
 
     def __init__(self, params):
         self.params = list(params)
         self.t = 0  # number of step() calls
         self.state: dict[int, dict[str, np.ndarray]] = {}
+        self._work: dict[int, list[np.ndarray]] = {}
 
     def step(self):
         """Apply one update to every parameter that has a gradient."""
@@ -41,10 +43,20 @@ class Optimizer:
             if p.grad is not None:
                 yield index, p.realize_cached_data(), p.grad.realize_cached_data()
 
-    def _regularised_grad(self, weight: np.ndarray, grad: np.ndarray, weight_decay: float) -> np.ndarray:
-        """grad + weight_decay * weight, in a fresh array of the weight's dtype (grad is not modified)."""
-        out = np.multiply(weight, weight.dtype.type(weight_decay))
-        np.add(out, grad, out=out, casting="same_kind")
+    def _scratch(self, index: int, like: np.ndarray, count: int) -> list[np.ndarray]:
+        """Reusable work arrays for one parameter (not part of the exported state)."""
+        buffers = self._work.get(index)
+        if buffers is None or buffers[0].shape != like.shape or buffers[0].dtype != like.dtype:
+            buffers = self._work[index] = [np.empty_like(like) for _ in range(count)]
+        return buffers
+
+    def _regularised_grad(self, weight: np.ndarray, grad: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """out <- grad + weight_decay * weight (grad itself is never modified)."""
+        if self.weight_decay:
+            np.multiply(weight, weight.dtype.type(self.weight_decay), out=out)
+            np.add(out, grad, out=out, casting="same_kind")
+        else:
+            np.copyto(out, grad, casting="same_kind")
         return out
 
     def state_dict(self) -> dict[str, Any]:
@@ -84,12 +96,14 @@ class SGD(Optimizer):
     def step(self):
         self.t += 1
         for index, weight, grad in self._params_with_grad():
+            f = weight.dtype.type
             u = self._buffers(index, weight)["u"]
-            g = self._regularised_grad(weight, grad, self.weight_decay)
-            u *= weight.dtype.type(self.momentum)
-            g *= weight.dtype.type(1 - self.momentum)
+            (g,) = self._scratch(index, weight, 1)
+            self._regularised_grad(weight, grad, out=g)
+            u *= f(self.momentum)
+            g *= f(1 - self.momentum)
             u += g
-            np.multiply(u, weight.dtype.type(self.lr), out=g)
+            np.multiply(u, f(self.lr), out=g)
             weight -= g
 
 
@@ -108,24 +122,25 @@ class Adam(Optimizer):
 
     def step(self):
         self.t += 1
-        m_correction = 1 - self.beta1 ** self.t
-        v_correction = 1 - self.beta2 ** self.t
+        # Bias corrections folded into scalars as PyTorch does: w -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
+        step_size = self.lr / (1 - self.beta1 ** self.t)
+        inv_sqrt_c2 = 1 / np.sqrt(1 - self.beta2 ** self.t)
         for index, weight, grad in self._params_with_grad():
+            f = weight.dtype.type
             bufs = self._buffers(index, weight)
             m, v = bufs["m"], bufs["v"]
-            f = weight.dtype.type
-            g = self._regularised_grad(weight, grad, self.weight_decay)
+            g, work = self._scratch(index, weight, 2)
+            self._regularised_grad(weight, grad, out=g)
             m *= f(self.beta1)
-            m += f(1 - self.beta1) * g
+            np.multiply(g, f(1 - self.beta1), out=work)
+            m += work  # m <- b1 m + (1 - b1) g
+            np.multiply(g, g, out=work)
+            work *= f(1 - self.beta2)
             v *= f(self.beta2)
-            np.multiply(g, g, out=g)
-            g *= f(1 - self.beta2)
-            v += g
-            # w <- w - lr * m_hat / (sqrt(v_hat) + eps), with m_hat = m / (1-b1^t), v_hat = v / (1-b2^t)
-            denom = np.divide(v, f(v_correction), out=g)
-            np.sqrt(denom, out=denom)
-            denom += f(self.eps)
-            update = np.divide(m, f(m_correction))
-            update /= denom
-            update *= f(self.lr)
-            weight -= update
+            v += work  # v <- b2 v + (1 - b2) g^2
+            np.sqrt(v, out=work)
+            work *= f(inv_sqrt_c2)
+            work += f(self.eps)
+            np.divide(m, work, out=work)
+            work *= f(step_size)
+            weight -= work
