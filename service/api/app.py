@@ -46,13 +46,13 @@ async def _lifespan(app: FastAPI):
     if uses_sqlite(settings):
         # the embedded workers died with the previous server: their jobs go back to the queue
         store.requeue_running(settings.max_attempts)
-    app.state.store = store
-    app.state.pool = _start_pool(settings) if settings.workers > 0 else None
+    pool = _start_pool(settings) if settings.workers > 0 else None
+    app.state.store, app.state.pool = store, pool
     try:
         yield
     finally:
-        if app.state.pool is not None:
-            app.state.pool.stop(timeout=10)
+        if pool is not None:
+            pool.stop(timeout=10)
         store.close()
 
 

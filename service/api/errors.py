@@ -32,15 +32,18 @@ def validation_error(issues: list[tuple[Loc, str, Any]]) -> RequestValidationErr
 def strip_union_tags(loc: Loc, body: Any) -> Loc:
     """Drop the discriminator values pydantic inserts into locations, so that
     ("body", "model", "sequential", "layers", 2) becomes ("body", "model", "layers", 2):
-    a path that exists in the submitted JSON."""
+    a path that exists in the submitted JSON.
+
+    Every object with a "type" in a job spec is a tagged-union member, and pydantic puts the tag
+    right after the object's own path, so the first matching part below an object is its tag
+    (then e.g. {"type": "fraction", "fraction": 2} yields ..., "fraction", "fraction")."""
     if not loc or loc[0] != "body" or body is None:
         return loc
     out: list[str | int] = [loc[0]]
     node, tag_skipped = body, False
     for part in loc[1:]:
-        if isinstance(node, dict) and part not in node and not tag_skipped \
-                and node.get("type") == part:
-            tag_skipped = True  # at most one tag per object: a field may share the tag's name
+        if isinstance(node, dict) and not tag_skipped and node.get("type") == part:
+            tag_skipped = True
             continue
         out.append(part)
         node, tag_skipped = _child(node, part), False

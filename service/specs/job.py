@@ -23,14 +23,17 @@ class JobSpec(_Spec):
 
     @model_validator(mode="after")
     def _data_fits_model(self) -> "JobSpec":
-        issues = source_issues(self, self.data, ("data",))
+        # locations carry pydantic's union tags, like its own errors: ("data", "spirals", ...)
+        data_loc = ("data", self.data.type)
+        issues = source_issues(self, self.data, data_loc)
         validation = self.data.validation
         if isinstance(validation, DataValidation):
-            issues += source_issues(self, validation.data, ("data", "validation", "data"))
+            issues += source_issues(self, validation.data, (*data_loc, "validation", "data",
+                                                            "data", validation.data.type))
         if isinstance(validation, FractionValidation):
             rows = known_rows(self.data)
             if rows is not None and validation_split_sizes(rows, validation.fraction)[0] < 1:
-                issues.append((("data", "validation", "fraction"),
+                issues.append(((*data_loc, "validation", "fraction", "fraction"),
                                f"holding out this fraction of {rows} rows leaves none to train on",
                                validation.fraction))
         if issues:
@@ -60,7 +63,7 @@ def _feature_loc(job: JobSpec, source, prefix: Loc) -> Loc:
         return (*prefix, "x", 0)
     if isinstance(source, TeacherSource):
         return (*prefix, "n_features")
-    return ("model", *model_input_loc(job.model))
+    return ("model", job.model.type, *model_input_loc(job.model))
 
 
 def _class_loc(job: JobSpec, source, prefix: Loc, out_width: int) -> Loc:
@@ -69,4 +72,4 @@ def _class_loc(job: JobSpec, source, prefix: Loc, out_width: int) -> Loc:
         return (*prefix, "y", first_bad)
     if isinstance(source, (SpiralsSource, TeacherSource)):
         return (*prefix, "n_classes")
-    return ("model", *model_output_loc(job.model))
+    return ("model", job.model.type, *model_output_loc(job.model))

@@ -85,27 +85,27 @@ def test_inline_rows_must_be_rectangular_finite_and_match_labels():
 
 def test_labels_must_fit_the_model_outputs():
     data = {"type": "inline", "x": [[0.0, 1.0]] * 3, "y": [0, 2, 3]}
-    assert error_locs(spec(data=data)) == [("data", "y", 2)]
+    assert error_locs(spec(data=data)) == [("data", "inline", "y", 2)]
     assert error_locs(spec(data={"type": "inline", "x": [[0.0, 1.0]], "y": [-1]})) == [
         ("data", "inline", "y", 0)]
 
 
 def test_feature_width_must_match_the_model_input():
     assert error_locs(spec(data={"type": "teacher", "n_features": 5, "n_classes": 3})) == [
-        ("data", "n_features")]
+        ("data", "teacher", "n_features")]
     assert error_locs(spec(data={"type": "mnist"})) == [
-        ("model", "in_features"), ("model", "num_classes")]
+        ("model", "mlp_resnet", "in_features"), ("model", "mlp_resnet", "num_classes")]
 
 
 def test_validation_data_is_checked_too():
     data = {"type": "spirals", "validation": {"type": "data", "data": {
         "type": "inline", "x": [[1.0, 2.0, 3.0]], "y": [0]}}}
-    assert error_locs(spec(data=data)) == [("data", "validation", "data", "x", 0)]
+    assert error_locs(spec(data=data)) == [("data", "spirals", "validation", "data", "data", "inline", "x", 0)]
 
 
 def test_fraction_must_leave_training_rows():
     data = {"type": "spirals", "n_samples": 1, "validation": {"type": "fraction", "fraction": 0.5}}
-    assert error_locs(spec(data=data)) == [("data", "validation", "fraction")]
+    assert error_locs(spec(data=data)) == [("data", "spirals", "validation", "fraction", "fraction")]
 
 
 @pytest.mark.parametrize("rows, fraction, expected", [(100, 0.2, (80, 20)), (10, 0.01, (9, 1)),

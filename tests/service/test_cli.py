@@ -1,0 +1,41 @@
+"""The needle-service command line: options, environment hand-off, openapi --check."""
+import pytest
+
+from service import cli
+from service.api.openapi import render_openapi
+
+
+def test_serve_options_become_settings_and_reach_child_processes(monkeypatch, tmp_path):
+    monkeypatch.setenv("NEEDLE_PORT", "9000")
+    monkeypatch.setenv("NEEDLE_MAX_EPOCHS", "7")
+    for name in ("NEEDLE_DATA_DIR", "NEEDLE_WORKERS", "NEEDLE_DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    args = cli.build_parser().parse_args(["serve", "--data-dir", str(tmp_path), "--workers", "0"])
+    settings = cli.settings_from(args, cli.SERVE_OPTIONS)
+    assert (settings.data_dir, settings.workers, settings.port) == (tmp_path, 0, 9000)
+    assert settings.max_epochs == 7 and settings.database_url is None
+    import os
+    assert os.environ["NEEDLE_DATA_DIR"] == str(tmp_path)  # inherited by worker processes
+
+
+def test_worker_accepts_store_options_and_parent_pid():
+    args = cli.build_parser().parse_args(["worker", "--database-url", "postgresql://x/y",
+                                          "--parent-pid", "42"])
+    assert (args.database_url, args.parent_pid) == ("postgresql://x/y", 42)
+
+
+def test_openapi_writes_then_checks(tmp_path, capsys):
+    target = tmp_path / "openapi.json"
+    assert cli.main(["openapi", "--check", "--output", str(target)]) == 1
+    assert "missing" in capsys.readouterr().err
+    assert cli.main(["openapi", "--output", str(target)]) == 0
+    assert target.read_text() == render_openapi()
+    assert cli.main(["openapi", "--check", "--output", str(target)]) == 0
+    target.write_text("{}")
+    assert cli.main(["openapi", "--check", "--output", str(target)]) == 1
+    assert "stale" in capsys.readouterr().err
+
+
+def test_unknown_command_exits_with_usage():
+    with pytest.raises(SystemExit):
+        cli.main(["train"])
