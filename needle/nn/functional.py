@@ -1,7 +1,9 @@
-"""Differentiable building blocks used by needle.nn modules, composed from course ops.
+"""Differentiable building blocks used by needle.nn modules.
 
-Each function here is the single switch point between the composite (course-style) version and
-the fused op from `needle.ops.ops_fused`: modules only ever call these functions.
+Modules only call the public names at the bottom of this file, each bound to the fused op from
+`needle.ops.ops_fused` (one graph node, numpy gradient, first-order only). The `*_composite`
+versions build the same function from course ops; rebind a name to switch back (e.g. for
+gradients of gradients, which fused ops do not support).
 """
 import numpy as np
 
@@ -14,7 +16,7 @@ def _row_broadcast(vector: Tensor, shape: tuple) -> Tensor:
     return ops.broadcast_to(ops.reshape(vector, (1, shape[-1])), shape)
 
 
-def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
+def linear_composite(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """x @ weight (+ bias broadcast over rows)."""
     out = ops.matmul(x, weight)  # (N, out)
     if bias is None:
@@ -22,7 +24,7 @@ def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     return ops.add(out, _row_broadcast(bias, out.shape))
 
 
-def softmax_loss(logits: Tensor, y: Tensor) -> Tensor:
+def softmax_loss_composite(logits: Tensor, y: Tensor) -> Tensor:
     """Mean over the batch of logsumexp(logits) - logits[true class]."""
     batch, classes = logits.shape
     y_one_hot = init.one_hot(classes, y, device=logits.device, dtype=logits.dtype)  # (N, k)
@@ -47,7 +49,7 @@ def _scale_shift(normed: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
                    _row_broadcast(bias, normed.shape))
 
 
-def batchnorm_train(x: Tensor, weight: Tensor, bias: Tensor, eps: float):
+def batchnorm_train_composite(x: Tensor, weight: Tensor, bias: Tensor, eps: float):
     """Batch-normalise (N, dim) with batch statistics -> (out, batch mean, biased batch var as numpy)."""
     normed, mean, var = _normalise(x, axis=0, eps=eps)
     return _scale_shift(normed, weight, bias), mean.numpy().copy(), var.numpy().copy()
@@ -63,7 +65,26 @@ def batchnorm_eval(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor
     return _scale_shift(normed, weight, bias)
 
 
-def layernorm(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
+def layernorm_composite(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:
     """Normalise each row of (N, dim) over its features, then scale and shift per feature."""
     normed, _, _ = _normalise(x, axis=1, eps=eps)
     return _scale_shift(normed, weight, bias)
+
+
+def dropout_mask(shape: tuple, p: float, dtype) -> np.ndarray:
+    """Inverted-dropout multiplier: keep with probability 1-p (course: randb(p=1-p)), scaled by 1/(1-p)."""
+    keep = init.randb(*shape, p=1 - p).numpy()
+    return keep.astype(dtype) * np.asarray(1.0 / (1 - p), dtype=dtype)
+
+
+def dropout_composite(x: Tensor, mask_scale: np.ndarray) -> Tensor:
+    """x * mask_scale with course ops."""
+    return ops.multiply(x, Tensor(mask_scale, dtype=x.dtype, requires_grad=False))
+
+
+# The switch points (fused ops, see module docstring).
+linear = ops.linear  # (x, weight, bias=None)
+softmax_loss = ops.softmax_loss  # (logits, y)
+batchnorm_train = ops.batchnorm_train_stats  # (x, weight, bias, eps) -> (out, mean, biased var)
+layernorm = ops.layernorm  # (x, weight, bias, eps)
+dropout = ops.dropout  # (x, mask_scale)

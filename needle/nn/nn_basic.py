@@ -239,8 +239,7 @@ class Dropout(Module):
         if not self.training:
             return x
         # Drawn even when p == 0 so the random stream matches the course's.
-        mask = init.randb(*x.shape, p=1 - self.p, device=x.device, dtype=x.dtype)
-        return ops.mul_scalar(ops.multiply(x, mask), 1.0 / (1 - self.p))
+        return F.dropout(x, F.dropout_mask(x.shape, self.p, x.dtype))
 
 
 class Residual(Module):
