@@ -1,0 +1,128 @@
+"""Train one claimed job under its lease: progress, metrics, checkpoints and the final outcome."""
+import logging
+import time
+import traceback
+from typing import Callable
+
+from ..settings import Settings
+from ..training import (EpochDone, TrainingError, TrainingRun, checkpoint_from_bytes, checkpoint_to_bytes,
+                        parameters_to_bytes, prepare_run)
+from .records import Job, Lease, Status
+from .store import JobStore, LeaseState, NotFound
+
+log = logging.getLogger("needle_service.worker")
+METRICS_FLUSH_SECONDS = 0.5  # step metrics reach the store at least this often
+
+
+class JobExecution:
+    """One attempt at one job; never raises (every failure ends in the store or in the log)."""
+
+    def __init__(self, store: JobStore, settings: Settings, job: Job, worker_id: str,
+                 should_stop: Callable[[], bool]):
+        self.store, self.settings, self.job = store, settings, job
+        self.lease = Lease(job.id, worker_id, job.attempt)
+        self.should_stop = should_stop
+        self.pending: list[tuple[str, int, int, dict]] = []
+        self.last_flush = self.last_heartbeat = time.monotonic()
+
+    def run(self) -> str:
+        """Train to an outcome: succeeded, failed, cancelled, released or lost."""
+        try:
+            return self._run()
+        except TrainingError as exc:
+            self._flush_metrics()  # the loss curve up to a divergence is worth keeping
+            return self._end(Status.failed, error=str(exc))
+        except Exception as exc:  # a bug or a store outage must not take the worker down
+            log.error("job %s failed unexpectedly:\n%s", self.job.id, traceback.format_exc())
+            try:
+                return self._end(Status.failed, error=f"internal error: {type(exc).__name__}: {exc}")
+            except Exception:
+                log.exception("could not record the failure of job %s", self.job.id)
+                return "lost"
+
+    def _run(self) -> str:
+        run = prepare_run(self.job.spec, mnist_dir=self.settings.mnist_dir, fetch_dataset=self._fetch_dataset)
+        run = self._resume(run)
+        epochs, steps = run.planned()
+        self.store.set_progress(self.lease, epoch=run.epoch, step=run.step, epochs=epochs, steps=steps)
+        every = max(1, self.settings.checkpoint_every_epochs)
+        for event in run.events():
+            if isinstance(event, EpochDone):
+                self.pending.append(("epoch", event.epoch, event.step, event.metrics))
+                self._flush(run)
+                if event.epoch % every == 0 and event.epoch < run.epochs:
+                    self.store.save_checkpoint(self.lease, checkpoint_to_bytes(run.snapshot()))
+            else:
+                self.pending.append(("step", event.epoch, event.step, {"loss": event.loss}))
+            state = self._poll(run)
+            if state is LeaseState.lost:
+                log.warning("job %s: lease lost, abandoning this attempt", self.job.id)
+                return "lost"
+            if state is LeaseState.cancel:
+                return self._end(Status.cancelled, run=run)
+            if self.should_stop():
+                return self._release(run)
+        return self._end(Status.succeeded, run=run)
+
+    def _fetch_dataset(self, dataset_id: str) -> bytes:
+        try:
+            return self.store.get_dataset_blob(dataset_id)
+        except NotFound:
+            raise TrainingError(f"dataset {dataset_id} no longer exists (it was deleted)") from None
+
+    def _resume(self, run: TrainingRun) -> TrainingRun:
+        """Continue from the last checkpoint, dropping metrics recorded after it."""
+        blob = self.store.load_checkpoint(self.job.id)
+        if blob is not None:
+            try:
+                run.restore(checkpoint_from_bytes(blob))
+                log.info("job %s: resumed at epoch %d step %d", self.job.id, run.epoch, run.step)
+            except (ValueError, KeyError) as exc:
+                log.warning("job %s: unusable checkpoint (%s); starting over", self.job.id, exc)
+                run = prepare_run(self.job.spec, mnist_dir=self.settings.mnist_dir,
+                                  fetch_dataset=self._fetch_dataset)
+        self.store.truncate_metrics(self.lease, after_step=run.step)
+        return run
+
+    def _poll(self, run: TrainingRun) -> LeaseState:
+        """Per step: one cheap read; a lease renewal and a metrics flush when they are due."""
+        now = time.monotonic()
+        if now - self.last_heartbeat >= self.settings.heartbeat_seconds:
+            self.last_heartbeat = now
+            state = self.store.heartbeat(self.lease, self.settings.lease_seconds)
+        else:
+            state = self.store.check(self.lease)
+        if state is LeaseState.ok and now - self.last_flush >= METRICS_FLUSH_SECONDS:
+            self._flush(run)
+        return state
+
+    def _flush_metrics(self) -> None:
+        self.last_flush = time.monotonic()
+        if self.pending:
+            self.store.add_metrics(self.lease, self.pending)
+            self.pending = []
+
+    def _flush(self, run: TrainingRun) -> None:
+        self._flush_metrics()
+        epochs, steps = run.planned()
+        self.store.set_progress(self.lease, epoch=run.epoch, step=run.step, epochs=epochs, steps=steps)
+
+    def _release(self, run: TrainingRun) -> str:
+        """Graceful shutdown: checkpoint where we are and hand the job back to the queue."""
+        self._flush(run)
+        self.store.save_checkpoint(self.lease, checkpoint_to_bytes(run.snapshot()))
+        self.store.release(self.lease)
+        log.info("job %s: released at step %d", self.job.id, run.step)
+        return "released"
+
+    def _end(self, status: Status, *, error: str | None = None, run: TrainingRun | None = None) -> str:
+        result = parameters = None
+        if run is not None:
+            self._flush(run)
+            result = run.result()
+            parameters = parameters_to_bytes(run.state_dict(), self.job.spec["model"])
+        if not self.store.finish(self.lease, status, error=error, result=result, parameters=parameters):
+            log.warning("job %s: lease lost before it could end as %s", self.job.id, status.value)
+            return "lost"
+        log.info("job %s: %s%s", self.job.id, status.value, f" ({error})" if error else "")
+        return status.value
