@@ -7,6 +7,8 @@ Design choices (documented because they differ in detail from the course referen
   every gradient is a detached constant and nothing keeps the forward graph alive once the loss is dropped.
   Pass `create_graph=True` to build a graph for the gradients themselves (gradient of a gradient).
   Calling `op.gradient(...)` directly outside backward also builds a graph, as in the course tests.
+- `Op.gradient` may return None for an input that does not require grad (work skipped); backward
+  never propagates to such inputs anyway.
 - Only leaves receive `.grad`; a second `backward()` OVERWRITES leaf grads (course behaviour, no accumulation).
 - `Tensor.numpy()` returns the underlying array without copying; treat it as read-only.
 """
@@ -152,9 +154,10 @@ class Tensor(Value):
     """An n-dimensional array that records the operations producing it (define-by-run)."""
 
     __slots__ = ()
+    __array_ufunc__ = None  # numpy defers to our reflected operators instead of building object arrays
 
     def __init__(self, array, *, device=None, dtype=None, requires_grad=True, **kwargs):
-        if device is not None and device != cpu():
+        if device is not None and device != cpu() and device != "cpu":
             raise ValueError(f"unsupported device {device!r}; needle only has cpu()")
         if isinstance(array, Tensor):
             data = array.realize_cached_data()

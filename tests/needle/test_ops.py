@@ -165,6 +165,8 @@ FLOAT32_CASES = {
     "add_py_float": lambda x: x + 1.5,
     "add_np_float64_scalar": lambda x: x + np.float64(1.5),
     "rsub": lambda x: 2.0 - x,
+    "rsub_np_float64_scalar": lambda x: np.float64(2.0) - x,
+    "rmul_np_float64_scalar": lambda x: np.float64(2.0) * x,
     "mul_np_float64_scalar": lambda x: x * np.float64(0.1),
     "div_int": lambda x: x / 3,
     "div_np_float64_scalar": lambda x: x / np.float64(3.0),
