@@ -192,7 +192,13 @@ class SoftmaxLoss(TensorOp):
 
 def softmax_loss(logits, y):
     labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
-    return SoftmaxLoss(labels.reshape(-1).astype(np.intp, copy=False))(logits)
+    labels = labels.reshape(-1).astype(np.intp, copy=False)
+    n, k = logits.shape
+    # fancy indexing would silently wrap negative labels, so check the range (cheap: N values)
+    if labels.shape[0] != n or (n and (labels.min() < 0 or labels.max() >= k)):
+        raise ValueError(f"softmax_loss needs {n} labels in [0, {k}); got shape {labels.shape}, "
+                         f"range [{labels.min() if n else None}, {labels.max() if n else None}]")
+    return SoftmaxLoss(labels)(logits)
 
 
 class Dropout(TensorOp):

@@ -125,6 +125,12 @@ def test_softmax_loss_accepts_float_label_tensor():
     np.testing.assert_allclose(as_float.numpy(), as_int.numpy())
 
 
+@pytest.mark.parametrize("labels", [[0, 1, 3], [0, -1, 2], [0, 1]])
+def test_softmax_loss_rejects_bad_labels(labels):
+    with pytest.raises(ValueError):
+        ndl.softmax_loss(ndl.Tensor(np.zeros((3, 3))), np.array(labels))
+
+
 def test_linear_skips_gradient_of_data_batch():
     x = ndl.Tensor(RNG.standard_normal((3, 4)), requires_grad=False)
     w = ndl.Tensor(RNG.standard_normal((4, 2)))
