@@ -138,6 +138,47 @@ def test_state_dict_is_a_copy_and_load_checks_it():
         optim.SGD(params).load_state_dict(saved)
 
 
+def test_steps_with_missing_grads_interleave_with_full_steps():
+    params = make_params()
+    start = [p.numpy().copy() for p in params]
+    grads = gradient_sequence(params, steps=5)
+    opt = optim.SGD(params, lr=0.1, momentum=0.5, weight_decay=0.1)
+    w, u = [x.astype(np.float64) for x in start], [np.zeros(x.shape) for x in start]
+    for step, step_grads in enumerate(grads):
+        present = [True, step % 2 == 0]  # the second parameter gets a gradient every other step
+        for p, g, has in zip(params, step_grads, present):
+            p.grad = ndl.Tensor(g, requires_grad=False) if has else None
+        opt.step()
+        for i, (g, has) in enumerate(zip(step_grads, present)):
+            if has:
+                u[i] = 0.5 * u[i] + 0.5 * (g + 0.1 * w[i])
+                w[i] = w[i] - 0.1 * u[i]
+        for p, want in zip(params, w):
+            np.testing.assert_allclose(p.numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_step_updates_arrays_replaced_after_previous_steps():
+    params = make_params()
+    grads = gradient_sequence(params, steps=2)
+    opt = optim.SGD(params, lr=0.1)
+    run(opt, params, grads[:1])
+    for p in params:  # what Module.load_state_dict does: new arrays, not writes into the old ones
+        p.cached_data = np.ones(p.shape, dtype=np.float32)
+    run(opt, params, grads[1:])
+    for p, g in zip(params, grads[1]):
+        np.testing.assert_allclose(p.numpy(), 1 - 0.1 * g, rtol=1e-6)
+    assert not np.shares_memory(params[0].numpy(), params[1].numpy())
+
+
+def test_parameters_listed_twice_are_updated_once_per_listing():
+    param = make_params()[0]
+    start = param.numpy().copy()
+    opt = optim.SGD([param, param], lr=0.1)
+    param.grad = ndl.Tensor(np.ones(param.shape, dtype=np.float32), requires_grad=False)
+    opt.step()
+    np.testing.assert_allclose(param.numpy(), start - 0.2, rtol=1e-6)
+
+
 def torch_trajectory(torch, make_torch_opt, weights, grads):
     tensors = [torch.tensor(w, requires_grad=True) for w in weights]
     opt = make_torch_opt(tensors)
