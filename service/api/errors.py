@@ -1,5 +1,6 @@
 """One error shape: {"detail": ...}; store errors map to 404/409, bad input never becomes a 500."""
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -72,6 +73,8 @@ async def _validation_failed(request: Request, exc: RequestValidationError) -> J
             del error["ctx"]  # our own checks carry their message as the only context
         if "input" in error and not _small_input(error["input"]):
             del error["input"]
+        elif isinstance(error.get("input"), float) and not math.isfinite(error["input"]):
+            error["input"] = repr(error["input"])  # NaN/inf are not JSON; say which it was
         errors.append(error)
     return JSONResponse({"detail": jsonable_encoder(errors)}, status_code=422)
 

@@ -61,6 +61,15 @@ def test_errors_have_one_shape(client):
     assert isinstance(detail, list) and all({"loc", "msg", "type"} <= set(e) for e in detail)
 
 
+def test_non_finite_input_is_a_422_not_a_500(client):
+    body = b'{"model": {"type": "mlp_resnet", "in_features": 2}, "data": {"type": "inline", ' \
+           b'"x": [[1.0, NaN]], "y": [0]}}'
+    response = client.post("/v1/jobs", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "data", "x", 0, 1]
+    assert response.json()["detail"][0]["input"] == "nan"
+
+
 def test_large_inputs_are_not_echoed_back(client):
     response = client.post("/v1/jobs", json={**SPEC, "data": {"type": "inline", "x": [
         [0.0, 1.0]] * 100, "y": "labels"}})

@@ -6,6 +6,8 @@ from fastapi import APIRouter, Body, HTTPException, Query, Response
 from pydantic import TypeAdapter
 
 from ...jobs import Job, JobStore
+from ...jobs.results import export_parameters
+from ...jobs.results import predict as run_model
 from ...specs import ModelSpec, model_widths
 from ..deps import SettingsDep, StoreDep
 from ..errors import validation_error
@@ -41,7 +43,6 @@ def get_parameters(job_id: str, store: StoreDep,
     """The model's state: needle layout (Linear weight (in, out)) or torch layout (loads into
     the equivalent torch.nn module with a strict load_state_dict)."""
     job, parameters = _trained(store, job_id)
-    from ...jobs.results import export_parameters  # imports needle; only needed here
     body, media_type = export_parameters(job, parameters, fmt, layout)
     filename = f"{job.id}-{layout}.{EXTENSIONS[fmt]}"
     return Response(content=body, media_type=media_type,
@@ -54,7 +55,6 @@ def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_example
             store: StoreDep, settings: SettingsDep) -> Prediction:
     """Run the trained model in eval mode (BatchNorm uses its running statistics)."""
     job, parameters = _trained(store, job_id)
-    from ...jobs.results import predict as run_model  # imports needle; only needed here
     in_width, _ = model_widths(MODEL_ADAPTER.validate_python(job.spec["model"]))
     if len(request.x) > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "

@@ -1,0 +1,133 @@
+"""Run `needle-service serve` in a subprocess on a free port and talk to it over HTTP only."""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+TERMINAL = {"succeeded", "failed", "cancelled"}
+FAST_WORKER_ENV = {"NEEDLE_POLL_SECONDS": "0.02", "NEEDLE_HEARTBEAT_SECONDS": "0.5",
+                   "NEEDLE_WORKER_NICE": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+
+
+def free_port() -> int:
+    """A port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll until predicate() is truthy and return its value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Server:
+    """One `needle-service serve` process with its data dir, log file and an httpx client."""
+
+    def __init__(self, data_dir: Path, *, workers: int, env: dict[str, str] | None = None):
+        self.data_dir = data_dir
+        self.workers = workers
+        self.env = {**os.environ, **FAST_WORKER_ENV, **(env or {})}
+        self.log_path = data_dir / "server.log"
+        self.process: subprocess.Popen | None = None
+        self.client: httpx.Client | None = None
+
+    def start(self) -> "Server":
+        """Start on a fresh port and wait until /readyz says ready."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        port = free_port()
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
+                 str(port), "--data-dir", str(self.data_dir), "--workers", str(self.workers),
+                 "--log-level", "warning"],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+        wait_for(self._ready, 60, "the server to become ready")
+        return self
+
+    def _ready(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"the server exited early:\n{self.log()}")
+        try:
+            return self.client.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def log(self) -> str:
+        """The tail of the server's output (for assertion messages)."""
+        return self.log_path.read_text(errors="replace")[-4000:]
+
+    def worker_pids(self) -> list[int]:
+        """PIDs of this server's child processes (its workers), read from /proc."""
+        pids = []
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[1]) == self.process.pid:
+                    pids.append(int(entry.name))
+        return pids
+
+    def stop(self) -> None:
+        """Graceful shutdown (SIGTERM), as an operator would do."""
+        if self.client is not None:
+            self.client.close()
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """SIGKILL the server process only (its workers notice their parent is gone)."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+        self.client.close()
+
+    # ---- HTTP helpers ----
+    def submit(self, spec: dict, **headers) -> dict:
+        """POST a job that must be accepted; returns the job."""
+        response = self.client.post("/v1/jobs", json=spec, headers=headers)
+        assert response.status_code in (200, 202), response.text
+        return response.json()
+
+    def job(self, job_id: str) -> dict:
+        """GET one job."""
+        response = self.client.get(f"/v1/jobs/{job_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def wait_until(self, job_id: str, condition, timeout: float = 60, what: str = "") -> dict:
+        """Poll the job until condition(job) holds."""
+        def check():
+            job = self.job(job_id)
+            return job if condition(job) else None
+        return wait_for(check, timeout, what or f"job {job_id}")
+
+    def finish(self, job_id: str, timeout: float = 60) -> dict:
+        """Poll until the job has ended; returns it."""
+        return self.wait_until(job_id, lambda job: job["status"] in TERMINAL, timeout,
+                               f"job {job_id} to end")
+
+    def train(self, spec: dict, timeout: float = 60) -> dict:
+        """Submit and wait for success."""
+        job = self.finish(self.submit(spec)["id"], timeout)
+        assert job["status"] == "succeeded", (job["error"], self.log())
+        return job
