@@ -12,6 +12,7 @@ Design choices (documented because they differ in detail from the course referen
 - Only leaves receive `.grad`; a second `backward()` OVERWRITES leaf grads (course behaviour, no accumulation).
 - `Tensor.numpy()` returns the underlying array without copying; treat it as read-only.
 """
+import threading
 from contextlib import contextmanager
 
 import numpy
@@ -24,24 +25,31 @@ NDArray = numpy.ndarray
 
 LAZY_MODE = False  # course flag: when True, op results are computed on first realize_cached_data()
 TENSOR_COUNTER = 0  # live Value objects; lets tests detect leaked graphs
-_GRAD_ENABLED = True  # switched off by no_grad() and during backward (unless create_graph=True)
+
+
+class _GradMode(threading.local):
+    """Per-thread grad switch: a no_grad() inference in one thread must not disable training in another."""
+
+    enabled = True  # switched off by no_grad() and during backward (unless create_graph=True)
+
+
+_GRAD_MODE = _GradMode()
 
 
 @contextmanager
 def no_grad():
     """Context manager: ops inside it produce detached tensors (no graph is recorded)."""
-    global _GRAD_ENABLED
-    previous = _GRAD_ENABLED
-    _GRAD_ENABLED = False
+    previous = _GRAD_MODE.enabled
+    _GRAD_MODE.enabled = False
     try:
         yield
     finally:
-        _GRAD_ENABLED = previous
+        _GRAD_MODE.enabled = previous
 
 
 def is_grad_enabled():
     """Return whether ops currently record a graph."""
-    return _GRAD_ENABLED
+    return _GRAD_MODE.enabled
 
 
 class Op:
@@ -120,7 +128,7 @@ class Value:
         """Apply op to inputs; the hot path of every forward and backward computation."""
         global TENSOR_COUNTER
         requires_grad = False
-        if _GRAD_ENABLED:
+        if _GRAD_MODE.enabled:
             for x in inputs:
                 if x.requires_grad:
                     requires_grad = True
@@ -270,13 +278,12 @@ class Tensor(Value):
 
 def compute_gradient_of_variables(output_tensor, out_grad, create_graph=False):
     """Reverse-mode AD from output_tensor; stores the gradient of each leaf in its `.grad`."""
-    global _GRAD_ENABLED
-    previous = _GRAD_ENABLED
-    _GRAD_ENABLED = previous and create_graph
+    previous = _GRAD_MODE.enabled
+    _GRAD_MODE.enabled = previous and create_graph
     try:
         _backpropagate(output_tensor, out_grad)
     finally:
-        _GRAD_ENABLED = previous
+        _GRAD_MODE.enabled = previous
 
 
 def _backpropagate(output_tensor, out_grad):

@@ -1,5 +1,6 @@
 """needle.autograd: Tensor semantics, graph construction, backward, leaks and a PyTorch cross-check."""
 import gc
+import threading
 
 import numpy as np
 import pytest
@@ -86,6 +87,24 @@ class TestGraphConstruction:
         with ndl.no_grad():
             out = a + a
         assert out.op is None and autograd.is_grad_enabled()
+
+    def test_no_grad_in_another_thread_does_not_disable_this_one(self):
+        inside, release = threading.Event(), threading.Event()
+
+        def infer():
+            with ndl.no_grad():
+                inside.set()
+                release.wait(5)
+
+        worker = threading.Thread(target=infer)
+        worker.start()
+        assert inside.wait(5)
+        try:
+            out = ndl.Tensor([1.0]) * 2
+        finally:
+            release.set()
+            worker.join()
+        assert out.requires_grad and out.op is not None
 
     def test_operators(self):
         a = ndl.Tensor([4.0, 9.0])
