@@ -101,7 +101,10 @@ class Value:
 
     def __del__(self):
         global TENSOR_COUNTER
-        TENSOR_COUNTER -= 1
+        try:
+            TENSOR_COUNTER -= 1
+        except TypeError:  # interpreter shutdown may already have cleared module globals
+            pass
 
     def _init(self, op, inputs, *, num_outputs=1, cached_data=None, requires_grad=None):
         global TENSOR_COUNTER
