@@ -1,6 +1,5 @@
 """A resumable, deterministic training run that yields after every optimizer step."""
 import math
-from contextlib import contextmanager
 import time
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -48,11 +47,15 @@ class TrainingRun:
         stopping = training.get("stopping") or {}
         self.max_steps = stopping.get("max_steps")
         self.max_runtime_s = stopping.get("max_runtime_s")
-        np.random.seed(training["seed"])  # the model's init and every later draw follow this seed
+        # The model's init and every later draw follow the seed. Building leaves the caller's
+        # np.random untouched; events() installs this run's stream into np.random (not swapped
+        # per step, which would cost ~0.1 ms), so only one run may train at a time per process.
+        outer = np.random.get_state()
+        np.random.seed(training["seed"])
         self.model = build_model(spec["model"])
-        # The run owns its stream: swapped into np.random around each step, so other code in
-        # the process (or another run) between steps cannot change the results.
         self.rng_state = np.random.get_state()
+        np.random.set_state(outer)
+        self.rng_live = False  # True once events() installed rng_state into np.random
         self.optimizer = build_optimizer(spec["optimizer"], self.model.parameters())
         self.loss_fn = nn.SoftmaxLoss()
         self.epoch, self.batch, self.step = 0, 0, 0
@@ -82,28 +85,21 @@ class TrainingRun:
     def events(self) -> Iterator[StepDone | EpochDone]:
         """Train to the end (or a stopping limit), yielding after each step and each epoch."""
         self.model.train()
+        np.random.set_state(self.rng_state)
+        self.rng_live = True
         while self.epoch < self.epochs:
             if self._limit_reached():
                 return
             if self.order is None:  # a new epoch draws its order from the global generator
                 n = len(self.data.y_train)
-                with self._own_rng():
-                    self.order = np.random.permutation(n) if self.shuffle else np.arange(n)
+                self.order = np.random.permutation(n) if self.shuffle else np.arange(n)
             while self.batch < self.steps_per_epoch:
                 if self._limit_reached():
                     return
-                with self._own_rng(), np.errstate(over="ignore", invalid="ignore"):  # divergence -> TrainingError
+                with np.errstate(over="ignore", invalid="ignore"):  # divergence -> TrainingError
                     event = self._train_batch()
                 yield event
             yield self._end_epoch()
-
-    @contextmanager
-    def _own_rng(self) -> Iterator[None]:
-        np.random.set_state(self.rng_state)
-        try:
-            yield
-        finally:
-            self.rng_state = np.random.get_state()
 
     def _limit_reached(self) -> bool:
         if self.max_steps is not None and self.step >= self.max_steps:
@@ -173,7 +169,7 @@ class TrainingRun:
     def snapshot(self) -> Checkpoint:
         """Everything needed to continue exactly from here."""
         return Checkpoint(model_state=self.model.state_dict(), optimizer_state=self.optimizer.state_dict(),
-                          rng_state=self.rng_state, epoch=self.epoch, batch=self.batch, step=self.step,
+                          rng_state=np.random.get_state() if self.rng_live else self.rng_state, epoch=self.epoch, batch=self.batch, step=self.step,
                           order=None if self.order is None else self.order.copy(), accumulators=dict(self.acc),
                           runtime_s=self.runtime_s(), last_epoch_metrics=self.last_epoch_metrics)
 
@@ -181,7 +177,7 @@ class TrainingRun:
         """Continue from a snapshot of the same spec."""
         self.model.load_state_dict(ckpt.model_state)
         self.optimizer.load_state_dict(ckpt.optimizer_state)
-        self.rng_state = ckpt.rng_state
+        self.rng_state, self.rng_live = ckpt.rng_state, False
         self.epoch, self.batch, self.step = ckpt.epoch, ckpt.batch, ckpt.step
         self.order = None if ckpt.order is None else np.asarray(ckpt.order, dtype=np.int64)
         self.acc = {"loss_sum": float(ckpt.accumulators["loss_sum"]), "errors": int(ckpt.accumulators["errors"]),

@@ -138,3 +138,11 @@ def test_no_validation_reports_null_val_metrics():
     _, epochs = train(run)
     assert epochs == [{**epochs[0], "val_loss": None, "val_error": None}]
     assert isinstance(epochs[0]["train_loss"], float)
+
+
+def test_building_a_run_leaves_the_callers_random_stream_alone():
+    np.random.seed(3)
+    expected = np.random.rand(3)
+    np.random.seed(3)
+    new_run(job_spec())
+    assert np.array_equal(np.random.rand(3), expected)
