@@ -102,6 +102,16 @@ def test_matches_composite_in_float32(name):
         np.testing.assert_allclose(fused_grad.numpy(), composite_grad.numpy(), rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.parametrize("name", CASES)
+def test_inputs_are_not_modified(name):
+    fused, _, arrays = CASES[name]
+    tensors = [ndl.Tensor(a, dtype="float32") for a in arrays]
+    before = [t.numpy().copy() for t in tensors]
+    fused(*tensors).sum().backward()
+    for tensor, original in zip(tensors, before):
+        np.testing.assert_array_equal(tensor.numpy(), original)
+
+
 def test_batchnorm_stats_are_batch_mean_and_biased_variance():
     x = RNG.standard_normal((10, 3)).astype(np.float32) * 2 + 5
     ones, zeros = ndl.init.ones(3), ndl.init.zeros(3)
