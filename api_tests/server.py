@@ -114,20 +114,21 @@ class Server:
         assert response.status_code == 200, response.text
         return response.json()
 
-    def wait_until(self, job_id: str, condition, timeout: float = 60, what: str = "") -> dict:
+    def wait_until(self, job_id: str, condition, timeout: float = 60, what: str = "",
+                   interval: float = 0.05) -> dict:
         """Poll the job until condition(job) holds."""
         def check():
             job = self.job(job_id)
             return job if condition(job) else None
-        return wait_for(check, timeout, what or f"job {job_id}")
+        return wait_for(check, timeout, what or f"job {job_id}", interval)
 
-    def finish(self, job_id: str, timeout: float = 60) -> dict:
+    def finish(self, job_id: str, timeout: float = 60, interval: float = 0.05) -> dict:
         """Poll until the job has ended; returns it."""
         return self.wait_until(job_id, lambda job: job["status"] in TERMINAL, timeout,
-                               f"job {job_id} to end")
+                               f"job {job_id} to end", interval)
 
-    def train(self, spec: dict, timeout: float = 60) -> dict:
+    def train(self, spec: dict, timeout: float = 60, interval: float = 0.05) -> dict:
         """Submit and wait for success."""
-        job = self.finish(self.submit(spec)["id"], timeout)
+        job = self.finish(self.submit(spec)["id"], timeout, interval)
         assert job["status"] == "succeeded", (job["error"], self.log())
         return job

@@ -107,3 +107,13 @@ def test_twenty_concurrent_submissions_all_finish_once(server):
     assert all(job["attempt"] == 1 for job in finished)
     listed = server.client.get("/v1/jobs", params={"limit": 500}).json()["items"]
     assert sorted(job["id"] for job in listed if job["id"] in set(ids)) == sorted(ids)
+
+
+def test_two_thousand_inline_rows_of_784_features_train(server):
+    rng = np.random.default_rng(0)
+    spec = {"model": {"type": "mlp_resnet", "in_features": 784, "hidden_dim": 8, "num_blocks": 0},
+            "data": {"type": "inline", "x": np.round(rng.random((2000, 784)), 2).tolist(),
+                     "y": rng.integers(0, 10, 2000).tolist()},
+            "training": {"epochs": 1, "batch_size": 100}}
+    job = server.train(spec, interval=0.5)  # each poll returns the ~8 MB spec
+    assert job["progress"]["steps"] == 20

@@ -1,6 +1,5 @@
 """Checks a job spec needs beyond pydantic: server caps, uploaded datasets, MNIST files; then the plan."""
 import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,14 +43,14 @@ def plan_submission(spec: JobSpec, settings: Settings, store: JobStore) -> Plan:
         raise validation_error(issues)
     normalised = spec.model_dump(mode="json")
     epochs, steps = planned_steps(_training_rows(spec, n_rows or 0), spec.training)
-    return Plan(spec=normalised, request_hash=request_hash(normalised), param_count=param_count,
+    return Plan(spec=normalised, request_hash=request_hash(spec), param_count=param_count,
                 epochs=epochs, steps=steps)
 
 
-def request_hash(normalised: dict) -> str:
-    """Idempotency fingerprint: the same job spec, however it was spelled, hashes the same."""
-    text = json.dumps(normalised, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
+def request_hash(spec: JobSpec) -> str:
+    """Idempotency fingerprint: the same job spec, however it was spelled, hashes the same
+    (defaults filled in, fields in model order; pydantic's serialiser is fast on big inline data)."""
+    return hashlib.sha256(spec.model_dump_json().encode()).hexdigest()
 
 
 def _training_rows(spec: JobSpec, n_rows: int) -> int:
