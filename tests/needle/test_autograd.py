@@ -171,6 +171,15 @@ class TestBackward:
         first.sum().backward()
         np.testing.assert_allclose(x.grad.numpy(), 6 * x.numpy())
 
+    def test_gradient_of_gradient_course_example(self):
+        x2, x3 = ndl.Tensor([6.0]), ndl.Tensor([0.0])
+        y = x2 * x2 + x2 * x3
+        y.backward(create_graph=True)
+        grad_x2, grad_x3 = x2.grad, x3.grad
+        grad_x2.backward()  # d(2*x2 + x3)/dx2 = 2, /dx3 = 1
+        assert grad_x2.numpy() == 12 and grad_x3.numpy() == 6
+        assert x2.grad.numpy() == 2 and x3.grad.numpy() == 1
+
     def test_gradient_of_gradient_through_op_gradient(self):
         x = ndl.Tensor([0.5, 1.0], dtype="float64")
         y = ndl.logsumexp(x * x, axes=0)
@@ -210,6 +219,18 @@ class TestNoLeaks:
         loss.backward()
         del loss
         assert autograd.TENSOR_COUNTER == before + 1  # only x.grad remains (refcounting frees the rest)
+
+    def test_leaf_and_grad_form_no_reference_cycle(self):
+        gc.disable()  # everything must be freed by reference counting alone
+        try:
+            before = autograd.TENSOR_COUNTER
+            x = ndl.Tensor(np.random.randn(4))
+            loss = (x * x).sum()
+            loss.backward()
+            del x, loss
+            assert autograd.TENSOR_COUNTER == before
+        finally:
+            gc.enable()
 
     def test_counter_tracks_creation_and_deletion(self):
         before = autograd.TENSOR_COUNTER
