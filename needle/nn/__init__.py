@@ -1,4 +1,9 @@
-"""needle.nn: modules, parameters and state_dict (course API plus PyTorch-style state_dict)."""
+"""needle.nn: modules, parameters and state_dict (course API plus PyTorch-style state_dict).
+
+state_dict keys are dotted attribute paths (list/tuple/dict items add their index/key), except that
+a Sequential's children are keyed by bare index, as in PyTorch: an MLPResNet has `0.weight`,
+`2.0.fn.1.running_mean`, ..., `5.bias`. Details in `needle.nn.state`.
+"""
 from needle.nn.nn_basic import (
     BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, Linear, Module, Parameter, ReLU, Residual,
     Sequential, SoftmaxLoss,

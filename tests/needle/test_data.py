@@ -165,3 +165,14 @@ def test_dataloader_shuffle_draws_one_permutation_per_epoch():
 def test_dataloader_rejects_bad_batch_size():
     with pytest.raises(ValueError):
         DataLoader(NDArrayDataset(np.zeros((3, 1))), batch_size=0)
+
+
+def test_mnist_dataset_uses_the_header_image_size(tmp_path):
+    pixels = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    images = write_idx(tmp_path / "img.gz", 2051, (2, 3, 4), pixels.tobytes())
+    labels = write_idx(tmp_path / "lbl.gz", 2049, (2,), bytes([1, 2]))
+    seen = []
+    dataset = MNISTDataset(str(images), str(labels), transforms=[lambda img: seen.append(img.shape) or img])
+    x, y = dataset[1]
+    assert x.shape == (12,) and y == 2 and seen == [(3, 4, 1)]
+    np.testing.assert_allclose(x, pixels[1].reshape(-1) / 255.0, rtol=1e-6)

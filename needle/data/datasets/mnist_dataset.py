@@ -37,28 +37,35 @@ def _read_idx(filename, magic: int, ndim: int) -> tuple[tuple[int, ...], np.ndar
     return dims, np.frombuffer(raw, dtype=np.uint8, offset=header_size)
 
 
-def parse_mnist(image_filename, label_filename) -> tuple[np.ndarray, np.ndarray]:
-    """Read MNIST -> (X (N, rows*cols) float32 in [0, 1], y (N,) uint8), as in hw1."""
+def _parse_with_shape(image_filename, label_filename):
+    """(X (N, rows*cols) float32 in [0, 1], y (N,) uint8, (rows, cols))."""
     (count, rows, cols), pixels = _read_idx(image_filename, IMAGES_MAGIC, 3)
     (label_count,), labels = _read_idx(label_filename, LABELS_MAGIC, 1)
     if count != label_count:
         raise ValueError(f"count mismatch: {count} images in {image_filename}, "
                          f"{label_count} labels in {label_filename}")
     X = pixels.reshape(count, rows * cols).astype(np.float32) / np.float32(255.0)
-    return X, labels.copy()
+    return X, labels.copy(), (rows, cols)
+
+
+def parse_mnist(image_filename, label_filename) -> tuple[np.ndarray, np.ndarray]:
+    """Read MNIST -> (X (N, rows*cols) float32 in [0, 1], y (N,) uint8), as in hw1."""
+    X, y, _ = _parse_with_shape(image_filename, label_filename)
+    return X, y
 
 
 class MNISTDataset(Dataset):
     """MNIST images (N, 784) float32 and labels (N,) uint8; transforms see each image as (28, 28, 1).
+
+    (Any image size in the IDX header works: (N, rows*cols), transforms see (rows, cols, 1).)
 
     An integer index returns (image (784,), label); a slice or index array returns ((B, 784), (B,)).
     """
 
     def __init__(self, image_filename: str, label_filename: str, transforms=None):
         super().__init__(transforms)
-        self.images, self.labels = parse_mnist(image_filename, label_filename)
-        side = int(round(np.sqrt(self.images.shape[1])))
-        self.image_shape = (side, side, 1)
+        self.images, self.labels, (rows, cols) = _parse_with_shape(image_filename, label_filename)
+        self.image_shape = (rows, cols, 1)
 
     def __len__(self) -> int:
         return len(self.labels)
