@@ -5,7 +5,9 @@ Design choices (documented because they differ in detail from the course referen
   `op is None`, `inputs == ()`, so inference and optimizer math build no graph.
 - `backward(out_grad=None, create_graph=False)`: by default the backward pass runs in no-grad mode, so
   every gradient is a detached constant and nothing keeps the forward graph alive once the loss is dropped.
-  Pass `create_graph=True` to build a graph for the gradients themselves (gradient of a gradient).
+  Pass `create_graph=True` to build a graph for the gradients themselves (gradient of a gradient, e.g.
+  `y.backward(create_graph=True); x.grad.backward()`). Not the default because such grads reference the
+  forward graph and their own leaves (reference cycles), so memory would only be freed by the cycle GC.
   Calling `op.gradient(...)` directly outside backward also builds a graph, as in the course tests.
 - `Op.gradient` may return None for an input that does not require grad (work skipped); backward
   never propagates to such inputs anyway.
