@@ -184,3 +184,39 @@ def test_shared_parameter_listed_once():
     layer = nn.Linear(2, 2)
     model = nn.Sequential(layer, nn.ReLU(), layer)
     assert len(model.parameters()) == 2
+
+
+def run_and_grad(fn, arrays):
+    """Value of sum(fn(*tensors) * fixed weights) and the gradient of each input."""
+    inputs = [tensor(a) for a in arrays]
+    out = fn(*inputs)
+    out = out[0] if isinstance(out, tuple) else out
+    weights = np.linspace(-1, 1, out.numpy().size, dtype=np.float32).reshape(out.shape)
+    ndl.ops.summation(ndl.ops.multiply(out, tensor(weights, requires_grad=False))).backward()
+    return out.numpy(), [t.grad.numpy() for t in inputs]
+
+
+@pytest.mark.parametrize("name", ["linear", "batchnorm_train", "layernorm", "softmax_loss", "dropout"])
+def test_composite_building_blocks_match_the_fused_ones(name):
+    from needle.nn import functional as F
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((6, 4)), rng.standard_normal(4), rng.standard_normal(4)
+    labels = ndl.Tensor(np.array([0, 1, 2, 3, 1, 0], dtype=np.uint8), requires_grad=False)
+    mask = (rng.random((6, 4)) < 0.5).astype(np.float32) * 2
+    calls = {
+        "linear": (lambda f: (lambda x, W, b: f(x, W, b)), [x, rng.standard_normal((4, 3)), w[:3].reshape(1, 3)]),
+        "batchnorm_train": (lambda f: (lambda x, w, b: f(x, w, b, 1e-5)), [x, w, b]),
+        "layernorm": (lambda f: (lambda x, w, b: f(x, w, b, 1e-5)), [x, w, b]),
+        "softmax_loss": (lambda f: (lambda x: f(x, labels)), [x]),
+        "dropout": (lambda f: (lambda x: f(x, mask)), [x]),
+    }
+    wrap, arrays = calls[name]
+    fused_out, fused_grads = run_and_grad(wrap(getattr(F, name)), arrays)
+    composite_out, composite_grads = run_and_grad(wrap(getattr(F, name + "_composite")), arrays)
+    np.testing.assert_allclose(composite_out, fused_out, rtol=1e-5, atol=1e-5)
+    for got, want in zip(composite_grads, fused_grads, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+    if name == "batchnorm_train":
+        _, mean, var = F.batchnorm_train(tensor(x), tensor(w), tensor(b), 1e-5)
+        np.testing.assert_allclose(mean, x.mean(axis=0), rtol=1e-5)
+        np.testing.assert_allclose(var, x.var(axis=0), rtol=1e-5)
