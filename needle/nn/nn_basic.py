@@ -11,6 +11,7 @@ import numpy as np
 from needle import init, ops
 from needle.autograd import Tensor
 from needle.nn import functional as F
+from needle.nn.state import load_module_state_dict, module_state_dict
 
 
 class Parameter(Tensor):
@@ -40,6 +41,7 @@ class Module:
     _buffer_names: tuple[str, ...] = ()
     # Attribute whose items are keyed by their bare index in state_dict() (Sequential.modules).
     _index_keyed_attr: str | None = None
+    training = True  # also set per instance; the class default covers subclasses skipping __init__
 
     def __init__(self):
         self.training = True
@@ -99,12 +101,10 @@ class Module:
 
     def state_dict(self) -> dict[str, np.ndarray]:
         """Ordered mapping dotted name -> numpy copy of every parameter and buffer."""
-        from needle.nn.state import module_state_dict
         return module_state_dict(self)
 
     def load_state_dict(self, state: dict[str, Any], strict: bool = True) -> "Module":
-        """Copy arrays from `state` into this module's tensors in place (checked keys and shapes)."""
-        from needle.nn.state import load_module_state_dict
+        """Give each parameter/buffer a float32 (own dtype) copy of state[key]; keys and shapes checked."""
         load_module_state_dict(self, state, strict=strict)
         return self
 

@@ -22,13 +22,12 @@ def _join(prefix: str, name: str) -> str:
 
 def named_tensors(module, prefix: str = "") -> Iterator[tuple[str, Tensor]]:
     """Yield (dotted key, tensor) for every parameter and buffer of module and its descendants."""
-    from needle.nn.nn_basic import Module
-    for name, value in module._named_members():
+    for name, value in module._named_members():  # Parameters, buffers and child Modules
         key = _join(prefix, name)
-        if isinstance(value, Module):
-            yield from named_tensors(value, key)
-        else:
+        if isinstance(value, Tensor):
             yield key, value
+        else:
+            yield from named_tensors(value, key)
 
 
 def module_state_dict(module) -> "OrderedDict[str, np.ndarray]":
