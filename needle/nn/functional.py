@@ -57,12 +57,15 @@ def batchnorm_train_composite(x: Tensor, weight: Tensor, bias: Tensor, eps: floa
 
 def batchnorm_eval(x: Tensor, weight: Tensor, bias: Tensor, running_mean: Tensor,
                    running_var: Tensor, eps: float) -> Tensor:
-    """Normalise (N, dim) with fixed statistics: each row independent of the others."""
-    std = np.sqrt(running_var.numpy() + eps)  # (dim,) constants, no gradient through the stats
-    shift = Tensor((-running_mean.numpy() / std).reshape(1, -1), dtype=x.dtype, requires_grad=False)
-    scale = Tensor((1.0 / std).reshape(1, -1), dtype=x.dtype, requires_grad=False)
-    normed = ops.add(ops.multiply(x, _row_broadcast(scale, x.shape)), _row_broadcast(shift, x.shape))
-    return _scale_shift(normed, weight, bias)
+    """Normalise (N, dim) with fixed statistics, so each row is independent of the others.
+
+    Folded into one affine map: x * scale + shift, scale = weight / sqrt(var + eps),
+    shift = bias - running_mean * scale (gradients reach weight and bias, not the statistics).
+    """
+    inv_std = Tensor(1.0 / np.sqrt(running_var.numpy() + eps), dtype=x.dtype, requires_grad=False)  # (dim,)
+    scale = ops.multiply(weight, inv_std)  # (dim,)
+    shift = ops.add(bias, ops.negate(ops.multiply(scale, running_mean)))  # (dim,)
+    return ops.add(ops.multiply(x, _row_broadcast(scale, x.shape)), _row_broadcast(shift, x.shape))
 
 
 def layernorm_composite(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> Tensor:

@@ -199,8 +199,7 @@ class BatchNorm1d(Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
-            return F.batchnorm_eval(x, self.weight, self.bias,
-                                        self.running_mean, self.running_var, self.eps)
+            return F.batchnorm_eval(x, self.weight, self.bias, self.running_mean, self.running_var, self.eps)
         out, batch_mean, batch_var = F.batchnorm_train(x, self.weight, self.bias, self.eps)
         self._update_running(self.running_mean, batch_mean)
         self._update_running(self.running_var, batch_var)

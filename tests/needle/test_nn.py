@@ -118,6 +118,23 @@ def test_batchnorm_running_statistics_and_eval():
     np.testing.assert_allclose(bn.running_mean.numpy(), mean, rtol=1e-5)
 
 
+def test_batchnorm_eval_gradients_reach_weight_and_bias_only():
+    bn = nn.BatchNorm1d(3)
+    mean, var = np.array([1.0, -2.0, 0.5], dtype=np.float32), np.array([4.0, 0.25, 1.0], dtype=np.float32)
+    bn.load_state_dict({"weight": np.array([2.0, 1.0, -1.0]), "bias": np.array([0.0, 1.0, 2.0]),
+                        "running_mean": mean, "running_var": var})
+    bn.eval()
+    x = np.random.randn(5, 3).astype(np.float32)
+    xt = tensor(x)
+    dy = np.random.randn(5, 3).astype(np.float32)
+    ndl.ops.summation(ndl.ops.multiply(bn(xt), tensor(dy, requires_grad=False))).backward()
+    x_hat = (x - mean) / np.sqrt(var + 1e-5)
+    np.testing.assert_allclose(bn.weight.grad.numpy(), (dy * x_hat).sum(axis=0), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(bn.bias.grad.numpy(), dy.sum(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(xt.grad.numpy(), dy * np.array([2.0, 1.0, -1.0]) / np.sqrt(var + 1e-5), rtol=1e-4)
+    assert bn.running_mean.grad is None and bn.running_var.grad is None
+
+
 def test_layernorm_forward_backward():
     np.random.seed(2)
     x = (np.random.randn(4, 5) * 3).astype(np.float32)
