@@ -24,6 +24,7 @@ class JobExecution:
         self.should_stop = should_stop
         self.pending: list[tuple[str, int, int, dict]] = []
         self.last_flush = self.last_heartbeat = time.monotonic()
+        self.store_failing_since: float | None = None
 
     def run(self) -> str:
         """Train to an outcome: succeeded, failed, cancelled, released or lost."""
@@ -85,15 +86,26 @@ class JobExecution:
         return run
 
     def _poll(self, run: TrainingRun) -> LeaseState:
-        """Per step: one cheap read; a lease renewal and a metrics flush when they are due."""
+        """Per step: one cheap read; a lease renewal and a metrics flush when they are due.
+        A store error is retried on the next step; after a lease's length of errors the
+        lease must be presumed lost (another worker may own the job by now)."""
         now = time.monotonic()
-        if now - self.last_heartbeat >= self.settings.heartbeat_seconds:
-            self.last_heartbeat = now
-            state = self.store.heartbeat(self.lease, self.settings.lease_seconds)
-        else:
-            state = self.store.check(self.lease)
-        if state is LeaseState.ok and now - self.last_flush >= METRICS_FLUSH_SECONDS:
-            self._flush(run)
+        try:
+            if now - self.last_heartbeat >= self.settings.heartbeat_seconds:
+                state = self.store.heartbeat(self.lease, self.settings.lease_seconds)
+                self.last_heartbeat = now
+            else:
+                state = self.store.check(self.lease)
+            if state is LeaseState.ok and now - self.last_flush >= METRICS_FLUSH_SECONDS:
+                self._flush(run)
+        except Exception as exc:
+            if self.store_failing_since is None:
+                self.store_failing_since = now
+                log.warning("job %s: store error, still training: %s", self.job.id, exc)
+            if now - self.store_failing_since > self.settings.lease_seconds:
+                return LeaseState.lost
+            return LeaseState.ok
+        self.store_failing_since = None
         return state
 
     def _flush_metrics(self) -> None:

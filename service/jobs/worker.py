@@ -48,37 +48,43 @@ class Worker:
         return not self._parent_alive
 
     def loop(self) -> None:
-        """Register, then claim and train until asked to stop."""
+        """Register, then claim and train until asked to stop; store outages are waited out."""
         from .backends import open_store
         store = open_store(self.settings)
-        registered_at = expired_at = 0.0
+        self._registered_at = self._expired_at = float("-inf")
         try:
             while not self.should_stop():
-                now = time.monotonic()
-                if now - registered_at >= self.settings.heartbeat_seconds:
-                    store.register_worker(self.worker_id, {"pid": os.getpid(), "host": socket.gethostname()})
-                    registered_at = now
-                if now - expired_at >= EXPIRE_EVERY_SECONDS:
-                    store.expire_leases(self.settings.max_attempts)
-                    expired_at = now
-                if not self._work_once(store):
+                try:
+                    self._housekeeping(store)
+                    busy = self._work_once(store)
+                except Exception:
+                    log.exception("store unavailable; retrying in 1 s")
+                    time.sleep(1.0)
+                    continue
+                if not busy:
                     time.sleep(self.settings.poll_seconds)
         finally:
             try:
                 store.unregister_worker(self.worker_id)
-            finally:
-                store.close()
+            except Exception:
+                log.exception("could not unregister worker %s", self.worker_id)
+            store.close()
+
+    def _housekeeping(self, store) -> None:
+        """Refresh our registration; re-queue jobs whose workers vanished."""
+        now = time.monotonic()
+        if now - self._registered_at >= self.settings.heartbeat_seconds:
+            store.register_worker(self.worker_id, {"pid": os.getpid(), "host": socket.gethostname()})
+            self._registered_at = now
+        if now - self._expired_at >= EXPIRE_EVERY_SECONDS:
+            store.expire_leases(self.settings.max_attempts)
+            self._expired_at = now
 
     def _work_once(self, store) -> bool:
-        """Claim and train one job; False when the queue was empty (or the store failed)."""
+        """Claim and train one job; False when the queue was empty."""
         from .execution import JobExecution
-        try:
-            queued, _ = store.list_jobs(status=Status.queued, limit=1)  # a read: idle workers take no write lock
-            job = store.claim(self.worker_id, self.settings.lease_seconds) if queued else None
-        except Exception:
-            log.exception("store unavailable; retrying")
-            time.sleep(1.0)
-            return False
+        queued, _ = store.list_jobs(status=Status.queued, limit=1)  # a read: idle workers take no write lock
+        job = store.claim(self.worker_id, self.settings.lease_seconds) if queued else None
         if job is None:
             return False
         log.info("job %s: claimed (attempt %d)", job.id, job.attempt)

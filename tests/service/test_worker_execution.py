@@ -130,3 +130,40 @@ def test_resume_drops_metrics_recorded_after_the_checkpoint(store, settings):
     store.release(lease)
     assert execute(store, settings, "w2")[0] == "succeeded"
     assert 99.0 not in step_losses(store, job.id) and len(step_losses(store, job.id)) == 18
+
+
+class FlakyStore:
+    """Delegates to a real store; `check` raises while `failing` is set."""
+
+    def __init__(self, store):
+        self.store, self.failing, self.failures = store, 0, 0
+
+    def check(self, lease):
+        if self.failing:
+            self.failing -= 1
+            self.failures += 1
+            raise ConnectionError("database went away")
+        return self.store.check(lease)
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+
+def test_brief_store_errors_do_not_fail_the_job(store, settings):
+    job = submit(store)
+    flaky = FlakyStore(store)
+    flaky.failing = 5
+    settings = settings.model_copy(update={"heartbeat_seconds": 60})  # per-step checks only
+    claimed = store.claim("w1", 5)
+    assert JobExecution(flaky, settings, claimed, "w1", lambda: False).run() == "succeeded"
+    assert flaky.failures == 5 and store.get_job(job.id).status is Status.succeeded
+    assert len(step_losses(store, job.id)) == 18
+
+
+def test_a_long_store_outage_gives_the_lease_up(store, settings):
+    submit(store)
+    flaky = FlakyStore(store)
+    flaky.failing = 10**9
+    settings = settings.model_copy(update={"heartbeat_seconds": 60, "lease_seconds": 0.0})
+    claimed = store.claim("w1", 5)
+    assert JobExecution(flaky, settings, claimed, "w1", lambda: False).run() == "lost"
