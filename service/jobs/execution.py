@@ -1,5 +1,6 @@
 """Train one claimed job under its lease: progress, metrics, checkpoints and the final outcome."""
 import logging
+import math
 import time
 import traceback
 from typing import Callable
@@ -49,7 +50,7 @@ class JobExecution:
         every = max(1, self.settings.checkpoint_every_epochs)
         for event in run.events():
             if isinstance(event, EpochDone):
-                self.pending.append(("epoch", event.epoch, event.step, event.metrics))
+                self.pending.append(("epoch", event.epoch, event.step, json_safe(event.metrics)))
                 self._flush(run)
                 if event.epoch % every == 0 and event.epoch < run.epochs:
                     self.store.save_checkpoint(self.lease, checkpoint_to_bytes(run.snapshot()))
@@ -131,10 +132,17 @@ class JobExecution:
         result = parameters = None
         if run is not None:
             self._flush(run)
-            result = run.result()
+            result = json_safe(run.result())
+            if status is Status.cancelled:
+                result["stopped"] = "cancelled"
             parameters = parameters_to_bytes(run.state_dict(), self.job.spec["model"])
         if not self.store.finish(self.lease, status, error=error, result=result, parameters=parameters):
             log.warning("job %s: lease lost before it could end as %s", self.job.id, status.value)
             return "lost"
         log.info("job %s: %s%s", self.job.id, status.value, f" ({error})" if error else "")
         return status.value
+
+
+def json_safe(values: dict) -> dict:
+    """Non-finite floats (e.g. a validation loss that overflowed) become None: JSON has no NaN/inf."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}

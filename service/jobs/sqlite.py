@@ -274,7 +274,7 @@ class SQLiteStore(JobStore):
             if not self._holds(conn, lease):
                 return False
             conn.executemany("INSERT INTO metrics (job_id, kind, epoch, step, vals) VALUES (?, ?, ?, ?, ?)",
-                             [(lease.job_id, kind, epoch, step, json.dumps(values))
+                             [(lease.job_id, kind, epoch, step, json.dumps(values).encode())
                               for kind, epoch, step, values in points])
             return True
 

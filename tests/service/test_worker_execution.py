@@ -85,7 +85,7 @@ def test_cancel_keeps_metrics_and_stores_the_parameters_reached(store, settings)
     outcome = JobExecution(store, settings, running, "w1", lambda: False).run()
     done = store.get_job(job.id)
     assert outcome == "cancelled" and done.status is Status.cancelled and done.has_parameters
-    assert done.result["steps"] == 1 and step_losses(store, job.id) != []
+    assert done.result["steps"] == 1 and done.result["stopped"] == "cancelled" and step_losses(store, job.id) != []
 
 
 def test_a_lost_lease_stops_the_attempt_without_writing(store, settings):
@@ -167,3 +167,9 @@ def test_a_long_store_outage_gives_the_lease_up(store, settings):
     settings = settings.model_copy(update={"heartbeat_seconds": 60, "lease_seconds": 0.0})
     claimed = store.claim("w1", 5)
     assert JobExecution(flaky, settings, claimed, "w1", lambda: False).run() == "lost"
+
+
+def test_non_finite_metric_values_are_stored_as_null():
+    from service.jobs.execution import json_safe
+    assert json_safe({"val_loss": float("inf"), "val_error": 0.5, "x": float("nan"), "steps": 3}) == \
+        {"val_loss": None, "val_error": 0.5, "x": None, "steps": 3}
