@@ -350,3 +350,11 @@ def test_concurrent_process_claimers_each_win_distinct_jobs(store_factory):
         p.join(timeout=60)
     assert [p.exitcode for p in procs] == [0, 0, 0]
     _assert_each_job_claimed_once(store_factory(), ids, claimers)
+
+
+def test_data_survives_close_and_reopen(store_factory):
+    store = store_factory()
+    job = make_job(store, tag=3)
+    store.close()
+    reopened = store_factory()
+    assert reopened.ping() and reopened.get_job(job.id) == job
