@@ -6,7 +6,12 @@ Prints samples/s, resident memory across the epoch (it must stay flat) and needl
 (target <= 0.75). Each framework runs `--repeats` epochs; the best epoch counts, because this machine is noisy.
 """
 import argparse
+import os
 import time
+
+# One BLAS thread for needle, as in the service's workers: at batch 100 OpenBLAS threading costs more
+# than it saves. Set before numpy is imported; PyTorch keeps its own default thread pool.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
