@@ -49,7 +49,8 @@ def prepare_dataset(x: np.ndarray, y: np.ndarray) -> PreparedDataset:
         raise BadUpload(f"x must be numeric; got dtype {x.dtype}")
     if y.dtype.kind not in "iu":
         raise BadUpload(f"y must hold integer labels; got dtype {y.dtype}")
-    features = x.astype(np.float32)  # (N, F)
+    with np.errstate(over="ignore"):  # values beyond float32 become inf, reported just below
+        features = x.astype(np.float32)  # (N, F)
     if not np.isfinite(features).all():
         raise BadUpload("x has NaN or infinite values (after conversion to float32)")
     if (y < 0).any():

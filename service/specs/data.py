@@ -9,9 +9,13 @@ from .errors import spec_error
 from .layers import _Spec
 from .training import SEED_LIMIT
 
-FiniteFloat = Annotated[float, Field(allow_inf_nan=False)]
-Label = Annotated[int, Field(ge=0, lt=2**31)]
+FLOAT32_MAX = 3.4028234663852886e38
+# strict: a JSON string or boolean is a client bug, not a number; values must survive float32
+FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX,
+                                     le=FLOAT32_MAX)]
+Label = Annotated[int, Field(strict=True, ge=0, lt=2**31)]
 MAX_GENERATED_ROWS = 1_000_000
+MAX_GENERATED_VALUES = 50_000_000  # 200 MB of float32 per generated array
 MNIST_ROWS = {"train": 60_000, "test": 10_000}
 MNIST_FEATURES = 784
 MNIST_CLASSES = 10
@@ -68,6 +72,15 @@ class TeacherSource(_Spec):
     n_classes: int = Field(default=4, ge=2, le=1000)
     hidden_dim: int = Field(default=32, ge=1, le=10_000)
     seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
+
+    @model_validator(mode="after")
+    def _bounded_size(self) -> "TeacherSource":
+        values = self.n_samples * max(self.n_features, self.hidden_dim)
+        if values > MAX_GENERATED_VALUES:
+            raise spec_error("TeacherSource", [(("n_samples",), f"n_samples x max(n_features, "
+                             f"hidden_dim) is {values}; at most {MAX_GENERATED_VALUES} values "
+                             "can be generated", self.n_samples)])
+        return self
 
 
 class MnistSource(_Spec):

@@ -159,3 +159,17 @@ def test_count_parameters_of_a_stack_matches_torch():
     expected = sum(p.numel() for p in _torch_module(layers, torch.nn).parameters())
     assert count_parameters(JobSpec.model_validate(body).model) == expected
     assert math.isfinite(expected) and expected > 0
+
+
+def test_inline_values_must_be_real_numbers_that_fit_float32():
+    for bad in (True, "1.0", 1e39):
+        data = {"type": "inline", "x": [[0.0, bad]], "y": [0]}
+        assert error_locs(spec(data=data)) == [("data", "inline", "x", 0, 1)]
+    assert error_locs(spec(data={"type": "inline", "x": [[0.0, 1.0]], "y": [1.0]})) == [
+        ("data", "inline", "y", 0)]
+
+
+def test_generated_teacher_data_is_bounded():
+    data = {"type": "teacher", "n_samples": 1_000_000, "n_features": 100, "n_classes": 3}
+    model = {"type": "mlp_resnet", "in_features": 100, "hidden_dim": 4, "num_classes": 3}
+    assert error_locs(spec(model=model, data=data)) == [("data", "teacher", "n_samples")]
