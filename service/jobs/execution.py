@@ -13,6 +13,9 @@ from .store import JobStore, LeaseState, NotFound
 
 log = logging.getLogger("needle_service.worker")
 METRICS_FLUSH_SECONDS = 0.5  # step metrics reach the store at least this often
+# The job row is read after every step, but no more often than this: a check costs ~8 us on
+# SQLite and ~80 us on PostgreSQL, which would be 8 % of a 1 ms step. Cancel latency stays tiny.
+CHECK_MIN_SECONDS = 0.02
 
 
 class JobExecution:
@@ -25,6 +28,7 @@ class JobExecution:
         self.should_stop = should_stop
         self.pending: list[tuple[str, int, int, dict]] = []
         self.last_flush = self.last_heartbeat = time.monotonic()
+        self.last_check = float("-inf")
         self.store_failing_since: float | None = None
 
     def run(self) -> str:
@@ -87,7 +91,8 @@ class JobExecution:
         return run
 
     def _poll(self, run: TrainingRun) -> LeaseState:
-        """Per step: one cheap read; a lease renewal and a metrics flush when they are due.
+        """Per step: one cheap read (at most every CHECK_MIN_SECONDS); a lease renewal and a
+        metrics flush when they are due.
         A store error is retried on the next step; after a lease's length of errors the
         lease must be presumed lost (another worker may own the job by now)."""
         now = time.monotonic()
@@ -95,8 +100,11 @@ class JobExecution:
             if now - self.last_heartbeat >= self.settings.heartbeat_seconds:
                 state = self.store.heartbeat(self.lease, self.settings.lease_seconds)
                 self.last_heartbeat = now
-            else:
+            elif now - self.last_check >= CHECK_MIN_SECONDS:
                 state = self.store.check(self.lease)
+                self.last_check = now
+            else:
+                return LeaseState.ok
             if state is LeaseState.ok and now - self.last_flush >= METRICS_FLUSH_SECONDS:
                 self._flush(run)
         except Exception as exc:

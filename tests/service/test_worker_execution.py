@@ -149,7 +149,12 @@ class FlakyStore:
         return getattr(self.store, name)
 
 
-def test_brief_store_errors_do_not_fail_the_job(store, settings):
+@pytest.fixture
+def check_every_step(monkeypatch):
+    monkeypatch.setattr("service.jobs.execution.CHECK_MIN_SECONDS", 0.0)
+
+
+def test_brief_store_errors_do_not_fail_the_job(store, settings, check_every_step):
     job = submit(store)
     flaky = FlakyStore(store)
     flaky.failing = 5
@@ -160,7 +165,7 @@ def test_brief_store_errors_do_not_fail_the_job(store, settings):
     assert len(step_losses(store, job.id)) == 18
 
 
-def test_a_long_store_outage_gives_the_lease_up(store, settings):
+def test_a_long_store_outage_gives_the_lease_up(store, settings, check_every_step):
     submit(store)
     flaky = FlakyStore(store)
     flaky.failing = 10**9
@@ -173,3 +178,14 @@ def test_non_finite_metric_values_are_stored_as_null():
     from service.jobs.execution import json_safe
     assert json_safe({"val_loss": float("inf"), "val_error": 0.5, "x": float("nan"), "steps": 3}) == \
         {"val_loss": None, "val_error": 0.5, "x": None, "steps": 3}
+
+
+def test_checks_are_throttled_for_fast_steps(store, settings):
+    submit(store)
+    counting = FlakyStore(store)
+    checks = []
+    counting.check = lambda lease: checks.append(1) or store.check(lease)
+    settings = settings.model_copy(update={"heartbeat_seconds": 60})
+    claimed = store.claim("w1", 5)
+    assert JobExecution(counting, settings, claimed, "w1", lambda: False).run() == "succeeded"
+    assert 1 <= len(checks) < 18 + 3  # at most one per step (plus epoch ends), at least the first
