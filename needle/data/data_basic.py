@@ -51,7 +51,13 @@ class DataLoader:
 
     def __iter__(self) -> Iterator[tuple[Tensor, ...]]:
         batches = self._batch_indices()  # drawn when iteration starts, like the course
-        return (tuple(_to_tensor(part) for part in self.dataset[indices]) for indices in batches)
+        return (self._collate(self.dataset[indices]) for indices in batches)
+
+    @staticmethod
+    def _collate(batch) -> tuple[Tensor, ...]:
+        """Dataset output for an index array -> tuple of Tensors (a lone array becomes a 1-tuple)."""
+        parts = batch if isinstance(batch, (tuple, list)) else (batch,)
+        return tuple(_to_tensor(part) for part in parts)
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)

@@ -176,3 +176,16 @@ def test_mnist_dataset_uses_the_header_image_size(tmp_path):
     x, y = dataset[1]
     assert x.shape == (12,) and y == 2 and seen == [(3, 4, 1)]
     np.testing.assert_allclose(x, pixels[1].reshape(-1) / 255.0, rtol=1e-6)
+
+
+def test_dataloader_wraps_a_single_array_dataset_in_a_tuple():
+    class Features(ndl.data.Dataset):
+        def __len__(self):
+            return 5
+
+        def __getitem__(self, index):
+            return np.arange(10, dtype=np.float64).reshape(5, 2)[index]
+
+    batches = list(DataLoader(Features(), batch_size=2))
+    assert [len(b) for b in batches] == [1, 1, 1]
+    assert batches[2][0].shape == (1, 2) and batches[2][0].dtype == np.float32
