@@ -52,3 +52,33 @@ PREDICT_EXAMPLES = {
 }
 
 DATASET_JSON_EXAMPLE = {"name": "xor", "x": [[0, 0], [0, 1], [1, 0], [1, 1]], "y": [0, 1, 1, 0]}
+
+JOB_SUMMARY_EXAMPLE = {
+    "id": "3f1c0b6a9e2d4c5b8a7f6e5d4c3b2a19", "status": "succeeded",
+    "progress": {"epoch": 5, "epochs": 5, "step": 75, "steps": 75}, "attempt": 1,
+    "created_at": "2026-01-01T12:00:00Z", "started_at": "2026-01-01T12:00:01Z",
+    "finished_at": "2026-01-01T12:00:02Z", "cancel_requested": False, "has_parameters": True,
+    "param_count": 3779,
+    "result": {"train_loss": 0.09, "train_error": 0.02, "val_loss": 0.06, "val_error": 0.017,
+               "epochs": 5, "steps": 75, "runtime_s": 0.09},
+    "error": None,
+}
+JOB_EXAMPLE = {**JOB_SUMMARY_EXAMPLE, "spec": {
+    "model": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 32, "num_blocks": 1,
+              "num_classes": 3, "norm": "batchnorm", "drop_prob": 0.1},
+    "optimizer": {"type": "adam", "lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8,
+                  "weight_decay": 0.0},
+    "data": {"type": "spirals", "n_samples": 600, "n_classes": 3, "noise": 0.2, "seed": 0,
+             "validation": {"type": "fraction", "fraction": 0.2}},
+    "training": {"epochs": 5, "batch_size": 32, "shuffle": True, "seed": 0,
+                 "stopping": {"max_steps": None, "max_runtime_s": None}}}}
+METRICS_EXAMPLE = {"points": [
+    {"seq": 41, "kind": "step", "epoch": 0, "step": 15, "values": {"loss": 0.82}},
+    {"seq": 42, "kind": "epoch", "epoch": 1, "step": 15,
+     "values": {"train_loss": 0.95, "train_error": 0.41, "val_loss": 0.78, "val_error": 0.33}}],
+    "next_after": 42}
+PREDICTION_EXAMPLE = {"logits": [[2.1, -0.4, -1.3]], "probabilities": [[0.89, 0.07, 0.03]],
+                      "classes": [0]}
+DATASET_EXAMPLE = {"id": "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e", "name": "xor", "n_rows": 4,
+                   "n_features": 2, "n_classes": 2, "size_bytes": 530,
+                   "created_at": "2026-01-01T12:00:00Z"}

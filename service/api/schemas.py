@@ -7,6 +7,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from ..jobs import Dataset, Job, MetricPoint, Status
 from ..specs import FiniteFloat, Label, table_issues
 from ..specs.errors import spec_error
+from .examples import (DATASET_EXAMPLE, JOB_EXAMPLE, JOB_SUMMARY_EXAMPLE, METRICS_EXAMPLE,
+                       PREDICTION_EXAMPLE)
 
 Matrix = Annotated[list[Annotated[list[FiniteFloat], Field(min_length=1)]], Field(min_length=1)]
 
@@ -30,6 +32,8 @@ class Progress(_Out):
 
 class JobSummary(_Out):
     """A job without its spec (list pages)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_SUMMARY_EXAMPLE]})
 
     id: str
     status: Status
@@ -58,6 +62,8 @@ class JobSummary(_Out):
 
 class JobOut(JobSummary):
     """A job with its normalised spec (every default filled in)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_EXAMPLE]})
 
     spec: dict[str, Any]
 
@@ -93,6 +99,8 @@ class MetricPointOut(_Out):
 class MetricsPage(_Out):
     """Points with seq > after; pass next_after as `after` to poll for newer ones."""
 
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [METRICS_EXAMPLE]})
+
     points: list[MetricPointOut]
     next_after: int
 
@@ -112,6 +120,8 @@ class PredictRequest(_Out):
 
 class Prediction(_Out):
     """Model outputs in eval mode: logits (N, C), softmax probabilities (N, C), argmax (N,)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PREDICTION_EXAMPLE]})
 
     logits: list[list[float]]
     probabilities: list[list[float]]
@@ -135,6 +145,8 @@ class DatasetCreate(_Out):
 
 class DatasetOut(_Out):
     """An uploaded dataset's metadata."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [DATASET_EXAMPLE]})
 
     id: str
     name: str | None

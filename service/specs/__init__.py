@@ -1,8 +1,8 @@
 """Pure pydantic job specs (no needle import) and the arithmetic shared by API and workers."""
-from .data import (DatasetData, DatasetSource, DataSpec, DataValidation, FractionValidation,
-                   InlineData, InlineSource, MnistData, MnistSource, SourceSpec, SpiralsData,
-                   SpiralsSource, TeacherData, TeacherSource, ValidationSpec, FiniteFloat, Label, known_classes,
-                   known_features, known_rows, table_issues)
+from .data import (DatasetData, DatasetSource, DataSpec, DataValidation, FiniteFloat,
+                   FractionValidation, InlineData, InlineSource, Label, MnistData, MnistSource,
+                   SourceSpec, SpiralsData, SpiralsSource, TeacherData, TeacherSource,
+                   ValidationSpec, known_classes, known_features, known_rows, table_issues)
 from .job import JobSpec, source_issues
 from .layers import (BatchNorm1dLayer, DropoutLayer, FlattenLayer, IdentityLayer, LayerNorm1dLayer,
                      LayerSpec, LinearLayer, ReLULayer, ResidualLayer, SequentialLayer)
@@ -14,12 +14,12 @@ from .training import StoppingSpec, TrainingSpec
 
 __all__ = [
     "AdamOptimizer", "BatchNorm1dLayer", "DataSpec", "DataValidation", "DatasetData",
-    "DatasetSource", "DropoutLayer", "FiniteFloat", "Label", "table_issues", "FlattenLayer", "FractionValidation", "IdentityLayer",
-    "InlineData", "InlineSource", "JobSpec", "LayerNorm1dLayer", "LayerSpec", "LinearLayer",
-    "MLPResNetModel", "MnistData", "MnistSource", "ModelSpec", "OptimizerSpec", "ReLULayer",
-    "ResidualLayer", "SGDOptimizer", "SequentialLayer", "SequentialModel", "SourceSpec",
-    "SpiralsData", "SpiralsSource", "StoppingSpec", "TeacherData", "TeacherSource",
-    "TrainingSpec", "ValidationSpec", "count_parameters", "known_classes", "known_features",
-    "known_rows", "model_input_loc", "model_output_loc", "model_widths", "planned_steps",
-    "source_issues", "validation_split_sizes",
+    "DatasetSource", "DropoutLayer", "FiniteFloat", "FlattenLayer", "FractionValidation",
+    "IdentityLayer", "InlineData", "InlineSource", "JobSpec", "Label", "LayerNorm1dLayer",
+    "LayerSpec", "LinearLayer", "MLPResNetModel", "MnistData", "MnistSource", "ModelSpec",
+    "OptimizerSpec", "ReLULayer", "ResidualLayer", "SGDOptimizer", "SequentialLayer",
+    "SequentialModel", "SourceSpec", "SpiralsData", "SpiralsSource", "StoppingSpec",
+    "TeacherData", "TeacherSource", "TrainingSpec", "ValidationSpec", "count_parameters",
+    "known_classes", "known_features", "known_rows", "model_input_loc", "model_output_loc",
+    "model_widths", "planned_steps", "source_issues", "table_issues", "validation_split_sizes",
 ]
