@@ -4,7 +4,7 @@ import pytest
 
 from service.specs import JobSpec, planned_steps
 from service.specs.training import TrainingSpec
-from service.training import (EpochDone, StepDone, TrainingError, checkpoint_from_bytes, checkpoint_to_bytes,
+from service.training import (StepDone, TrainingError, checkpoint_from_bytes, checkpoint_to_bytes,
                               prepare_run)
 
 
