@@ -77,6 +77,16 @@ def test_idempotency_key(api_only):
     assert job_ids(api_only).count(first.json()["id"]) == 1
 
 
+def test_concurrent_retries_with_one_key_create_one_job(api_only):
+    from concurrent.futures import ThreadPoolExecutor
+    key = {"Idempotency-Key": "concurrent-key"}
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        responses = list(pool.map(lambda _: api_only.client.post(
+            "/v1/jobs", json=spirals(seed=7), headers=key), range(8)))
+    assert sorted(r.status_code for r in responses) == [200] * 7 + [202]
+    assert len({r.json()["id"] for r in responses}) == 1
+
+
 def test_oversized_body_is_a_413(api_only):
     spec = with_data(type="inline", x=[[0.123456789, 0.987654321]] * 8000, y=[0] * 8000)
     response = api_only.client.post("/v1/jobs", json=spec)  # ~250 kB; this server takes 200 kB
