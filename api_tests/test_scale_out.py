@@ -1,0 +1,252 @@
+"""Scale-out over PostgreSQL with real processes: one API (`serve --workers 0`) and separate
+`needle-service worker` processes that meet only in the database.
+
+A worker killed mid-epoch (SIGKILL) or stopped (SIGTERM) hands its job to another worker, which
+resumes from the checkpoint and ends with parameters and losses identical to a clean run of the
+same spec through the same service; a cancel sent to the API reaches the worker process.
+"""
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import httpx
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+URL_ENV = "NEEDLE_TEST_POSTGRES_URL"
+LEASE_SECONDS = 2.0      # short, so a SIGKILLed worker's job is re-queued quickly
+TERMINAL = {"succeeded", "failed", "cancelled"}
+
+# Three epochs of ~0.8 s: longer than the worker's 0.5 s progress flush, so progress shows
+# mid-epoch positions to interrupt at; short enough for a quick test.
+SPEC = {
+    "model": {"type": "mlp_resnet", "in_features": 20, "hidden_dim": 64, "num_blocks": 2,
+              "num_classes": 4},
+    "optimizer": {"type": "adam", "lr": 0.003},
+    "data": {"type": "teacher", "n_samples": 10000, "n_features": 20, "n_classes": 4, "seed": 3,
+             "validation": {"type": "fraction", "fraction": 0.2}},
+    "training": {"epochs": 3, "batch_size": 8, "seed": 7},
+}
+STEPS_PER_EPOCH = 1000   # 8000 training rows / 8
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
+    """Poll until predicate() is truthy and return it; fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Cluster:
+    """The API process, worker processes (replaceable), an HTTP client and a database handle."""
+
+    def __init__(self, database_url: str, data_dir: Path):
+        self.database_url = database_url
+        self.env = {**os.environ, "NEEDLE_DATABASE_URL": database_url, "NEEDLE_DATA_DIR": str(data_dir),
+                    "NEEDLE_LEASE_SECONDS": str(LEASE_SECONDS), "NEEDLE_HEARTBEAT_SECONDS": "0.3",
+                    "NEEDLE_POLL_SECONDS": "0.05", "NEEDLE_WORKER_THREADS": "1",
+                    "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+        port = _free_port()
+        self.api = self._spawn("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0")
+        self.workers: list[subprocess.Popen] = []
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        _wait_for(self._api_answers, 30, "the API to answer")
+
+    def _spawn(self, *args: str) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "service.cli", *args], env=self.env,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+    def _api_answers(self) -> bool:
+        if self.api.poll() is not None:
+            raise AssertionError(f"the API exited: {self.api.stderr.read().decode()[-2000:]}")
+        try:
+            return self.client.get("/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    def start_worker(self) -> subprocess.Popen:
+        """One more `needle-service worker --database-url …` process."""
+        proc = self._spawn("worker", "--database-url", self.database_url)
+        self.workers.append(proc)
+        return proc
+
+    def registered_workers(self) -> int:
+        return self.client.get("/readyz").json()["workers_registered"]
+
+    def submit(self, spec: dict) -> str:
+        response = self.client.post("/v1/jobs", json=spec)
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    def job(self, job_id: str) -> dict:
+        return self.client.get(f"/v1/jobs/{job_id}").json()
+
+    def wait_status(self, job_id: str, statuses: set[str], timeout: float) -> dict:
+        return _wait_for(lambda: (job := self.job(job_id))["status"] in statuses and job,
+                         timeout, f"job {job_id} to reach {statuses}")
+
+    def worker_process(self, job_id: str) -> subprocess.Popen:
+        """The worker process that holds the job (its registration records the pid)."""
+        # The API does not expose worker ids, so ask the database the API and workers share.
+        with psycopg.connect(self.database_url) as conn:
+            (worker_id,) = conn.execute("SELECT worker_id FROM jobs WHERE id = %s", (job_id,)).fetchone()
+            row = conn.execute("SELECT info FROM workers WHERE worker_id = %s", (worker_id,)).fetchone()
+        pids = {row[0].get("pid")} if row else set()
+        pids |= {int(part) for part in str(worker_id).replace(":", "-").split("-") if part.isdigit()}
+        matches = [proc for proc in self.workers if proc.pid in pids and proc.poll() is None]
+        assert len(matches) == 1, f"cannot tell which process is worker {worker_id!r}"
+        return matches[0]
+
+    def step_losses(self, job_id: str) -> list[tuple[int, float]]:
+        points = self.client.get(f"/v1/jobs/{job_id}/metrics", params={"limit": 10_000}).json()["points"]
+        return [(p["step"], p["values"]["loss"]) for p in points if p["kind"] == "step"]
+
+    def parameters(self, job_id: str) -> dict:
+        response = self.client.get(f"/v1/jobs/{job_id}/parameters", params={"format": "json"})
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def close(self) -> None:
+        self.client.close()
+        for proc in [*self.workers, self.api]:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in [*self.workers, self.api]:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A fresh schema on the test server, dropped afterwards."""
+    url = os.environ.get(URL_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but {URL_ENV} is not: the scale-out tests must run")
+        pytest.skip(f"set {URL_ENV} (source scripts/pg-test-server) to run the scale-out tests")
+    schema = f"scale_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+@pytest.fixture(scope="module")
+def cluster(postgres_url, tmp_path_factory):
+    """API + two workers for the whole module; tests replace the workers they stop."""
+    cluster = Cluster(postgres_url, tmp_path_factory.mktemp("scale-out"))
+    try:
+        cluster.start_worker()
+        cluster.start_worker()
+        _wait_for(lambda: cluster.registered_workers() >= 2, 30, "two workers to register")
+        yield cluster
+    finally:
+        cluster.close()
+
+
+@pytest.fixture(scope="module")
+def clean_run(cluster):
+    """The reference: SPEC trained once without interruption through the same service."""
+    job_id = cluster.submit(SPEC)
+    job = cluster.wait_status(job_id, TERMINAL, 60)
+    assert job["status"] == "succeeded", job
+    assert job["attempt"] == 1
+    return {"job": job, "parameters": cluster.parameters(job_id), "losses": cluster.step_losses(job_id)}
+
+
+def _interrupt_mid_epoch(cluster: Cluster, sig: int) -> tuple[str, dict]:
+    """Submit SPEC, wait until its worker is inside epoch 2 (a checkpoint exists), send sig;
+    returns the job id and the job as it was right after the worker process ended."""
+    job_id = cluster.submit(SPEC)
+
+    def mid_second_epoch():
+        job = cluster.job(job_id)
+        assert job["status"] not in TERMINAL, f"job ended before it could be interrupted: {job}"
+        progress = job["progress"]
+        return job["status"] == "running" and progress["epoch"] >= 1 and progress["step"] % STEPS_PER_EPOCH > 5
+
+    _wait_for(mid_second_epoch, 60, "the job to be mid-way through its second epoch", interval=0.02)
+    victim = cluster.worker_process(job_id)
+    victim.send_signal(sig)
+    victim.wait(20)
+    after_exit = cluster.job(job_id)
+    cluster.start_worker()  # what a supervisor (compose restart, the pool) would do
+    return job_id, {**after_exit, "exit_code": victim.returncode}
+
+
+def _finish_watching_progress(cluster: Cluster, job_id: str, timeout: float = 60) -> tuple[dict, int]:
+    """Poll the job to its end; returns it and the lowest step it reported while on attempt 2.
+    A job resumed from a checkpoint never reports a step below the checkpoint's."""
+    lowest = None
+    deadline = time.monotonic() + timeout
+    while (job := cluster.job(job_id))["status"] not in TERMINAL:
+        if job["status"] == "running" and job["attempt"] == 2:
+            step = job["progress"]["step"]
+            lowest = step if lowest is None else min(lowest, step)
+        assert time.monotonic() < deadline, f"job {job_id} did not end within {timeout}s: {job}"
+        time.sleep(0.02)
+    return job, lowest if lowest is not None else job["progress"]["step"]
+
+
+def _assert_identical_to_clean_run(cluster: Cluster, job: dict, clean: dict) -> None:
+    assert job["status"] == "succeeded", job
+    assert cluster.parameters(job["id"]) == clean["parameters"]
+    assert cluster.step_losses(job["id"]) == clean["losses"]
+    drop_runtime = lambda result: {k: v for k, v in result.items() if k != "runtime_s"}  # noqa: E731
+    assert drop_runtime(job["result"]) == drop_runtime(clean["job"]["result"])
+
+
+def test_sigkilled_worker_job_resumes_on_another_worker_identically(cluster, clean_run):
+    job_id, at_exit = _interrupt_mid_epoch(cluster, signal.SIGKILL)
+    assert at_exit["status"] == "running" and at_exit["attempt"] == 1  # until its lease runs out
+    job, lowest_step = _finish_watching_progress(cluster, job_id)
+    assert lowest_step >= STEPS_PER_EPOCH, "resumed from the epoch checkpoint, not from scratch"
+    _assert_identical_to_clean_run(cluster, job, clean_run)
+    assert job["attempt"] == 2
+
+
+def test_sigtermed_worker_checkpoints_and_releases_its_job(cluster, clean_run):
+    job_id, at_exit = _interrupt_mid_epoch(cluster, signal.SIGTERM)
+    assert at_exit["exit_code"] == 0, "a graceful exit, not a crash"
+    # Released before exiting: queued again (or already re-claimed), with no lease to wait out.
+    assert at_exit["status"] == "queued" or at_exit["attempt"] == 2, at_exit
+    released_at = at_exit["progress"]["step"]
+    assert released_at > STEPS_PER_EPOCH
+    job, lowest_step = _finish_watching_progress(cluster, job_id)
+    assert lowest_step >= released_at, "resumed from the shutdown checkpoint at the current step"
+    _assert_identical_to_clean_run(cluster, job, clean_run)
+    assert job["attempt"] == 2
+
+
+def test_cancel_through_the_api_reaches_the_worker_process(cluster):
+    long_spec = {**SPEC, "training": {**SPEC["training"], "epochs": 200}}
+    job_id = cluster.submit(long_spec)
+    _wait_for(lambda: cluster.job(job_id)["progress"]["step"] >= 3, 30, "the job to train a few steps")
+    runner = cluster.worker_process(job_id)
+    response = cluster.client.post(f"/v1/jobs/{job_id}/cancel")
+    assert response.status_code == 200, response.text
+    job = cluster.wait_status(job_id, TERMINAL, 15)
+    assert job["status"] == "cancelled"
+    assert job["progress"]["step"] < 200 * STEPS_PER_EPOCH
+    assert cluster.step_losses(job_id), "metrics recorded before the cancel are kept"
+    assert runner.poll() is None, "the worker survives a cancel and keeps serving"
