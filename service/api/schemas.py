@@ -5,6 +5,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..jobs import Dataset, Job, MetricPoint, Status
+from ..jobs.briefs import brief_spec
 from ..specs import FiniteFloat, Label, table_issues
 from ..specs.errors import spec_error
 from .examples import (DATASET_EXAMPLE, JOB_EXAMPLE, JOB_SUMMARY_EXAMPLE, METRICS_EXAMPLE,
@@ -61,16 +62,19 @@ class JobSummary(_Out):
 
 
 class JobOut(JobSummary):
-    """A job with its normalised spec (every default filled in)."""
+    """A job with its normalised spec (every default filled in). Inline data sources appear
+    without their `x`/`y` arrays, replaced by `n_rows` and `n_features`, so that polling a job
+    stays cheap whatever its size; GET /v1/jobs/{id}/spec returns the spec with the arrays."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_EXAMPLE]})
 
-    spec: dict[str, Any]
+    spec: dict[str, Any] = Field(description="The normalised spec; inline x/y arrays elided")
 
     @classmethod
     def from_job(cls, job: Job, **extra: Any) -> "JobOut":
-        """Present a stored job, spec included."""
-        return super().from_job(job, spec=job.spec, **extra)
+        """Present a stored job with its brief spec."""
+        brief = job.brief if job.brief is not None else brief_spec(job.spec)
+        return super().from_job(job, spec=brief, **extra)
 
 
 class JobPage(_Out):

@@ -24,7 +24,8 @@ class Job:
 
     id: str
     status: Status
-    spec: dict[str, Any]              # the normalised JobSpec JSON (defaults filled in)
+    spec: dict[str, Any] | None       # the normalised JobSpec JSON (defaults filled in); None
+                                      # when the read skipped it (list_jobs, get_job(with_spec=False))
     param_count: int
     created_at: float
     started_at: float | None = None   # first claim
@@ -41,6 +42,8 @@ class Job:
     result: dict[str, Any] | None = None   # final metrics, set when the job ends
     has_parameters: bool = False
     idempotency_key: str | None = None
+    brief: dict[str, Any] | None = None  # the spec without inline arrays (briefs.brief_spec): what
+                                         # polls show; None from stores that do not keep it
 
 
 @dataclass(frozen=True)

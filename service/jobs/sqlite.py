@@ -6,13 +6,16 @@ import threading
 import time
 import uuid
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Iterator
 
+from .briefs import brief_spec
 from .records import Dataset, Job, Lease, MetricPoint, Status
 from .sqlite_schema import apply_migrations
 from .store import Conflict, JobStore, LeaseState, NotFound
 
+# jobs.spec holds the brief spec; the full one is in job_specs.full_spec (schema version 2)
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
                "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
                "has_parameters, idempotency_key")
@@ -24,15 +27,18 @@ def _fence(lease: Lease) -> tuple:
     return (lease.job_id, lease.worker_id, lease.attempt)
 
 
-def _job(row: tuple) -> Job:
-    (id_, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, step, steps,
+def _job(row: tuple, full_spec: str | None = None) -> Job:
+    """A Job from JOB_COLUMNS; `spec` only when the full spec's JSON is given."""
+    (id_, status, brief, param_count, created_at, started_at, finished_at, epoch, epochs, step, steps,
      attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters, key) = row
-    return Job(id=id_, status=Status(status), spec=json.loads(spec), param_count=param_count,
+    spec = json.loads(full_spec) if full_spec is not None else None
+    return Job(id=id_, status=Status(status), spec=spec, param_count=param_count,
                created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
                epochs=epochs, step=step, steps=steps, attempt=attempt, worker_id=worker_id,
                lease_expires_at=lease_expires_at, cancel_requested=bool(cancel_requested),
                error=error, result=json.loads(result) if result is not None else None,
-               has_parameters=bool(has_parameters), idempotency_key=key)
+               has_parameters=bool(has_parameters), idempotency_key=key,
+               brief=brief_spec(json.loads(brief)))
 
 
 def _dataset(row: tuple) -> Dataset:
@@ -128,24 +134,30 @@ class SQLiteStore(JobStore):
                 if row is not None:
                     if row[0] != request_hash:
                         raise Conflict(f"idempotency key {idempotency_key!r} was used with another request")
-                    return self._get(conn, row[1]), False
+                    return replace(self._get(conn, row[1]), spec=spec), False  # same hash, same spec
             job_id = uuid.uuid4().hex
             conn.execute(
                 "INSERT INTO jobs (id, status, spec, param_count, created_at, epochs, steps, "
                 "idempotency_key, request_hash) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
-                (job_id, json.dumps(spec), param_count, time.time(), epochs, steps,
+                (job_id, json.dumps(brief_spec(spec)), param_count, time.time(), epochs, steps,
                  idempotency_key, request_hash))
-            return self._get(conn, job_id), True
+            conn.execute("INSERT INTO job_specs (job_id, full_spec) VALUES (?, ?)",
+                         (job_id, json.dumps(spec)))
+            # the caller's spec as is: parsing megabytes of inline data back would cost ~0.1 s
+            return replace(self._get(conn, job_id), spec=spec), True
 
-    def _get(self, conn: sqlite3.Connection, job_id: str) -> Job:
+    def _get(self, conn: sqlite3.Connection, job_id: str, *, with_spec: bool = False) -> Job:
         row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"job {job_id} not found")
-        return _job(row)
+        return _job(row, self._full_spec(conn, job_id) if with_spec else None)
 
-    def get_job(self, job_id: str) -> Job:
-        """The job, or NotFound."""
-        return self._get(self._conn(), job_id)
+    def _full_spec(self, conn: sqlite3.Connection, job_id: str) -> str:
+        return conn.execute("SELECT full_spec FROM job_specs WHERE job_id = ?", (job_id,)).fetchone()[0]
+
+    def get_job(self, job_id: str, *, with_spec: bool = True) -> Job:
+        """The job, or NotFound; with_spec=False skips the full spec (Job.brief is enough to poll)."""
+        return self._get(self._conn(), job_id, with_spec=with_spec)
 
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
                   cursor: str | None = None) -> tuple[list[Job], str | None]:
@@ -188,7 +200,7 @@ class SQLiteStore(JobStore):
             job = self._get(conn, job_id)
             if not job.status.terminal:
                 raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
-            for table in ("metrics", "checkpoints", "parameters"):
+            for table in ("metrics", "checkpoints", "parameters", "job_specs"):
                 conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
@@ -217,7 +229,8 @@ class SQLiteStore(JobStore):
                 "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
                 f"AND status = 'queued' RETURNING {JOB_COLUMNS}",
                 (worker_id, now + lease_seconds, now)).fetchone()
-        return _job(row) if row else None
+            full_spec = self._full_spec(conn, row[0]) if row else None
+        return _job(row, full_spec) if row else None
 
     def expire_leases(self, max_attempts: int) -> int:
         """Re-queue (or give up on) running jobs whose worker stopped renewing its lease."""

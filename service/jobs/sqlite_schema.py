@@ -53,6 +53,13 @@ MIGRATIONS: list[str] = [
         blob BLOB NOT NULL
     );
     """,
+    # 2: full specs move out of the jobs row, which keeps a brief one (inline arrays elided), so
+    # polling and listing never read megabytes of inline data. Rows from version 1 keep their full
+    # spec in jobs.spec too; readers brief it again (brief_spec is idempotent).
+    """
+    CREATE TABLE job_specs (job_id TEXT PRIMARY KEY, full_spec TEXT NOT NULL);
+    INSERT INTO job_specs (job_id, full_spec) SELECT id, spec FROM jobs;
+    """,
 ]
 
 

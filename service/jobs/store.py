@@ -50,22 +50,26 @@ class JobStore(ABC):
     @abstractmethod
     def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,
                    idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
-        """Insert a queued job; returns (job, created). With an idempotency key already used:
+        """Insert a queued job (its full spec apart from the row, which keeps brief_spec(spec));
+        returns (job, created), job.spec being `spec` itself. With an idempotency key already used:
         same request_hash -> (existing job, False); different hash -> Conflict."""
 
     @abstractmethod
-    def get_job(self, job_id: str) -> Job:
-        """The job, or NotFound."""
+    def get_job(self, job_id: str, *, with_spec: bool = True) -> Job:
+        """The job, or NotFound. Every read fills Job.brief (briefs.brief_spec of the spec);
+        the full spec, which may hold megabytes of inline data, only when with_spec is true
+        (otherwise Job.spec is None), so that polling stays cheap whatever the spec's size."""
 
     @abstractmethod
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
                   cursor: str | None = None) -> tuple[list[Job], str | None]:
-        """Newest first, filtered before the limit; returns (page, next_cursor or None)."""
+        """Newest first, filtered before the limit; returns (page, next_cursor or None).
+        Jobs come without their full spec (Job.spec is None)."""
 
     @abstractmethod
     def request_cancel(self, job_id: str) -> Job:
         """Queued -> cancelled at once; running -> cancel_requested (the worker stops at its next
-        step); terminal -> Conflict; unknown -> NotFound. Returns the updated job."""
+        step); terminal -> Conflict; unknown -> NotFound. Returns the updated job (spec None)."""
 
     @abstractmethod
     def delete_job(self, job_id: str) -> None:
@@ -84,7 +88,8 @@ class JobStore(ABC):
     @abstractmethod
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
         """Atomically take the oldest queued job: status running, this worker, attempt + 1, lease
-        until now + lease_seconds, started_at set on first claim. None when the queue is empty.
+        until now + lease_seconds, started_at set on first claim; the job has its full spec.
+        None when the queue is empty.
         Exactly one worker can win a given job."""
 
     @abstractmethod

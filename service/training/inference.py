@@ -21,16 +21,31 @@ def load_model(parameters: bytes) -> tuple[Any, dict[str, Any]]:
     return model.eval(), model_spec
 
 
+class NonFiniteOutput(ValueError):
+    """The model's outputs overflow (NaN or inf) for some rows: huge weights or huge inputs."""
+
+    def __init__(self, rows: list[int]):
+        self.rows = rows
+        super().__init__(f"the model's outputs are not finite for {len(rows)} row(s), first "
+                         f"{rows[:10]}: its weights or these inputs are too large")
+
+
 def predict_arrays(parameters: bytes, x: np.ndarray) -> dict[str, list]:
-    """Logits, softmax probabilities and argmax classes for x (N, F)."""
+    """Logits, softmax probabilities and argmax classes for x (N, F); NonFiniteOutput instead
+    of NaN/inf values (JSON has none)."""
     model, model_spec = load_model(parameters)
     x = np.asarray(x, dtype=np.float32)
     width = input_width(model_spec)
     if x.ndim != 2 or x.shape[1] != width or len(x) == 0:
         raise ValueError(f"x must have shape (N, {width}) with N >= 1, got {x.shape}")
-    with ndl.no_grad():
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values")
+    with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
         logits = model(ndl.Tensor(x, dtype="float32", requires_grad=False)).numpy()
     logits = logits.astype(np.float64)  # (N, classes)
+    bad_rows = np.flatnonzero(~np.isfinite(logits).all(axis=1))
+    if len(bad_rows):
+        raise NonFiniteOutput(bad_rows.tolist())
     shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
     probabilities = shifted / shifted.sum(axis=1, keepdims=True)
     return {"logits": logits.tolist(), "probabilities": probabilities.tolist(),

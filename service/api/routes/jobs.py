@@ -2,6 +2,7 @@
 from typing import Annotated
 
 from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi.responses import JSONResponse
 
 from ...jobs import Status
 from ...specs import JobSpec
@@ -50,8 +51,22 @@ def list_jobs(store: StoreDep, status_filter: Annotated[Status | None, Query(ali
 
 @router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=ERRORS)
 def get_job(job_id: str, store: StoreDep) -> JobOut:
-    """Status, progress, timestamps, final metrics, error and spec."""
-    return JobOut.from_job(store.get_job(job_id))
+    """Status, progress, timestamps, final metrics, error and spec. Cheap to poll whatever the
+    job's size: inline data sources show `n_rows` and `n_features` instead of their `x`/`y`
+    arrays (GET /v1/jobs/{id}/spec has them)."""
+    return JobOut.from_job(store.get_job(job_id, with_spec=False))
+
+
+@router.get("/{job_id}/spec", response_class=JSONResponse, summary="Get a job's full spec",
+            responses={200: {"description": "The normalised spec, inline arrays included",
+                             # a $ref, not model=JobSpec, which would split it into -Input/-Output
+                             "content": {"application/json": {"schema": {
+                                 "$ref": "#/components/schemas/JobSpec"}}}},
+                       404: ERRORS[404]})
+def get_job_spec(job_id: str, store: StoreDep) -> JSONResponse:
+    """The job's normalised spec exactly as it was accepted (defaults filled in, inline `x`/`y`
+    arrays included; these can be megabytes, so job responses leave them out)."""
+    return JSONResponse(store.get_job(job_id, with_spec=True).spec)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job", responses=ERRORS)

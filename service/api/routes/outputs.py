@@ -7,6 +7,7 @@ from pydantic import TypeAdapter
 
 from ...jobs import Job, JobStore
 from ...jobs.results import export_parameters
+from ...jobs.results import NonFiniteOutput
 from ...jobs.results import predict as run_model
 from ...specs import ModelSpec, model_widths
 from ..deps import SettingsDep, StoreDep
@@ -55,7 +56,8 @@ def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_example
             store: StoreDep, settings: SettingsDep) -> Prediction:
     """Run the trained model in eval mode (BatchNorm uses its running statistics)."""
     job, parameters = _trained(store, job_id)
-    in_width, _ = model_widths(MODEL_ADAPTER.validate_python(job.spec["model"]))
+    model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
+    in_width, _ = model_widths(MODEL_ADAPTER.validate_python(model_spec))
     if len(request.x) > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "
                                  "request", None)])
@@ -65,11 +67,14 @@ def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_example
     x = np.asarray(request.x, dtype=np.float32)  # (N, in_width)
     if not np.isfinite(x).all():
         raise validation_error([(("body", "x"), "values overflow float32", None)])
-    return Prediction(**run_model(job, parameters, x))
+    try:
+        return Prediction(**run_model(job, parameters, x))
+    except NonFiniteOutput as exc:
+        raise validation_error([(("body", "x", exc.rows[0]), str(exc), None)]) from None
 
 
 def _trained(store: JobStore, job_id: str) -> tuple[Job, bytes]:
-    job = store.get_job(job_id)
+    job = store.get_job(job_id, with_spec=False)
     parameters = store.get_parameters(job_id)
     if parameters is None:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
