@@ -14,12 +14,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg import pq
 from psycopg.types.json import Jsonb
 
+from .briefs import brief_spec
 from .records import Dataset, Job, Lease, MetricPoint, Status
 from .store import Conflict, JobStore, LeaseState, NotFound
 
@@ -86,19 +88,29 @@ MIGRATIONS: list[list[str]] = [
             created_at DOUBLE PRECISION NOT NULL,
             blob BYTEA NOT NULL)""",
     ],
+    [  # 2: full specs (possibly megabytes of inline data) leave the jobs row, which keeps the
+       # brief spec, so polls and listings stay cheap. Version-1 rows keep their full spec in
+       # jobs.spec as well; readers brief it again (brief_spec is idempotent).
+        """CREATE TABLE job_specs (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            full_spec JSONB NOT NULL)""",
+        "INSERT INTO job_specs (job_id, full_spec) SELECT id, spec FROM jobs",
+    ],
 ]
 
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
                "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
                "has_parameters, idempotency_key")
 DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at"
+# A job row with its full spec (claim and get_job(with_spec=True)); `j` is the jobs row or CTE.
+FULL_SPEC = "(SELECT full_spec FROM job_specs WHERE job_id = j.id)"
 FENCE = "id = %(job_id)s AND status = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s"
 TERMINAL = tuple(s.value for s in Status if s.terminal)
 
 
-def _job_from_row(row: tuple) -> Job:
-    """Build a Job from a row selected with JOB_COLUMNS."""
-    (job_id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, step,
+def _job_from_row(row: tuple, spec: dict | None = None) -> Job:
+    """Build a Job from a row selected with JOB_COLUMNS (whose spec column is the brief spec)."""
+    (job_id, status, brief, param_count, created_at, started_at, finished_at, epoch, epochs, step,
      steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters,
      idempotency_key) = row
     return Job(id=job_id, status=Status(status), spec=spec, param_count=param_count,
@@ -106,7 +118,8 @@ def _job_from_row(row: tuple) -> Job:
                epochs=epochs, step=step, steps=steps, attempt=attempt, worker_id=worker_id,
                lease_expires_at=lease_expires_at, cancel_requested=cancel_requested, error=error,
                result=None if result is None else json.loads(result),
-               has_parameters=has_parameters, idempotency_key=idempotency_key)
+               has_parameters=has_parameters, idempotency_key=idempotency_key,
+               brief=brief_spec(brief))
 
 
 def _dataset_from_row(row: tuple) -> Dataset:
@@ -226,12 +239,15 @@ class PostgresStore(JobStore):
                 delay = min(delay * 2, 2.0)
 
     @staticmethod
-    def _fetch_job(conn: psycopg.Connection, job_id: str, *, lock: bool = False) -> Job:
-        sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s" + (" FOR UPDATE" if lock else "")
+    def _fetch_job(conn: psycopg.Connection, job_id: str, *, lock: bool = False,
+                   with_spec: bool = False) -> Job:
+        spec_column = FULL_SPEC if with_spec else "NULL"
+        sql = (f"SELECT {JOB_COLUMNS}, {spec_column} FROM jobs j WHERE id = %s"
+               + (" FOR UPDATE" if lock else ""))
         row = conn.execute(sql, (job_id,)).fetchone()
         if row is None:
             raise NotFound(f"job {job_id} not found")
-        return _job_from_row(row)
+        return _job_from_row(row[:-1], row[-1])
 
     # ---- lifecycle ----
     def migrate(self) -> None:
@@ -277,20 +293,29 @@ class PostgresStore(JobStore):
                    idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
         """Insert a queued job, or return the one already made with this idempotency key."""
         job_id = uuid.uuid4().hex  # chosen once, so a retried insert cannot make a second job
-        params = {"id": job_id, "spec": Jsonb(spec), "param_count": param_count, "now": time.time(),
+        params = {"id": job_id, "brief": Jsonb(brief_spec(spec)), "full": Jsonb(spec), "param_count": param_count, "now": time.time(),
                   "epochs": epochs, "steps": steps, "key": idempotency_key, "hash": request_hash}
 
         def op(conn: psycopg.Connection) -> tuple[Job, bool]:
             row = conn.execute(
                 f"""INSERT INTO jobs (id, status, spec, param_count, created_at, epochs, steps,
                                       idempotency_key, request_hash)
-                    VALUES (%(id)s, 'queued', %(spec)s, %(param_count)s, %(now)s, %(epochs)s,
+                    VALUES (%(id)s, 'queued', %(brief)s, %(param_count)s, %(now)s, %(epochs)s,
                             %(steps)s, %(key)s, %(hash)s)
                     ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}""", params).fetchone()
-            if row is not None:
-                return _job_from_row(row), True
-            return self._existing_for_key(conn, job_id, idempotency_key, request_hash)
-        return self._run(op)
+            if row is None:
+                job, created = self._existing_for_key(conn, job_id, idempotency_key, request_hash)
+            else:
+                conn.execute("INSERT INTO job_specs (job_id, full_spec) VALUES (%(id)s, %(full)s)", params)
+                job, created = _job_from_row(row), True
+            # The caller's spec as is (same key and hash means the same spec): parsing megabytes
+            # of inline data back would cost more than the insert.
+            return replace(job, spec=spec), created
+
+        def op_in_transaction(conn: psycopg.Connection) -> tuple[Job, bool]:
+            with conn.transaction():
+                return op(conn)
+        return self._run(op_in_transaction)
 
     def _existing_for_key(self, conn: psycopg.Connection, job_id: str, key: str | None,
                           request_hash: str | None) -> tuple[Job, bool]:
@@ -306,9 +331,9 @@ class PostgresStore(JobStore):
             raise Conflict(f"idempotency key {key!r} was already used with a different request")
         return _job_from_row(row[:-1]), False
 
-    def get_job(self, job_id: str) -> Job:
-        """The job, or NotFound."""
-        return self._run(lambda conn: self._fetch_job(conn, job_id))
+    def get_job(self, job_id: str, *, with_spec: bool = True) -> Job:
+        """The job, or NotFound; with_spec=False skips the full spec (Job.brief is enough to poll)."""
+        return self._run(lambda conn: self._fetch_job(conn, job_id, with_spec=with_spec))
 
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
                   cursor: str | None = None) -> tuple[list[Job], str | None]:
@@ -387,20 +412,22 @@ class PostgresStore(JobStore):
         def op(conn: psycopg.Connection) -> Job | None:
             now = time.time()
             row = conn.execute(
-                f"""UPDATE jobs SET status = 'running', worker_id = %(worker)s, attempt = attempt + 1,
-                           lease_expires_at = %(until)s, started_at = COALESCE(started_at, %(now)s)
-                    WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq
-                                FOR UPDATE SKIP LOCKED LIMIT 1)
-                    RETURNING {JOB_COLUMNS}""",
+                f"""WITH j AS (
+                        UPDATE jobs SET status = 'running', worker_id = %(worker)s,
+                               attempt = attempt + 1, lease_expires_at = %(until)s,
+                               started_at = COALESCE(started_at, %(now)s)
+                        WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq
+                                    FOR UPDATE SKIP LOCKED LIMIT 1)
+                        RETURNING {JOB_COLUMNS})
+                    SELECT {JOB_COLUMNS}, {FULL_SPEC} FROM j""",
                 {"worker": worker_id, "until": now + lease_seconds, "now": now}).fetchone()
-            return None if row is None else _job_from_row(row)
+            return None if row is None else _job_from_row(row[:-1], row[-1])
 
         def recover(conn: psycopg.Connection) -> Any:
             # The lost try may have committed: a running job of ours that we never heard of is it.
-            row = conn.execute(f"""SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running'
-                                   AND worker_id = %s ORDER BY started_at DESC LIMIT 1""",
-                               (worker_id,)).fetchone()
-            return _NOT_RECOVERED if row is None else _job_from_row(row)
+            row = conn.execute(f"""SELECT id FROM jobs WHERE status = 'running' AND worker_id = %s
+                                   ORDER BY started_at DESC LIMIT 1""", (worker_id,)).fetchone()
+            return _NOT_RECOVERED if row is None else self._fetch_job(conn, row[0], with_spec=True)
         return self._run(op, recover)
 
     def expire_leases(self, max_attempts: int) -> int:

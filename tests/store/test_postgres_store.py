@@ -10,6 +10,7 @@ from service.jobs import Lease, LeaseState, Status
 
 URL_ENV = "NEEDLE_TEST_POSTGRES_URL"
 psycopg = pytest.importorskip("psycopg")
+import psycopg.types.json  # noqa: E402  (Jsonb, for writing a version-1 row by hand)
 
 
 @pytest.fixture
@@ -69,12 +70,32 @@ def test_concurrent_migrations_from_several_processes_apply_once(pg_url, make_st
     for proc in procs:
         proc.join(30)
         assert proc.exitcode == 0
+    from service.jobs.postgres import MIGRATIONS
     store = make_store()
-    assert store.schema_version() == 1
+    assert store.schema_version() == len(MIGRATIONS)
     with psycopg.connect(pg_url) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM schema_version").fetchone()[0] == 1
+        versions = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")]
+    assert versions == list(range(1, len(MIGRATIONS) + 1))  # each applied exactly once
     store.migrate()  # idempotent once more
-    assert store.schema_version() == 1
+    assert store.schema_version() == len(MIGRATIONS)
+
+
+def test_upgrade_from_version_1_keeps_full_specs_out_of_the_jobs_row(pg_url, make_store):
+    from service.jobs.postgres import MIGRATIONS
+    spec = {"data": {"type": "inline", "x": [[0.5, 1.5], [2.0, 3.0]], "y": [0, 1]}}
+    with psycopg.connect(pg_url, autocommit=True) as conn:  # a database left by version 1
+        conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO schema_version VALUES (1)")
+        conn.execute("INSERT INTO jobs (id, status, spec, param_count, created_at) "
+                     "VALUES ('old', 'queued', %s, 1, 0)", (psycopg.types.json.Jsonb(spec),))
+    store = make_store()
+    store.migrate()
+    assert store.get_job("old").spec == spec
+    brief = store.get_job("old", with_spec=False)
+    assert brief.spec is None and brief.brief["data"] == {"type": "inline", "n_rows": 2, "n_features": 2}
+    assert store.claim("w1", 30).spec == spec
 
 
 def test_terminated_connection_is_replaced_and_the_call_succeeds(pg_url, make_store):
