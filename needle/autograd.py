@@ -14,6 +14,8 @@ Design choices (documented because they differ in detail from the course referen
 - Only leaves receive `.grad`; a second `backward()` OVERWRITES leaf grads (course behaviour, no accumulation).
 - `Tensor.numpy()` returns the underlying array without copying; treat it as read-only.
 """
+import heapq
+import itertools
 import threading
 from contextlib import contextmanager
 
@@ -27,6 +29,9 @@ NDArray = numpy.ndarray
 
 LAZY_MODE = False  # course flag: when True, op results are computed on first realize_cached_data()
 TENSOR_COUNTER = 0  # live Value objects; lets tests detect leaked graphs
+# Creation stamps: a value's inputs always exist before it, so descending stamps are a reverse
+# topological order (backward uses this instead of a separate topo-sort pass).
+_NEXT_STAMP = itertools.count().__next__
 
 
 class _GradMode(threading.local):
@@ -88,7 +93,7 @@ class TensorOp(Op):
 class Value:
     """A value in the computational graph."""
 
-    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "__weakref__")
+    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "_stamp", "__weakref__")
 
     def realize_cached_data(self):
         """Run compute to realise the cached data (only needed in LAZY_MODE)."""
@@ -118,14 +123,18 @@ class Value:
         self.cached_data = cached_data
         self.requires_grad = requires_grad
         self.grad = None
+        self._stamp = _NEXT_STAMP()
 
     @classmethod
     def make_const(cls, data, *, requires_grad=False):
         """Wrap data (array or Value) as a leaf without copying."""
-        value = cls.__new__(cls)
+        global TENSOR_COUNTER
         if isinstance(data, Value):
             data = data.realize_cached_data()
-        value._init(None, (), cached_data=data, requires_grad=requires_grad)
+        value = cls.__new__(cls)  # fields set inline: every gradient of a fused op passes here
+        TENSOR_COUNTER += 1
+        value.op, value.inputs, value.cached_data = None, (), data
+        value.requires_grad, value.grad, value._stamp = requires_grad, None, _NEXT_STAMP()
         return value
 
     @classmethod
@@ -142,6 +151,7 @@ class Value:
         TENSOR_COUNTER += 1
         value.requires_grad = requires_grad
         value.grad = None
+        value._stamp = _NEXT_STAMP()
         if LAZY_MODE:  # course semantics: keep the graph, compute on demand
             value.op, value.inputs, value.cached_data = op, inputs, None
             return value
@@ -292,19 +302,42 @@ def compute_gradient_of_variables(output_tensor, out_grad, create_graph=False):
 
 
 def _backpropagate(output_tensor, out_grad):
-    """Walk the graph in reverse topological order, summing partial adjoints per node."""
-    node_to_output_grads_list = {output_tensor: [out_grad]}
-    for node in reversed(find_topo_sort([output_tensor])):
-        partials = node_to_output_grads_list.pop(node, None)
-        if partials is None:  # no path from this node to the output carries gradient
-            continue
-        grad = sum_node_list(partials)
-        if node.op is None:
+    """Visit nodes in reverse creation order (a reverse topological order), summing partial adjoints.
+
+    A max-heap on creation stamps holds the nodes that have received a partial adjoint, so only nodes
+    on a gradient path are visited and no separate topological sort of the whole graph is needed.
+    """
+    partials_of = {output_tensor: [out_grad]}
+    pending = [(-output_tensor._stamp, output_tensor)]  # stamps are unique: nodes are never compared
+    while pending:
+        node = heapq.heappop(pending)[1]
+        partials = partials_of.pop(node)
+        grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
+        op = node.op
+        if op is None:
             node.grad = grad
             continue
-        for inp, inp_grad in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
-            if inp.requires_grad:
-                node_to_output_grads_list.setdefault(inp, []).append(inp_grad)
+        input_grads = op.gradient(grad, node)
+        if not isinstance(input_grads, tuple):
+            input_grads = tuple(input_grads) if isinstance(input_grads, list) else (input_grads,)
+        for inp, inp_grad in zip(node.inputs, input_grads):
+            if not inp.requires_grad:
+                continue
+            if inp in partials_of:
+                partials_of[inp].append(inp_grad)
+            else:
+                partials_of[inp] = [inp_grad]
+                heapq.heappush(pending, (-inp._stamp, inp))
+
+
+def _sum_partials(partials):
+    """Sum of several adjoints: in numpy when no graph is being recorded, else with graph ops."""
+    if _GRAD_MODE.enabled:  # create_graph=True: the sum must be differentiable
+        return sum_node_list(partials)
+    total = partials[0].realize_cached_data()
+    for node in partials[1:]:
+        total = total + node.realize_cached_data()  # not in place: numpy promotes mixed dtypes
+    return Tensor.make_const(total)
 
 
 def find_topo_sort(node_list):

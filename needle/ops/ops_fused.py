@@ -19,6 +19,8 @@ exactly as long as the graph node. Gradients are computed in numpy and returned 
 fused ops are first-order only (a gradient of a gradient through them is NOT supported; use the
 composite ops if you need that). A gradient is None for inputs that do not require grad (work skipped).
 """
+from functools import lru_cache
+
 import numpy as np
 
 from ..autograd import Tensor, TensorOp
@@ -32,6 +34,23 @@ __all__ = [
 
 def _const(array):
     return Tensor.make_const(array)
+
+
+@lru_cache(maxsize=32)
+def _ones(n, dtype):
+    """A read-only vector of n ones (cached: one per batch size and dtype)."""
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+def _column_sum(a):
+    """Sum of a (N, D) over its rows -> (D,), as the BLAS product ones @ a.
+
+    Several times faster than ndarray.sum(axis=0) at N, D ~ 100 (numpy's axis-0 reduction is a
+    strided loop); same rounding class, since numpy does not sum pairwise along axis 0 either.
+    """
+    return _ones(a.shape[0], a.dtype) @ a
 
 
 def _mask_array(mask_scale, dtype):
@@ -61,7 +80,7 @@ class Linear(TensorOp):
         ]
         if len(node.inputs) == 3:
             bias = node.inputs[2]
-            grads.append(_const(g2d.sum(axis=0).reshape(bias.shape)) if bias.requires_grad else None)
+            grads.append(_const(_column_sum(g2d).reshape(bias.shape)) if bias.requires_grad else None)
         return tuple(grads)
 
 
@@ -72,38 +91,41 @@ def linear(x, weight, bias=None):
 
 
 class BatchNormTrain(TensorOp):
-    """Batch normalisation with batch statistics over axis 0 (training mode)."""
+    """Batch normalisation with batch statistics over axis 0 (training mode).
+
+    Keeps the centred input and 1/std rather than xhat: out = xc * (weight * inv_std) + bias and
+    the gradient both use xc directly, which saves a full-size pass in each direction.
+    """
 
     def __init__(self, eps=1e-5):
         self.eps = float(eps)
-        self.mean = self.var = self.inv_std = self.xhat = None
+        self.mean = self.var = self.inv_std = self.centred = None
 
     def compute(self, x, weight, bias):
         n = x.shape[0]
-        self.mean = x.sum(axis=0) * (1.0 / n)  # (D,); cheaper than ndarray.mean's Python wrapper
-        xhat = x - self.mean  # (N, D) fresh, normalised in place below
-        self.var = np.einsum("nd,nd->d", xhat, xhat) / n  # (D,) biased variance
+        self.mean = _column_sum(x) * (1.0 / n)  # (D,)
+        centred = x - self.mean  # (N, D)
+        self.var = _column_sum(centred * centred) * (1.0 / n)  # (D,) biased variance
         self.inv_std = 1.0 / np.sqrt(self.var + self.eps)  # (D,)
-        xhat *= self.inv_std
-        self.xhat = xhat
-        out = xhat * weight.reshape(-1)  # (N, D)
+        self.centred = centred
+        out = centred * (weight.reshape(-1) * self.inv_std)  # (N, D)
         out += bias.reshape(-1)
         return out
 
     def gradient(self, out_grad, node):
         x, weight, bias = node.inputs
         g = out_grad.realize_cached_data()  # (N, D)
-        w = weight.realize_cached_data().reshape(-1)  # (D,)
         n = g.shape[0]
-        grad_bias = g.sum(axis=0)  # (D,)
-        grad_weight = np.einsum("nd,nd->d", g, self.xhat)  # (D,)
+        grad_bias = _column_sum(g)  # (D,)
+        # sum(g * xhat) with xhat = centred * inv_std
+        grad_weight = _column_sum(g * self.centred) * self.inv_std  # (D,)
         grad_x = None
         if x.requires_grad:
-            # dx = inv_std * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)), dxhat = g * w
-            grad_x = g * w
-            grad_x -= grad_bias * w / n
-            grad_x -= self.xhat * (grad_weight * w / n)
-            grad_x *= self.inv_std
+            # dx = k * (g - mean(g) - xhat * mean(g * xhat)), k = weight * inv_std, written in centred
+            k = weight.realize_cached_data().reshape(-1) * self.inv_std  # (D,)
+            grad_x = g * k  # (N, D)
+            grad_x -= self.centred * (k * self.inv_std * grad_weight * (1.0 / n))
+            grad_x -= k * grad_bias * (1.0 / n)
             grad_x = _const(grad_x)
         return (grad_x,
                 _const(grad_weight.reshape(weight.shape)) if weight.requires_grad else None,

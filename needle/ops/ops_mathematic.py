@@ -3,9 +3,11 @@
 Every op keeps the input dtype: scalars are stored as Python numbers so that numpy's
 promotion rules (NEP 50) never upcast a float32 array to float64.
 """
+from functools import lru_cache
+
 import numpy as np
 
-from ..autograd import Tensor, TensorOp
+from ..autograd import Tensor, TensorOp, is_grad_enabled
 
 __all__ = [
     "EWiseAdd", "add", "AddScalar", "add_scalar", "EWiseMul", "multiply", "MulScalar", "mul_scalar",
@@ -321,14 +323,32 @@ def exp(a):
     return Exp()(a)
 
 
+_SMALL = 1 << 16  # elements
+
+
+@lru_cache(maxsize=32)
+def _zeros(shape, dtype):
+    """A read-only array of zeros (cached per shape and dtype)."""
+    zeros = np.zeros(shape, dtype=dtype)
+    zeros.flags.writeable = False
+    return zeros
+
+
 class ReLU(TensorOp):
     """max(a, 0)."""
 
     def compute(self, a):
+        # numpy's maximum against a same-shape array takes its vectorised loop; against the scalar 0
+        # it is ~3x slower (numpy 2.4, float32). NaN still propagates. Cached zeros only for
+        # batch-sized arrays, so the cache stays small (<= 32 x 256 KiB).
+        if a.size <= _SMALL:
+            return np.maximum(a, _zeros(a.shape, a.dtype))
         return np.maximum(a, 0)
 
     def gradient(self, out_grad, node):
         mask = node.realize_cached_data() > 0  # (...) bool; a constant, so d2/da2 = 0 as it should
+        if not is_grad_enabled():  # plain backward: one numpy product, no graph node
+            return Tensor.make_const(out_grad.realize_cached_data() * mask)
         return out_grad * Tensor.make_const(mask)
 
 
