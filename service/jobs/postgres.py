@@ -280,13 +280,17 @@ class PostgresStore(JobStore):
         self._pool.close()
 
     def ping(self) -> bool:
-        """True when the database answers; never retries (readiness must answer quickly)."""
-        try:
-            with self._pool.connection() as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.Error:
-            return False
+        """True when the database answers. No backoff (readiness must answer quickly), but a
+        second try on a fresh connection, so a pooled connection that died idle (database
+        restart) does not report the database down."""
+        for _ in range(2):
+            try:
+                with self._pool.connection() as conn:
+                    conn.execute("SELECT 1")
+                return True
+            except psycopg.Error:
+                continue
+        return False
 
     # ---- jobs: API side ----
     def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,

@@ -104,6 +104,8 @@ def test_terminated_connection_is_replaced_and_the_call_succeeds(pg_url, make_st
     job, _ = store.create_job({"a": 1}, param_count=1, epochs=1, steps=1)
     assert _terminate_my_connections(pg_url) >= 1
     assert store.get_job(job.id).status == Status.queued  # reconnects behind the scenes
+    assert _terminate_my_connections(pg_url) >= 1
+    assert store.ping() is True  # a dead pooled connection is not a dead database
     claimed = store.claim("w1", lease_seconds=30)
     assert _terminate_my_connections(pg_url) >= 1
     lease = Lease(claimed.id, "w1", claimed.attempt)
