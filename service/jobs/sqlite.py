@@ -49,6 +49,8 @@ def _dataset(row: tuple) -> Dataset:
 class SQLiteStore(JobStore):
     """Embedded store: one connection per thread and process, WAL so readers never block writers."""
 
+    local_reads = True  # WAL reads never wait for writers
+
     def __init__(self, path: str | Path, *, busy_timeout_ms: int = 30_000):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

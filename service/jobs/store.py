@@ -33,6 +33,11 @@ class JobStore(ABC):
     and attempt); they return False otherwise, so a worker that lost its job never clobbers another.
     """
 
+    # True when a primary-key read is a local call of some microseconds that cannot stall on a
+    # network (embedded SQLite): the API then serves job polls on its event loop rather than
+    # hopping to a threadpool thread. Network stores keep False (an outage would block the loop).
+    local_reads: bool = False
+
     # ---- lifecycle ----
     @abstractmethod
     def migrate(self) -> None:

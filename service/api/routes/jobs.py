@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from ...jobs import Status
 from ...specs import JobSpec
-from ..deps import SettingsDep, StoreDep
+from ..deps import SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..examples import JOB_EXAMPLES
 from ..schemas import JobOut, JobPage, JobSummary
@@ -50,11 +50,11 @@ def list_jobs(store: StoreDep, status_filter: Annotated[Status | None, Query(ali
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=ERRORS)
-def get_job(job_id: str, store: StoreDep) -> JobOut:
+async def get_job(job_id: str, store: StoreDep) -> JobOut:
     """Status, progress, timestamps, final metrics, error and spec. Cheap to poll whatever the
     job's size: inline data sources show `n_rows` and `n_features` instead of their `x`/`y`
     arrays (GET /v1/jobs/{id}/spec has them)."""
-    return JobOut.from_job(store.get_job(job_id, with_spec=False))
+    return JobOut.from_job(await quick_read(store, store.get_job, job_id, with_spec=False))
 
 
 @router.get("/{job_id}/spec", response_class=JSONResponse, summary="Get a job's full spec",

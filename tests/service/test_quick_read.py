@@ -1,0 +1,34 @@
+"""Job polls skip the threadpool only for stores whose reads are local."""
+import asyncio
+import threading
+
+from service.api.deps import quick_read
+from service.jobs.sqlite import SQLiteStore
+
+
+class FakeStore:
+    def __init__(self, local_reads: bool):
+        self.local_reads = local_reads
+
+    def read(self, value, *, twice=False):
+        return threading.get_ident(), value * (2 if twice else 1)
+
+
+def run_read(store):
+    async def main():
+        return threading.get_ident(), await quick_read(store, store.read, 21, twice=True)
+    return asyncio.run(main())
+
+
+def test_local_reads_run_on_the_event_loop_thread():
+    loop_thread, (read_thread, value) = run_read(FakeStore(local_reads=True))
+    assert read_thread == loop_thread and value == 42
+
+
+def test_network_reads_run_in_the_threadpool():
+    loop_thread, (read_thread, value) = run_read(FakeStore(local_reads=False))
+    assert read_thread != loop_thread and value == 42
+
+
+def test_sqlite_declares_local_reads():
+    assert SQLiteStore.local_reads is True
