@@ -1,21 +1,47 @@
 """Benchmark: one MLPResNet epoch on 60,000 MNIST-shaped samples, needle vs PyTorch CPU in the same run.
 
-    .venv/bin/python bench/needle_mlp_resnet.py [--samples 60000] [--repeats 3]
+    .venv/bin/python bench/needle_mlp_resnet.py [--samples 60000] [--repeats 5] [--blas-threads 1]
 
+Model and loop are identical in both frameworks: MLPResNet(784, 100, 3 blocks, BatchNorm1d, dropout 0.1,
+10 classes), batch 100, Adam(lr=1e-3, weight_decay=1e-3), one shuffled epoch of random float32 data.
 Prints samples/s, resident memory across the epoch (it must stay flat) and needle_time / torch_time
-(target <= 0.75). Each framework runs `--repeats` epochs; the best epoch counts, because this machine is noisy.
+(target <= 0.75). Peers: PyTorch with its default thread count (the ratio's denominator) and PyTorch
+limited to one thread (a second line, so the reader sees both).
+
+Why repeats are interleaved and the best epoch counts: the machine (2 cores) is shared with other
+jobs, so any single epoch may be slowed by them. Each round runs one epoch of every contestant, in
+an order that rotates between rounds, so a burst of outside load hits all of them alike; the best
+epoch of each is its speed on an unloaded moment, and the median shows how they fare under load.
+
+BLAS threads for needle: OpenBLAS reads OPENBLAS_NUM_THREADS when numpy is imported, so
+--blas-threads (default 1, as in the service's workers) is applied before that import. Measured
+here (bench/RESULTS-needle.md): 2 threads speed up only the 784-wide first layer a little on an idle
+machine, and on a loaded one their spinning threads make epochs several times slower; 1 is faster
+and far steadier at batch 100. PyTorch keeps its own default thread pool.
 """
 import argparse
 import os
+import statistics
+import sys
 import time
 
-# One BLAS thread for needle, as in the service's workers: at batch 100 OpenBLAS threading costs more
-# than it saves. Set before numpy is imported; PyTorch keeps its own default thread pool.
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-import numpy as np
+def _parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=60_000)
+    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (best and median count)")
+    parser.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads for needle")
+    parser.add_argument("--no-torch", action="store_true", help="needle only (no ratio)")
+    return parser.parse_args()
 
-import needle as ndl
+
+ARGS = _parse_args() if __name__ == "__main__" else None
+# Must happen before numpy is imported (OpenBLAS sizes its thread pool once, at load time).
+os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads if ARGS else 1)
+
+import numpy as np  # noqa: E402
+
+import needle as ndl  # noqa: E402
 
 BATCH, HIDDEN, BLOCKS, CLASSES, FEATURES = 100, 100, 3, 10, 784
 
@@ -46,17 +72,9 @@ def needle_epoch(x, y, seed):
     return time.perf_counter() - start, rss
 
 
-def torch_epoch(x, y, seed):
-    """The identical model and loop in PyTorch CPU; returns (seconds, rss samples)."""
-    import torch
+def torch_model(torch):
+    """The needle MLPResNet, layer for layer, in PyTorch."""
     from torch import nn
-
-    torch.manual_seed(seed)
-
-    def block(dim, hidden):
-        inner = nn.Sequential(nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.1),
-                              nn.Linear(hidden, dim), nn.BatchNorm1d(dim))
-        return inner
 
     class Residual(nn.Module):
         def __init__(self, fn):
@@ -66,11 +84,25 @@ def torch_epoch(x, y, seed):
         def forward(self, t):
             return self.fn(t) + t
 
-    model = nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(),
-                          *[nn.Sequential(Residual(block(HIDDEN, HIDDEN // 2)), nn.ReLU()) for _ in range(BLOCKS)],
-                          nn.Linear(HIDDEN, CLASSES))
+    def block(dim, hidden):
+        return nn.Sequential(Residual(nn.Sequential(
+            nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.1),
+            nn.Linear(hidden, dim), nn.BatchNorm1d(dim))), nn.ReLU())
+
+    return nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(),
+                         *[block(HIDDEN, HIDDEN // 2) for _ in range(BLOCKS)],
+                         nn.Linear(HIDDEN, CLASSES))
+
+
+def torch_epoch(x, y, seed, threads):
+    """The identical model and loop in PyTorch CPU with `threads` intra-op threads; (seconds, rss)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    model = torch_model(torch)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = torch.nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))
     model.train()
     rss = []
@@ -88,33 +120,56 @@ def torch_epoch(x, y, seed):
     return time.perf_counter() - start, rss
 
 
+def run_rounds(contestants, x, y, repeats):
+    """Run every contestant once per round, rotating the order; returns {name: [(seconds, rss), ...]}."""
+    runs = {name: [] for name in contestants}
+    names = list(contestants)
+    for round_index in range(repeats):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
+            runs[name].append(contestants[name](x, y, round_index))
+    return runs
+
+
 def report(name, runs, n):
-    """Print the best epoch and the memory trace of the last one; return the best time."""
-    best = min(t for t, _ in runs)
+    """Print best and median epoch and the memory trace of the last one; return (best, median)."""
+    times = [t for t, _ in runs]
+    best, median = min(times), statistics.median(times)
     rss = runs[-1][1]
-    print(f"{name:7s} best epoch {best:6.2f} s  {n / best:9,.0f} samples/s  "
+    print(f"{name:16s} best {best:6.2f} s ({n / best:7,.0f} samples/s)  median {median:6.2f} s  "
           f"rss start {rss[0]:.0f} MiB, end {rss[-1]:.0f} MiB, peak {max(rss):.0f} MiB")
-    return best
+    return best, median
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--samples", type=int, default=60_000)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+def main(args):
     rng = np.random.default_rng(0)
     x = rng.random((args.samples, FEATURES), dtype=np.float32)          # (N, 784) in [0, 1)
     y = rng.integers(0, CLASSES, size=args.samples).astype(np.uint8)    # (N,)
-    needle_best = report("needle", [needle_epoch(x, y, s) for s in range(args.repeats)], args.samples)
+    contestants = {"needle": needle_epoch}
     try:
         import torch
     except ImportError:
+        torch = None
         print("torch not installed: no ratio (pip install torch==2.13.0)")
+    if torch is not None and not args.no_torch:
+        default_threads = torch.get_num_threads()
+        contestants["pytorch"] = lambda x, y, s: torch_epoch(x, y, s, default_threads)
+        contestants["pytorch-1thread"] = lambda x, y, s: torch_epoch(x, y, s, 1)
+    print(f"{args.samples} samples, batch {BATCH}, {args.repeats} interleaved rounds; "
+          f"needle OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}"
+          + (f"; torch {torch.__version__}, default {default_threads} threads" if len(contestants) > 1 else "")
+          + f"; load average {os.getloadavg()[0]:.1f}")
+    runs = run_rounds(contestants, x, y, args.repeats)
+    results = {name: report(name, runs[name], args.samples) for name in contestants}
+    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    if "pytorch" not in results:
         return
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    torch_best = report("pytorch", [torch_epoch(x, y, s) for s in range(args.repeats)], args.samples)
-    print(f"ratio needle_time / torch_time = {needle_best / torch_best:.3f}  (target <= 0.75)")
+    (needle_best, needle_median) = results["needle"]
+    for peer in ("pytorch", "pytorch-1thread"):
+        peer_best, peer_median = results[peer]
+        print(f"ratio needle_time / {peer}_time: best {needle_best / peer_best:.3f}, "
+              f"median {needle_median / peer_median:.3f}" + ("  (target <= 0.75)" if peer == "pytorch" else ""))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main(ARGS))

@@ -177,12 +177,15 @@ class Adam(Optimizer):
         self.beta2 = beta2
         self.eps = eps
         self.weight_decay = weight_decay
-        self._step_size = self._inv_sqrt_c2 = 1.0
+        self._step_size = self._eps_scaled = 1.0
 
     def _begin_step(self):
-        # Bias corrections folded into scalars as PyTorch does: w -= (lr / c1) * m / (sqrt(v) / sqrt(c2) + eps)
-        self._step_size = self.lr / (1 - self.beta1 ** self.t)
-        self._inv_sqrt_c2 = 1 / np.sqrt(1 - self.beta2 ** self.t)
+        # Bias corrections folded into scalars: with c1 = 1 - b1^t, s = sqrt(1 - b2^t), PyTorch's
+        # w -= (lr / c1) * m / (sqrt(v) / s + eps) equals w -= (lr * s / c1) * m / (sqrt(v) + eps * s),
+        # which needs one full-size pass less.
+        sqrt_c2 = float(np.sqrt(1 - self.beta2 ** self.t))
+        self._step_size = self.lr * sqrt_c2 / (1 - self.beta1 ** self.t)
+        self._eps_scaled = self.eps * sqrt_c2
 
     def _update(self, weight, g, bufs, work):
         f = weight.dtype.type
@@ -196,8 +199,7 @@ class Adam(Optimizer):
         v *= f(self.beta2)
         v += g  # v <- b2 v + (1 - b2) g^2
         np.sqrt(v, out=work)
-        work *= f(self._inv_sqrt_c2)
-        work += f(self.eps)
+        work += f(self._eps_scaled)
         np.divide(m, work, out=work)
         work *= f(self._step_size)
         weight -= work

@@ -76,8 +76,8 @@ def layernorm_composite(x: Tensor, weight: Tensor, bias: Tensor, eps: float) -> 
 
 def dropout_mask(shape: tuple, p: float, dtype) -> np.ndarray:
     """Inverted-dropout multiplier: keep with probability 1-p (course: randb(p=1-p)), scaled by 1/(1-p)."""
-    keep = init.randb(*shape, p=1 - p).numpy()
-    return keep.astype(dtype) * np.asarray(1.0 / (1 - p), dtype=dtype)
+    keep = init.randb(*shape, p=1 - p).numpy()  # bool
+    return np.multiply(keep, np.asarray(1.0 / (1 - p), dtype=dtype), dtype=dtype)  # one pass, no cast copy
 
 
 def dropout_composite(x: Tensor, mask_scale: np.ndarray) -> Tensor:

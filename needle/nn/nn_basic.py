@@ -208,7 +208,9 @@ class BatchNorm1d(Module):
     def _update_running(self, running: Tensor, batch_stat: np.ndarray) -> None:
         """running <- (1 - momentum) * running + momentum * batch, on the numpy buffer only."""
         old = running.realize_cached_data()
-        running.cached_data = ((1 - self.momentum) * old + self.momentum * batch_stat).astype(old.dtype)
+        new = old * (1 - self.momentum)  # fresh array of old's dtype (Python float scalars never upcast)
+        new += self.momentum * batch_stat
+        running.cached_data = new
 
 
 class LayerNorm1d(Module):
