@@ -171,6 +171,27 @@ class TestBackward:
         first.sum().backward()
         np.testing.assert_allclose(x.grad.numpy(), 6 * x.numpy())
 
+    def test_node_used_three_times_sums_all_partials(self):
+        x = ndl.Tensor([2.0, -1.0])
+        (x * 2 + x * 3 + x * x).backward()
+        np.testing.assert_allclose(x.grad.numpy(), 5 + 2 * x.numpy())
+
+    def test_leaf_created_after_the_nodes_it_joins(self):
+        a = ndl.Tensor([1.5])
+        b = ndl.exp(a)
+        w = ndl.Tensor([4.0])  # newer than b: reverse creation order must still be a valid order
+        (b * w + a * w).backward()
+        np.testing.assert_allclose(a.grad.numpy(), np.exp(1.5) * 4 + 4, rtol=1e-6)
+        np.testing.assert_allclose(w.grad.numpy(), np.exp(1.5) + 1.5, rtol=1e-6)
+
+    def test_summed_partials_stay_differentiable_with_create_graph(self):
+        x = ndl.Tensor([0.5, 2.0], dtype="float64")
+        (x * x + x * x * x).sum().backward(create_graph=True)  # x receives several partials
+        first = x.grad
+        np.testing.assert_allclose(first.numpy(), 2 * x.numpy() + 3 * x.numpy() ** 2)
+        first.sum().backward()
+        np.testing.assert_allclose(x.grad.numpy(), 2 + 6 * x.numpy())
+
     def test_gradient_of_gradient_course_example(self):
         x2, x3 = ndl.Tensor([6.0]), ndl.Tensor([0.0])
         y = x2 * x2 + x2 * x3

@@ -189,3 +189,34 @@ def test_dataloader_wraps_a_single_array_dataset_in_a_tuple():
     batches = list(DataLoader(Features(), batch_size=2))
     assert [len(b) for b in batches] == [1, 1, 1]
     assert batches[2][0].shape == (1, 2) and batches[2][0].dtype == np.float32
+
+
+def test_dataloader_batches_do_not_alias_dataset_views():
+    class Rows(ndl.data.Dataset):
+        """Returns views into its storage for slices (not fresh arrays)."""
+
+        def __init__(self):
+            super().__init__()
+            self.storage = np.arange(12, dtype=np.float32).reshape(6, 2)
+
+        def __len__(self):
+            return 6
+
+        def __getitem__(self, index):
+            return self.storage[index.min():index.max() + 1]
+
+    dataset = Rows()
+    first = next(iter(DataLoader(dataset, batch_size=3)))[0]
+    dataset.storage[:] = -1
+    np.testing.assert_array_equal(first.numpy(), np.arange(6, dtype=np.float32).reshape(3, 2))
+
+
+def test_ndarray_dataset_gathers_with_integer_and_boolean_indices():
+    X = np.arange(20, dtype=np.float32).reshape(10, 2)
+    dataset = NDArrayDataset(X, np.arange(10))
+    for index in (np.array([9, 0, 4]), np.array([-1, 2], dtype=np.int32), np.arange(10) % 3 == 0):
+        xs, ys = dataset[index]
+        np.testing.assert_array_equal(xs, X[index])
+        np.testing.assert_array_equal(ys, np.arange(10)[index])
+    with pytest.raises(IndexError):
+        dataset[np.array([10])]

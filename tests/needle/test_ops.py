@@ -186,3 +186,24 @@ def test_float32_stays_float32_forward_and_backward(name):
     assert out.dtype == np.float32
     out.sum().backward()
     assert x.grad.dtype == np.float32
+
+
+@pytest.mark.parametrize("size", [7, 70_000])  # below and above the cached-zeros size limit
+def test_relu_keeps_nan_and_maps_minus_inf_to_zero(size):
+    a = np.linspace(-3, 3, size).astype(np.float32)
+    a[:3] = [np.nan, -np.inf, np.inf]
+    out = ndl.relu(ndl.Tensor(a)).numpy()
+    assert out.dtype == np.float32 and np.isnan(out[0])
+    np.testing.assert_array_equal(out[1:], np.maximum(a[1:], 0))
+
+
+def test_relu_gradient_is_masked_out_grad_and_differentiable_again():
+    x = ndl.Tensor([-1.0, 2.0, 3.0], dtype="float64")
+    g = ndl.Tensor([5.0, 6.0, 7.0], dtype="float64")
+    y = ndl.relu(x)
+    y.backward(g)
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 6.0, 7.0])
+    (ndl.relu(x) * x).sum().backward(create_graph=True)  # d/dx = relu(x) + x * [x > 0] = 2x on x > 0
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 4.0, 6.0])
+    x.grad.sum().backward()
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 2.0, 2.0])
