@@ -193,3 +193,16 @@ def test_non_finite_metric_values_round_trip(make_store):
                         result={"train_loss": float("nan")})
     assert store.get_metrics(job.id)[0].values == {"loss": float("inf")}
     assert store.get_job(job.id).result["train_loss"] != store.get_job(job.id).result["train_loss"]  # NaN
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
+def test_open_store_picks_postgres_for_both_url_schemes(pg_url, scheme):
+    from service.jobs.backends import open_store
+    from service.jobs.postgres import MIGRATIONS, PostgresStore
+    from service.settings import Settings
+    store = open_store(Settings(database_url=scheme + pg_url[pg_url.index("://"):]))
+    try:
+        assert isinstance(store, PostgresStore)
+        assert store.schema_version() == len(MIGRATIONS)  # open_store migrates
+    finally:
+        store.close()
