@@ -18,7 +18,7 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import pq
+from psycopg import pq, sql
 from psycopg.types.json import Jsonb
 
 from .briefs import brief_spec
@@ -106,6 +106,9 @@ DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_
 FULL_SPEC = "(SELECT full_spec FROM job_specs WHERE job_id = j.id)"
 FENCE = "id = %(job_id)s AND status = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s"
 TERMINAL = tuple(s.value for s in Status if s.terminal)
+# NOTIFYed when a job becomes claimable (see wait_for_job); one channel per schema, because
+# channels are database-wide and several deployments (or tests) may share one database.
+NOTIFY_JOBS = "SELECT pg_notify('needle_jobs:' || COALESCE(current_schema(), ''), %s)"
 
 
 def _job_from_row(row: tuple, spec: dict | None = None) -> Job:
@@ -170,6 +173,10 @@ class _Pool:
         with self._lock:
             return self._idle.pop() if self._idle else None
 
+    def open_unpooled(self) -> psycopg.Connection:
+        """A connection with the pool's settings that the caller owns and closes."""
+        return self._connect()
+
     def _connect(self) -> psycopg.Connection:
         # Keepalives notice a silently dead peer (host gone, NAT dropped) within about a minute.
         kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self._connect_timeout)),
@@ -181,13 +188,13 @@ class _Pool:
 
     def _give_back(self, conn: psycopg.Connection) -> None:
         if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            self._close_quietly(conn)
+            self.close_quietly(conn)
             return
         with self._lock:
             self._idle.append(conn)
 
     @staticmethod
-    def _close_quietly(conn: psycopg.Connection) -> None:
+    def close_quietly(conn: psycopg.Connection) -> None:
         try:
             conn.close()
         except Exception:  # noqa: BLE001 - it is already unusable; nothing to report
@@ -201,7 +208,7 @@ class _Pool:
         with self._lock:
             idle, self._idle = self._idle, []
         for conn in idle:
-            self._close_quietly(conn)
+            self.close_quietly(conn)
 
 
 class PostgresStore(JobStore):
@@ -211,6 +218,8 @@ class PostgresStore(JobStore):
                  connect_timeout: float = 5.0):
         self._pool = _Pool(url, pool_size, connect_timeout)
         self._retry_seconds = retry_seconds
+        self._listen_conn: psycopg.Connection | None = None   # see wait_for_job
+        self._listen_pid = 0
 
     # ---- plumbing ----
     def _run(self, op: Callable[[psycopg.Connection], T],
@@ -276,7 +285,8 @@ class PostgresStore(JobStore):
         return self._run(op)
 
     def close(self) -> None:
-        """Close this process's idle connections."""
+        """Close this process's idle connections (and its listener)."""
+        self._close_listener()
         self._pool.close()
 
     def ping(self) -> bool:
@@ -311,6 +321,7 @@ class PostgresStore(JobStore):
                 job, created = self._existing_for_key(conn, job_id, idempotency_key, request_hash)
             else:
                 conn.execute("INSERT INTO job_specs (job_id, full_spec) VALUES (%(id)s, %(full)s)", params)
+                conn.execute(NOTIFY_JOBS, (job_id,))  # delivered at commit
                 job, created = _job_from_row(row), True
             # The caller's spec as is (same key and hash means the same spec): parsing megabytes
             # of inline data back would cost more than the insert.
@@ -434,6 +445,36 @@ class PostgresStore(JobStore):
             return _NOT_RECOVERED if row is None else self._fetch_job(conn, row[0], with_spec=True)
         return self._run(op, recover)
 
+    def wait_for_job(self, timeout: float) -> bool:
+        """Block until a job may have become claimable (created, released, re-queued) or until
+        timeout seconds pass; True when woken by a notification. Lets an idle worker sleep
+        instead of polling. Not part of JobStore (yet): nothing calls it today."""
+        try:
+            listener = self._listener()
+            for _ in listener.notifies(timeout=timeout, stop_after=1):
+                return True
+            return False
+        except psycopg.OperationalError:
+            self._close_listener()  # the next wait reconnects; meanwhile behave like a poll
+            time.sleep(min(timeout, 0.5))
+            return False
+
+    def _listener(self) -> psycopg.Connection:
+        """This process's LISTENing connection (outside the pool: it must stay on one session)."""
+        listener = self._listen_conn
+        if listener is None or listener.closed or self._listen_pid != os.getpid():
+            listener = self._pool.open_unpooled()
+            schema = listener.execute("SELECT COALESCE(current_schema(), '')").fetchone()[0]
+            listener.execute(sql.SQL("LISTEN {}").format(sql.Identifier(f"needle_jobs:{schema}")))
+            self._listen_conn, self._listen_pid = listener, os.getpid()
+        return listener
+
+    def _close_listener(self) -> None:
+        listener = self._listen_conn
+        if listener is not None and self._listen_pid == os.getpid():
+            _Pool.close_quietly(listener)
+        self._listen_conn = None
+
     def expire_leases(self, max_attempts: int) -> int:
         """Re-queue (or fail, after max_attempts) running jobs whose lease ran out."""
         return self._run(lambda conn: self._expire(conn, max_attempts, "lease_expires_at < %(now)s"))
@@ -463,6 +504,8 @@ class PostgresStore(JobStore):
             ended = [job_id for job_id, status in rows if status != Status.queued.value]
             if ended:
                 conn.execute("DELETE FROM checkpoints WHERE job_id = ANY(%s)", (ended,))
+            if len(ended) < len(rows):
+                conn.execute(NOTIFY_JOBS, ("requeued",))
         return len(rows)
 
     def heartbeat(self, lease: Lease, lease_seconds: float) -> LeaseState:
@@ -575,8 +618,13 @@ class PostgresStore(JobStore):
     def release(self, lease: Lease) -> bool:
         """Back to queued for another worker; the checkpoint stays, the next claim bumps attempt."""
         def op(conn: psycopg.Connection) -> bool:
-            return conn.execute(f"""UPDATE jobs SET status = 'queued', worker_id = NULL,
-                                    lease_expires_at = NULL WHERE {FENCE}""", _fence(lease)).rowcount == 1
+            with conn.transaction():
+                released = conn.execute(f"""UPDATE jobs SET status = 'queued', worker_id = NULL,
+                                            lease_expires_at = NULL WHERE {FENCE}""",
+                                        _fence(lease)).rowcount == 1
+                if released:
+                    conn.execute(NOTIFY_JOBS, (lease.job_id,))
+                return released
 
         def recover(conn: psycopg.Connection) -> Any:
             row = conn.execute("SELECT 1 FROM jobs WHERE id = %s AND status = 'queued' AND attempt = %s",

@@ -1,6 +1,7 @@
 """PostgreSQL-only behaviour: concurrent migrations, lost connections, fork safety, retry recovery."""
 import multiprocessing as mp
 import os
+import time
 import uuid
 from contextlib import contextmanager
 
@@ -206,3 +207,30 @@ def test_open_store_picks_postgres_for_both_url_schemes(pg_url, scheme):
         assert store.schema_version() == len(MIGRATIONS)  # open_store migrates
     finally:
         store.close()
+
+
+def test_wait_for_job_sleeps_until_a_job_is_created_or_released(pg_url, make_store):
+    import threading
+    waiter, submitter = make_store(), make_store()
+    waiter.migrate()
+    started = time.monotonic()
+    assert waiter.wait_for_job(0.2) is False  # nothing happened: times out
+    assert time.monotonic() - started >= 0.2
+
+    timer = threading.Timer(0.2, lambda: submitter.create_job({"a": 1}, param_count=1, epochs=1, steps=1))
+    timer.start()
+    started = time.monotonic()
+    assert waiter.wait_for_job(10) is True
+    assert time.monotonic() - started < 5  # woken by the notification, not by the timeout
+    timer.join()
+
+    job = waiter.claim("w1", 30)
+    threading.Timer(0.1, lambda: submitter.release(Lease(job.id, "w1", job.attempt))).start()
+    assert waiter.wait_for_job(10) is True
+    assert waiter.claim("w2", 30).attempt == 2
+
+    # A killed listener is noticed without an exception, and the next wait listens again.
+    assert _terminate_my_connections(pg_url) >= 1
+    assert waiter.wait_for_job(0.3) is False
+    threading.Timer(0.2, lambda: submitter.create_job({"b": 2}, param_count=1, epochs=1, steps=1)).start()
+    assert waiter.wait_for_job(10) is True
