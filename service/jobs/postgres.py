@@ -307,8 +307,9 @@ class PostgresStore(JobStore):
                    idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
         """Insert a queued job, or return the one already made with this idempotency key."""
         job_id = uuid.uuid4().hex  # chosen once, so a retried insert cannot make a second job
-        params = {"id": job_id, "brief": Jsonb(brief_spec(spec)), "full": Jsonb(spec), "param_count": param_count, "now": time.time(),
-                  "epochs": epochs, "steps": steps, "key": idempotency_key, "hash": request_hash}
+        params = {"id": job_id, "brief": Jsonb(brief_spec(spec)), "full": Jsonb(spec),
+                  "param_count": param_count, "now": time.time(), "epochs": epochs, "steps": steps,
+                  "key": idempotency_key, "hash": request_hash}
 
         def op(conn: psycopg.Connection) -> tuple[Job, bool]:
             row = conn.execute(
@@ -535,7 +536,7 @@ class PostgresStore(JobStore):
 
         def op(conn: psycopg.Connection) -> bool:
             with conn.transaction():
-                if conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE} FOR UPDATE", _fence(lease)).fetchone() is None:
+                if not _hold(conn, lease):
                     return False
                 if rows:
                     with conn.cursor() as cur:
@@ -556,7 +557,7 @@ class PostgresStore(JobStore):
         """Drop points past the checkpoint's step (the resumed run records them again)."""
         def op(conn: psycopg.Connection) -> bool:
             with conn.transaction():
-                if conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE} FOR UPDATE", _fence(lease)).fetchone() is None:
+                if not _hold(conn, lease):
                     return False
                 conn.execute("DELETE FROM metrics WHERE job_id = %s AND step > %s", (lease.job_id, after_step))
                 return True
@@ -566,7 +567,7 @@ class PostgresStore(JobStore):
         """Replace the job's checkpoint (only while the lease is held)."""
         def op(conn: psycopg.Connection) -> bool:
             with conn.transaction():
-                if conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE} FOR UPDATE", _fence(lease)).fetchone() is None:
+                if not _hold(conn, lease):
                     return False
                 conn.execute("""INSERT INTO checkpoints (job_id, blob, saved_at) VALUES (%s, %s, %s)
                                 ON CONFLICT (job_id) DO UPDATE SET blob = EXCLUDED.blob,
@@ -701,6 +702,11 @@ class PostgresStore(JobStore):
             gone = conn.execute("SELECT 1 FROM datasets WHERE id = %s", (dataset_id,)).fetchone() is None
             return None if gone else _NOT_RECOVERED
         self._run(op, recover)
+
+
+def _hold(conn: psycopg.Connection, lease: Lease) -> bool:
+    """Lock the job row if the lease still holds (serialises the job's writers); False if lost."""
+    return conn.execute(f"SELECT 1 FROM jobs WHERE {FENCE} FOR UPDATE", _fence(lease)).fetchone() is not None
 
 
 def _lease_state(row: tuple | None) -> LeaseState:
