@@ -44,6 +44,14 @@ def _ones(n, dtype):
     return ones
 
 
+@lru_cache(maxsize=32)
+def _averaging_vector(n, dtype):
+    """A read-only vector of n entries 1/n (cached), so a column mean is one BLAS call."""
+    weights = np.full(n, 1.0 / n, dtype=dtype)
+    weights.flags.writeable = False
+    return weights
+
+
 def _column_sum(a):
     """Sum of a (N, D) over its rows -> (D,), as the BLAS product ones @ a.
 
@@ -51,6 +59,11 @@ def _column_sum(a):
     strided loop); same rounding class, since numpy does not sum pairwise along axis 0 either.
     """
     return _ones(a.shape[0], a.dtype) @ a
+
+
+def _column_mean(a):
+    """Mean of a (N, D) over its rows -> (D,), as (1/N, ..., 1/N) @ a."""
+    return _averaging_vector(a.shape[0], a.dtype) @ a
 
 
 def _mask_array(mask_scale, dtype):
@@ -102,10 +115,9 @@ class BatchNormTrain(TensorOp):
         self.mean = self.var = self.inv_std = self.centred = None
 
     def compute(self, x, weight, bias):
-        n = x.shape[0]
-        self.mean = _column_sum(x) * (1.0 / n)  # (D,)
+        self.mean = _column_mean(x)  # (D,)
         centred = x - self.mean  # (N, D)
-        self.var = _column_sum(centred * centred) * (1.0 / n)  # (D,) biased variance
+        self.var = _column_mean(centred * centred)  # (D,) biased variance
         self.inv_std = 1.0 / np.sqrt(self.var + self.eps)  # (D,)
         self.centred = centred
         out = centred * (weight.reshape(-1) * self.inv_std)  # (N, D)
