@@ -1,6 +1,6 @@
 """Benchmark (not a test): the service's own costs, measured over real HTTP (issue #3).
 
-    .venv/bin/python bench/bench_service.py [--only overhead,polling,claim,bigspec] [--repeats 2]
+    .venv/bin/python bench/bench_service.py [--only overhead,polling,claim,bigspec] [--repeats 3] [--nice 10]
 
 Starts `needle-service serve` in a subprocess on a free port with a temp data dir and the default
 worker settings (nice 10, 50 ms idle poll, one BLAS thread), then measures:
