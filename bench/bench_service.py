@@ -17,6 +17,7 @@ worker settings (nice 10, 50 ms idle poll, one BLAS thread), then measures:
 """
 import argparse
 import json
+import multiprocessing
 import os
 import signal
 import socket
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -244,8 +246,9 @@ def bench_overhead(repeats: int, nice: int) -> None:
 
 
 # ---------------------------------------------------------------- (b) polling
-def bench_polling(pollers: int, requests_each: int, max_seconds: float, intervals: list[float]) -> None:
-    """(b): both workers training long jobs; `pollers` threads GET one of the two jobs, each
+def bench_polling(pollers: int, requests_each: int, max_seconds: float, intervals: list[float],
+                  processes: int) -> None:
+    """(b): both workers training long jobs; `pollers` client threads GET one of the two jobs, each
     every `interval` seconds (0 = back to back: a closed-loop stress test whose latency is just
     pollers / throughput of client and server sharing the 2 CPUs)."""
     with server(workers=2) as client:
@@ -253,9 +256,9 @@ def bench_polling(pollers: int, requests_each: int, max_seconds: float, interval
         for job in jobs:
             wait_status(client, job["id"], {"running"}, timeout=60)
         for interval in intervals:
-            t0 = time.perf_counter()
+            t0 = time.perf_counter() + 2.0  # the pollers' start gate
             latencies = _poll_concurrently(client.base_url, [j["id"] for j in jobs], pollers,
-                                           requests_each, max_seconds, interval)
+                                           requests_each, max_seconds, interval, processes)
             elapsed = time.perf_counter() - t0
             busy = [client.get(f"/v1/jobs/{j['id']}").json()["status"] for j in jobs]
             ms = [s * 1000 for s in latencies]
@@ -269,17 +272,29 @@ def bench_polling(pollers: int, requests_each: int, max_seconds: float, interval
 
 
 def _poll_concurrently(base_url, job_ids: list[str], pollers: int, requests_each: int,
-                       max_seconds: float, interval: float) -> list[float]:
+                       max_seconds: float, interval: float, processes: int) -> list[float]:
+    """Latencies of `pollers` threads spread over `processes` client processes (one Python
+    process with 50 threads would measure its own GIL convoy more than the server)."""
+    start_at = time.time() + 2.0  # every thread connects first, then all start together
+    per_process = [list(range(i, pollers, processes)) for i in range(processes)]
+    with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
+        parts = pool.map(_poll_in_threads, [(str(base_url), job_ids, indexes, pollers, requests_each,
+                                             max_seconds, interval, start_at) for indexes in per_process])
+        return [latency for part in parts for latency in part]
+
+
+def _poll_in_threads(args: tuple) -> list[float]:
+    base_url, job_ids, indexes, pollers, requests_each, max_seconds, interval, start_at = args
     latencies: list[float] = []
-    lock, start_gate = threading.Lock(), threading.Barrier(pollers)
-    deadline = time.monotonic() + max_seconds
+    lock = threading.Lock()
 
     def poller(index: int) -> None:
         mine = []
         with httpx.Client(base_url=base_url, timeout=30) as client:
             job_id = job_ids[index % len(job_ids)]
             client.get(f"/v1/jobs/{job_id}")  # connect before the clock starts
-            start_gate.wait()
+            time.sleep(max(0.0, start_at - time.time()))
+            deadline = time.monotonic() + max_seconds
             # pollers start at spread phases, then keep a fixed schedule (no drift)
             next_at = time.monotonic() + interval * index / pollers
             for _ in range(requests_each):
@@ -294,7 +309,7 @@ def _poll_concurrently(base_url, job_ids: list[str], pollers: int, requests_each
         with lock:
             latencies.extend(mine)
 
-    threads = [threading.Thread(target=poller, args=(i,)) for i in range(pollers)]
+    threads = [threading.Thread(target=poller, args=(i,)) for i in indexes]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -378,6 +393,8 @@ def main() -> None:
     parser.add_argument("--max-seconds", type=float, default=30, help="(b) time bound per pace")
     parser.add_argument("--intervals", default="0.5,0.25,0.1,0",
                         help="(b) seconds between one poller's GETs, comma-separated (0 = back to back)")
+    parser.add_argument("--client-processes", type=int, default=5,
+                        help="(b) processes the pollers' threads are spread over")
     parser.add_argument("--samples", type=int, default=20, help="(c) jobs")
     args = parser.parse_args()
     chosen = args.only.split(",")
@@ -386,7 +403,7 @@ def main() -> None:
         bench_overhead(args.repeats, args.nice)
     if "polling" in chosen:
         bench_polling(args.pollers, args.requests, args.max_seconds,
-                      [float(v) for v in args.intervals.split(",")])
+                      [float(v) for v in args.intervals.split(",")], args.client_processes)
     if "claim" in chosen:
         bench_claim(args.samples)
     if "bigspec" in chosen:
