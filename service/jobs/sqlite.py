@@ -38,7 +38,14 @@ def _job(row: tuple, full_spec: str | None = None) -> Job:
                lease_expires_at=lease_expires_at, cancel_requested=bool(cancel_requested),
                error=error, result=json.loads(result) if result is not None else None,
                has_parameters=bool(has_parameters), idempotency_key=key,
-               brief=brief_spec(json.loads(brief)))
+               brief=_brief(brief))
+
+
+def _brief(text: str) -> dict:
+    """The stored brief; rows from schema version 1 hold a full spec, briefed here (the substring
+    test spares the walk for the usual spec without inline data)."""
+    spec = json.loads(text)
+    return brief_spec(spec) if '"inline"' in text else spec
 
 
 def _dataset(row: tuple) -> Dataset:
