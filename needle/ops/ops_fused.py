@@ -112,7 +112,7 @@ class BatchNormTrain(TensorOp):
 
     def __init__(self, eps=1e-5):
         self.eps = float(eps)
-        self.mean = self.var = self.inv_std = self.centred = None
+        self.mean = self.var = self.inv_std = self.centred = self.scale = None
 
     def compute(self, x, weight, bias):
         self.mean = _column_mean(x)  # (D,)
@@ -120,24 +120,24 @@ class BatchNormTrain(TensorOp):
         self.var = _column_mean(centred * centred)  # (D,) biased variance
         self.inv_std = 1.0 / np.sqrt(self.var + self.eps)  # (D,)
         self.centred = centred
-        out = centred * (weight.reshape(-1) * self.inv_std)  # (N, D)
+        self.scale = weight.reshape(-1) * self.inv_std  # (D,) weight / std, reused by the gradient
+        out = centred * self.scale  # (N, D)
         out += bias.reshape(-1)
         return out
 
     def gradient(self, out_grad, node):
         x, weight, bias = node.inputs
         g = out_grad.realize_cached_data()  # (N, D)
-        n = g.shape[0]
         grad_bias = _column_sum(g)  # (D,)
-        # sum(g * xhat) with xhat = centred * inv_std
-        grad_weight = _column_sum(g * self.centred) * self.inv_std  # (D,)
+        grad_weight = _column_sum(g * self.centred) * self.inv_std  # (D,) = sum(g * xhat)
         grad_x = None
         if x.requires_grad:
-            # dx = k * (g - mean(g) - xhat * mean(g * xhat)), k = weight * inv_std, written in centred
-            k = weight.realize_cached_data().reshape(-1) * self.inv_std  # (D,)
-            grad_x = g * k  # (N, D)
-            grad_x -= self.centred * (k * self.inv_std * grad_weight * (1.0 / n))
-            grad_x -= k * grad_bias * (1.0 / n)
+            # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
+            # xhat = centred * inv_std; small (D,) factors first, then three full-size passes
+            k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
+            grad_x = g * self.scale  # (N, D)
+            grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)
+            grad_x -= k_over_n * grad_bias
             grad_x = _const(grad_x)
         return (grad_x,
                 _const(grad_weight.reshape(weight.shape)) if weight.requires_grad else None,
