@@ -21,7 +21,7 @@ CHECK_MIN_SECONDS = 0.02
 # `checkpoint_every_epochs`) checkpoints only once the training since the last checkpoint is
 # worth it, so at most this share of the time goes to checkpoints; the first is always taken,
 # and cheap checkpoints still happen every epoch.
-CHECKPOINT_MAX_SHARE = 0.02
+CHECKPOINT_MAX_SHARE = 0.01  # a crash then loses at most ~100 checkpoint-costs of training
 
 
 class JobExecution:

@@ -38,7 +38,7 @@ def run_job(tmp_path, save_seconds: float) -> SlowCheckpointStore:
 
 
 def test_a_costly_checkpoint_is_taken_once_not_every_epoch(tmp_path):
-    # 0.1 s per save: the next would be due after 5 s of training, and the job takes far less
+    # 0.1 s per save: the next would be due after 10 s of training, and the job takes far less
     store = run_job(tmp_path, save_seconds=0.1)
     assert store.saved_at_epochs == [1]
     store.close()
