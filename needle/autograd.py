@@ -304,30 +304,35 @@ def compute_gradient_of_variables(output_tensor, out_grad, create_graph=False):
 def _backpropagate(output_tensor, out_grad):
     """Visit nodes in reverse creation order (a reverse topological order), summing partial adjoints.
 
-    A max-heap on creation stamps holds the nodes that have received a partial adjoint, so only nodes
-    on a gradient path are visited and no separate topological sort of the whole graph is needed.
+    A max-heap on creation stamps holds the op nodes that have received a partial adjoint, so only
+    nodes on a gradient path are visited and no topological sort of the whole graph is needed.
+    Leaves (parameters) only collect partials; their grads are set at the end, off the heap.
     """
+    if output_tensor.op is None:
+        output_tensor.grad = out_grad
+        return
     partials_of = {output_tensor: [out_grad]}
+    leaf_partials = {}
     pending = [(-output_tensor._stamp, output_tensor)]  # stamps are unique: nodes are never compared
     while pending:
         node = heapq.heappop(pending)[1]
         partials = partials_of.pop(node)
         grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
-        op = node.op
-        if op is None:
-            node.grad = grad
-            continue
-        input_grads = op.gradient(grad, node)
+        input_grads = node.op.gradient(grad, node)
         if not isinstance(input_grads, tuple):
             input_grads = tuple(input_grads) if isinstance(input_grads, list) else (input_grads,)
         for inp, inp_grad in zip(node.inputs, input_grads):
             if not inp.requires_grad:
                 continue
-            if inp in partials_of:
-                partials_of[inp].append(inp_grad)
+            bucket = leaf_partials if inp.op is None else partials_of
+            if inp in bucket:
+                bucket[inp].append(inp_grad)
             else:
-                partials_of[inp] = [inp_grad]
-                heapq.heappush(pending, (-inp._stamp, inp))
+                bucket[inp] = [inp_grad]
+                if inp.op is not None:
+                    heapq.heappush(pending, (-inp._stamp, inp))
+    for leaf, partials in leaf_partials.items():
+        leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
 
 
 def _sum_partials(partials):
