@@ -1,5 +1,6 @@
 """needle-service: `serve` the API (with local workers), run a `worker`, or write `openapi` JSON."""
 import argparse
+import gc
 import os
 import sys
 from pathlib import Path
@@ -56,8 +57,11 @@ def serve(args: argparse.Namespace) -> int:
 
     from .api import create_app
     settings = settings_from(args, SERVE_OPTIONS)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=args.log_level)
+    app = create_app(settings)
+    # FastAPI, pydantic and the routes (~70k objects) live as long as the server: out of the
+    # collector's sight, a full collection no longer stalls the event loop for ~40 ms.
+    gc.freeze()
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
     return 0
 
 
