@@ -1,6 +1,6 @@
 """Benchmark (not a test): jobs per minute with 1 and 2 worker processes, on SQLite and PostgreSQL.
 
-    .venv/bin/python bench/bench_workers.py [--jobs 12] [--postgres-url postgresql://...]
+    .venv/bin/python bench/bench_workers.py [--jobs 8] [--repeats 3] [--postgres-url postgresql://...]
 
 For each backend and worker count it starts a real service (`needle-service serve --workers 0`)
 plus N `needle-service worker` processes, submits a batch of small identical jobs over HTTP once
@@ -142,20 +142,27 @@ def measure(backend: str, n_workers: int, n_jobs: int, postgres_url: str | None)
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--jobs", type=int, default=12, help="jobs per timed batch")
+    parser.add_argument("--jobs", type=int, default=8, help="jobs per timed batch")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="rounds of (1 worker, 2 workers); the best round of each counts")
     parser.add_argument("--postgres-url", default=os.environ.get("NEEDLE_TEST_POSTGRES_URL"))
     args = parser.parse_args()
     backends = ["sqlite"] + (["postgresql"] if args.postgres_url else [])
     print(f"{os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.2f}")
-    print(f"{'backend':<11} {'workers':>7} {'jobs':>5} {'ok':>4} {'seconds':>8} {'jobs/min':>9} {'scaling':>8}")
+    print(f"{'backend':<11} {'workers':>7} {'jobs':>5} {'ok':>4} {'seconds':>8} {'jobs/min':>9} "
+          f"{'scaling':>8}  (best of {args.repeats}; all runs: jobs/min)")
     for backend in backends:
-        base = None
-        for n_workers in (1, 2):
-            row = measure(backend, n_workers, args.jobs, args.postgres_url)
-            base = base or row["jobs_per_min"]
+        # Alternate 1 and 2 workers so a burst of load from elsewhere hits both alike.
+        runs = {1: [], 2: []}
+        for _ in range(args.repeats):
+            for n_workers in (1, 2):
+                runs[n_workers].append(measure(backend, n_workers, args.jobs, args.postgres_url))
+        best = {n: max(rows, key=lambda row: row["jobs_per_min"]) for n, rows in runs.items()}
+        for n_workers, row in best.items():
+            all_runs = ", ".join(f"{r['jobs_per_min']:.1f}" for r in runs[n_workers])
             print(f"{row['backend']:<11} {row['workers']:>7} {row['jobs']:>5} {row['succeeded']:>4} "
-                  f"{row['seconds']:>8.1f} {row['jobs_per_min']:>9.1f} {row['jobs_per_min'] / base:>7.2f}x",
-                  flush=True)
+                  f"{row['seconds']:>8.1f} {row['jobs_per_min']:>9.1f} "
+                  f"{row['jobs_per_min'] / best[1]['jobs_per_min']:>7.2f}x  ({all_runs})", flush=True)
     print(f"load average after: {os.getloadavg()[0]:.2f} (other processes on the machine skew the figures)")
 
 
