@@ -259,7 +259,7 @@ def bench_polling(pollers: int, requests_each: int, max_seconds: float, interval
         for job in jobs:
             wait_status(client, job["id"], {"running"}, timeout=60)
         for interval in intervals:
-            t0 = time.perf_counter() + 2.0  # the pollers' start gate
+            t0 = time.perf_counter() + 5.0  # the pollers' start gate
             latencies = _poll_concurrently(client.base_url, [j["id"] for j in jobs], pollers,
                                            requests_each, max_seconds, interval, processes)
             elapsed = time.perf_counter() - t0
@@ -278,7 +278,7 @@ def _poll_concurrently(base_url, job_ids: list[str], pollers: int, requests_each
                        max_seconds: float, interval: float, processes: int) -> list[float]:
     """Latencies of `pollers` threads spread over `processes` client processes (one Python
     process with 50 threads would measure its own GIL convoy more than the server)."""
-    start_at = time.time() + 2.0  # every thread connects first, then all start together
+    start_at = time.time() + 5.0  # every client connects and warms up first, then all start together
     per_process = [list(range(i, pollers, processes)) for i in range(processes)]
     with ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("fork")) as pool:
         parts = pool.map(_poll_in_threads, [(str(base_url), job_ids, indexes, pollers, requests_each,
@@ -289,13 +289,18 @@ def _poll_concurrently(base_url, job_ids: list[str], pollers: int, requests_each
 def _poll_in_threads(args: tuple) -> list[float]:
     base_url, job_ids, indexes, pollers, requests_each, max_seconds, interval, start_at = args
     latencies: list[float] = []
-    lock = threading.Lock()
+    lock, ready = threading.Lock(), threading.Barrier(len(indexes))
 
     def poller(index: int) -> None:
         mine = []
+        # creating a client (its SSL context) costs ~30 ms of GIL: all of them before the clock starts
         with httpx.Client(base_url=base_url, timeout=30) as client:
             job_id = job_ids[index % len(job_ids)]
-            client.get(f"/v1/jobs/{job_id}")  # connect before the clock starts
+            for _ in range(3):
+                client.get(f"/v1/jobs/{job_id}")  # connect and warm up
+            ready.wait()
+            if time.time() > start_at:
+                raise RuntimeError("client warm-up overran the start gate; raise its margin")
             time.sleep(max(0.0, start_at - time.time()))
             deadline = time.monotonic() + max_seconds
             # pollers start at spread phases, then keep a fixed schedule (no drift)
