@@ -313,9 +313,10 @@ def _backpropagate(output_tensor, out_grad):
         return
     partials_of = {output_tensor: [out_grad]}
     leaf_partials = {}
-    pending = [(-output_tensor._stamp, output_tensor)]  # stamps are unique: nodes are never compared
+    # (-stamp, id, node): the id breaks ties (stamps repeat only in copied tensors), so nodes are never compared
+    pending = [(-output_tensor._stamp, id(output_tensor), output_tensor)]
     while pending:
-        node = heapq.heappop(pending)[1]
+        node = heapq.heappop(pending)[2]
         partials = partials_of.pop(node)
         grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
         input_grads = node.op.gradient(grad, node)
@@ -330,7 +331,7 @@ def _backpropagate(output_tensor, out_grad):
             else:
                 bucket[inp] = [inp_grad]
                 if inp.op is not None:
-                    heapq.heappush(pending, (-inp._stamp, inp))
+                    heapq.heappush(pending, (-inp._stamp, id(inp), inp))
     for leaf, partials in leaf_partials.items():
         leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
 
