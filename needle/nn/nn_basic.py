@@ -208,8 +208,9 @@ class BatchNorm1d(Module):
     def _update_running(self, running: Tensor, batch_stat: np.ndarray) -> None:
         """running <- (1 - momentum) * running + momentum * batch, on the numpy buffer only."""
         old = running.realize_cached_data()
-        new = old * (1 - self.momentum)  # fresh array of old's dtype (Python float scalars never upcast)
-        new += self.momentum * batch_stat
+        scalar = old.dtype.type  # numpy scalars of the buffer's dtype: cheaper than Python floats here
+        new = old * scalar(1 - self.momentum)  # fresh array of old's dtype
+        new += batch_stat * scalar(self.momentum)
         running.cached_data = new
 
 

@@ -86,15 +86,17 @@ class Linear(TensorOp):
         g = out_grad.realize_cached_data()  # (..., out)
         w = weight.realize_cached_data()  # (in, out)
         in_features, out_features = w.shape
-        g2d = g.reshape(-1, out_features)  # (N, out)
-        grads = [
-            _const(g @ w.T) if x.requires_grad else None,  # (..., in)
-            _const(x.realize_cached_data().reshape(-1, in_features).T @ g2d) if weight.requires_grad else None,
-        ]
-        if len(node.inputs) == 3:
-            bias = node.inputs[2]
-            grads.append(_const(_column_sum(g2d).reshape(bias.shape)) if bias.requires_grad else None)
-        return tuple(grads)
+        x_data = x.realize_cached_data()
+        if g.ndim != 2:  # leading batch axes: flatten them for the weight and bias gradients
+            g2d, x2d = g.reshape(-1, out_features), x_data.reshape(-1, in_features)  # (N, out), (N, in)
+        else:
+            g2d, x2d = g, x_data
+        grad_x = _const(g @ w.T) if x.requires_grad else None  # (..., in)
+        grad_w = _const(x2d.T @ g2d) if weight.requires_grad else None  # (in, out)
+        if len(node.inputs) == 2:
+            return grad_x, grad_w
+        bias = node.inputs[2]
+        return grad_x, grad_w, (_const(_column_sum(g2d).reshape(bias.shape)) if bias.requires_grad else None)
 
 
 def linear(x, weight, bias=None):
@@ -208,10 +210,11 @@ class SoftmaxLoss(TensorOp):
     def compute(self, logits):
         n = logits.shape[0]
         rows = np.arange(n)
-        shifted = logits - logits.max(axis=1, keepdims=True)  # (N, K)
+        # ufunc.reduce directly: ndarray.max/sum add a Python wrapper call each (small arrays here)
+        shifted = logits - np.maximum.reduce(logits, axis=1, keepdims=True)  # (N, K)
         probs = np.exp(shifted)
-        sums = probs.sum(axis=1, keepdims=True)  # (N, 1)
-        total = np.log(sums).sum() - shifted[rows, self.labels].sum()
+        sums = np.add.reduce(probs, axis=1, keepdims=True)  # (N, 1)
+        total = np.add.reduce(np.log(sums), axis=None) - np.add.reduce(shifted[rows, self.labels])
         probs /= sums
         self.probs = probs
         return np.asarray(total / n, dtype=logits.dtype)
@@ -225,11 +228,12 @@ class SoftmaxLoss(TensorOp):
 
 
 def softmax_loss(logits, y):
-    labels = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
-    labels = labels.reshape(-1).astype(np.intp, copy=False)
+    given = y.numpy() if isinstance(y, Tensor) else np.asarray(y)
+    labels = given.reshape(-1).astype(np.intp, copy=False)
     n, k = logits.shape
-    # fancy indexing would silently wrap negative labels, so check the range (cheap: N values)
-    if labels.shape[0] != n or (n and (labels.min() < 0 or labels.max() >= k)):
+    # fancy indexing would silently wrap negative labels, so check the range (cheap: N values);
+    # unsigned labels (the DataLoader's usual uint8) cannot be negative
+    if labels.shape[0] != n or (n and (labels.max() >= k or (given.dtype.kind != "u" and labels.min() < 0))):
         raise ValueError(f"softmax_loss needs {n} labels in [0, {k}); got shape {labels.shape}, "
                          f"range [{labels.min() if n else None}, {labels.max() if n else None}]")
     return SoftmaxLoss(labels)(logits)
@@ -242,7 +246,8 @@ class Dropout(TensorOp):
         self.mask = mask
 
     def compute(self, x):
-        return x * _mask_array(self.mask, x.dtype)
+        self.mask = _mask_array(self.mask, x.dtype)  # converted once, reused by the gradient
+        return x * self.mask
 
     def gradient(self, out_grad, node):
         return _const(out_grad.realize_cached_data() * _mask_array(self.mask, out_grad.dtype))
