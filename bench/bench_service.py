@@ -193,8 +193,8 @@ def in_process_baseline(spec: dict, nice: int) -> dict:
 
 
 def through_api(client: httpx.Client, spec: dict) -> dict:
-    """Submit and poll every 250 ms until the job ends (polling every 50 ms cost the worker 3-8 %
-    more CPU on these 2 cores). Returns the worker's time (started -> finished), submit ->
+    """Submit and poll every 250 ms until the job ends (50 ms polls seemed to cost the worker
+    CPU on these 2 cores). Returns the worker's time (started -> finished), submit ->
     finished_at (same machine's clock, no poll delay), submit -> observed success, and the worker
     process's CPU seconds over the window."""
     cpu_before = workers_cpu_seconds(client.server_pid)
