@@ -14,8 +14,6 @@ Design choices (documented because they differ in detail from the course referen
 - Only leaves receive `.grad`; a second `backward()` OVERWRITES leaf grads (course behaviour, no accumulation).
 - `Tensor.numpy()` returns the underlying array without copying; treat it as read-only.
 """
-import heapq
-import itertools
 import threading
 from contextlib import contextmanager
 
@@ -29,9 +27,6 @@ NDArray = numpy.ndarray
 
 LAZY_MODE = False  # course flag: when True, op results are computed on first realize_cached_data()
 TENSOR_COUNTER = 0  # live Value objects; lets tests detect leaked graphs
-# Creation stamps: a value's inputs always exist before it, so descending stamps are a reverse
-# topological order (backward uses this instead of a separate topo-sort pass).
-_NEXT_STAMP = itertools.count().__next__
 
 
 class _GradMode(threading.local):
@@ -93,7 +88,7 @@ class TensorOp(Op):
 class Value:
     """A value in the computational graph."""
 
-    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "_stamp", "__weakref__")
+    __slots__ = ("op", "inputs", "cached_data", "requires_grad", "grad", "__weakref__")
 
     def realize_cached_data(self):
         """Run compute to realise the cached data (only needed in LAZY_MODE)."""
@@ -123,7 +118,6 @@ class Value:
         self.cached_data = cached_data
         self.requires_grad = requires_grad
         self.grad = None
-        self._stamp = _NEXT_STAMP()
 
     @classmethod
     def make_const(cls, data, *, requires_grad=False):
@@ -134,7 +128,7 @@ class Value:
         value = cls.__new__(cls)  # fields set inline: every gradient of a fused op passes here
         TENSOR_COUNTER += 1
         value.op, value.inputs, value.cached_data = None, (), data
-        value.requires_grad, value.grad, value._stamp = requires_grad, None, _NEXT_STAMP()
+        value.requires_grad, value.grad = requires_grad, None
         return value
 
     @classmethod
@@ -151,7 +145,6 @@ class Value:
         TENSOR_COUNTER += 1
         value.requires_grad = requires_grad
         value.grad = None
-        value._stamp = _NEXT_STAMP()
         if LAZY_MODE:  # course semantics: keep the graph, compute on demand
             value.op, value.inputs, value.cached_data = op, inputs, None
             return value
@@ -302,38 +295,23 @@ def compute_gradient_of_variables(output_tensor, out_grad, create_graph=False):
 
 
 def _backpropagate(output_tensor, out_grad):
-    """Visit nodes in reverse creation order (a reverse topological order), summing partial adjoints.
+    """Visit nodes in reverse topological order (course: find_topo_sort), summing partial adjoints.
 
-    A max-heap on creation stamps holds the op nodes that have received a partial adjoint, so only
-    nodes on a gradient path are visited and no topological sort of the whole graph is needed.
-    Leaves (parameters) only collect partials; their grads are set at the end, off the heap.
+    Only nodes that received a partial adjoint are on a gradient path; the others are skipped.
+    Only leaves (parameters) keep a `.grad`, so no intermediate node holds memory after backward.
     """
-    if output_tensor.op is None:
-        output_tensor.grad = out_grad
-        return
     partials_of = {output_tensor: [out_grad]}
-    leaf_partials = {}
-    # (-stamp, id, node): the id breaks ties (stamps repeat only in copied tensors), so nodes are never compared
-    pending = [(-output_tensor._stamp, id(output_tensor), output_tensor)]
-    while pending:
-        node = heapq.heappop(pending)[2]
-        partials = partials_of.pop(node)
+    for node in reversed(find_topo_sort([output_tensor])):
+        partials = partials_of.pop(node, None)
+        if partials is None:  # not on a gradient path (e.g. the data batch)
+            continue
         grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
-        input_grads = node.op.gradient(grad, node)
-        if not isinstance(input_grads, tuple):
-            input_grads = tuple(input_grads) if isinstance(input_grads, list) else (input_grads,)
-        for inp, inp_grad in zip(node.inputs, input_grads):
-            if not inp.requires_grad:
-                continue
-            bucket = leaf_partials if inp.op is None else partials_of
-            if inp in bucket:
-                bucket[inp].append(inp_grad)
-            else:
-                bucket[inp] = [inp_grad]
-                if inp.op is not None:
-                    heapq.heappush(pending, (-inp._stamp, id(inp), inp))
-    for leaf, partials in leaf_partials.items():
-        leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
+        if node.op is None:
+            node.grad = grad
+            continue
+        for inp, inp_grad in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
+            if inp.requires_grad:
+                partials_of.setdefault(inp, []).append(inp_grad)
 
 
 def _sum_partials(partials):
@@ -351,19 +329,20 @@ def find_topo_sort(node_list):
     visited = set()
     topo_order = []
     for root in node_list:
-        stack = [(root, False)]
+        if root in visited:
+            continue
+        visited.add(root)
+        stack = [(root, iter(root.inputs))]  # (node, its inputs not yet explored)
         while stack:
-            node, children_done = stack.pop()
-            if children_done:
-                topo_order.append(node)
-                continue
-            if node in visited:
-                continue
-            visited.add(node)
-            stack.append((node, True))
-            for inp in reversed(node.inputs):  # reversed: inputs[0] is explored first, as in recursion
+            node, pending_inputs = stack[-1]
+            for inp in pending_inputs:
                 if inp not in visited:
-                    stack.append((inp, False))
+                    visited.add(inp)
+                    stack.append((inp, iter(inp.inputs)))
+                    break
+            else:  # every input is done: the node follows them
+                stack.pop()
+                topo_order.append(node)
     return topo_order
 
 
