@@ -30,14 +30,6 @@ def test_brief_spec_elides_inline_arrays_everywhere_and_is_idempotent():
     assert brief_spec(teacher) == teacher
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "jobs.db")
-    s.migrate()
-    yield s
-    s.close()
-
-
 def test_reads_without_spec_carry_the_brief_and_claim_the_full_spec(store):
     created, _ = store.create_job(INLINE_SPEC, param_count=1, epochs=1, steps=1)
     assert created.spec == INLINE_SPEC and created.brief == brief_spec(INLINE_SPEC)

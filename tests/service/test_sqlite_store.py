@@ -11,14 +11,6 @@ from service.jobs.sqlite_schema import MIGRATIONS
 from service.settings import Settings
 
 
-@pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "jobs.db")
-    s.migrate()
-    yield s
-    s.close()
-
-
 def test_wal_mode_busy_timeout_and_schema_version(store, tmp_path):
     conn = store._conn()
     assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -4,7 +4,6 @@ import pytest
 
 from service.jobs import Lease, Status
 from service.jobs.execution import JobExecution
-from service.jobs.sqlite import SQLiteStore
 from service.settings import Settings
 from service.specs import JobSpec, count_parameters
 from service.training import parameters_from_bytes
@@ -13,14 +12,6 @@ SMALL = {"model": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 16, "nu
          "optimizer": {"type": "adam", "lr": 0.01},
          "data": {"type": "spirals", "n_samples": 120, "validation": {"type": "fraction", "fraction": 0.25}},
          "training": {"epochs": 3, "batch_size": 16}}
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "jobs.db")
-    s.migrate()
-    yield s
-    s.close()
 
 
 @pytest.fixture

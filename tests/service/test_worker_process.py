@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 from service.jobs import Status
-from service.jobs.sqlite import SQLiteStore
 from service.specs import JobSpec, count_parameters
 from service.training import parameters_from_bytes
 
@@ -21,14 +20,6 @@ LONG = {"model": {"type": "mlp_resnet", "in_features": 20, "hidden_dim": 64, "nu
         "optimizer": {"type": "adam", "lr": 0.001},
         "data": {"type": "teacher", "n_samples": 2000, "n_features": 20, "n_classes": 4},
         "training": {"epochs": 6, "batch_size": 16}}
-
-
-@pytest.fixture
-def store(tmp_path):
-    s = SQLiteStore(tmp_path / "jobs.db")
-    s.migrate()
-    yield s
-    s.close()
 
 
 @pytest.fixture
