@@ -1,102 +1,30 @@
 """PostgreSQL job store: the jobs table is the queue, claimed with FOR UPDATE SKIP LOCKED.
 
 Many API and worker processes (on many hosts) share one database. Every public method borrows a
-connection from a small per-process pool; a pool inherited through fork() is abandoned (never
-closed: that would hang up the parent's sessions) and rebuilt. A lost connection (server restart,
-pg_terminate_backend, network blip) is retried with exponential backoff; operations that are not
-naturally idempotent check on retry whether their first try already committed.
+connection from a small per-process pool (postgres_pool: fork safety, reconnect with backoff);
+operations that are not naturally idempotent check on retry whether their first try already
+committed. The schema and its migrations live in postgres_schema.
 """
 import json
-import logging
 import os
-import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, TypeVar
 
 import psycopg
-from psycopg import pq, sql
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from .briefs import brief_spec
+from .postgres_pool import NOT_RECOVERED, ConnectionPool, run_with_retry
+from .postgres_schema import MIGRATIONS, applied_version, apply_migrations
 from .records import Dataset, Job, Lease, MetricPoint, Status
 from .store import Conflict, JobStore, LeaseState, NotFound
 
-log = logging.getLogger(__name__)
+__all__ = ["MIGRATIONS", "PostgresStore"]
 T = TypeVar("T")
-_NOT_RECOVERED = object()
-
-# Append-only: never edit a shipped migration, add a new one. Result and metric values are JSON
-# text rather than JSONB because they may legitimately hold NaN/inf, which JSONB rejects.
-MIGRATIONS: list[list[str]] = [
-    [  # 1: jobs queue, metrics, blobs, workers, datasets
-        """CREATE TABLE jobs (
-            seq BIGSERIAL NOT NULL UNIQUE,
-            id TEXT PRIMARY KEY,
-            status TEXT NOT NULL,
-            spec JSONB NOT NULL,
-            param_count BIGINT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL,
-            started_at DOUBLE PRECISION,
-            finished_at DOUBLE PRECISION,
-            epoch INTEGER NOT NULL DEFAULT 0,
-            epochs INTEGER NOT NULL DEFAULT 0,
-            step INTEGER NOT NULL DEFAULT 0,
-            steps INTEGER NOT NULL DEFAULT 0,
-            attempt INTEGER NOT NULL DEFAULT 0,
-            worker_id TEXT,
-            lease_expires_at DOUBLE PRECISION,
-            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
-            error TEXT,
-            result TEXT,
-            has_parameters BOOLEAN NOT NULL DEFAULT FALSE,
-            idempotency_key TEXT UNIQUE,
-            request_hash TEXT)""",
-        # Only queued rows are scanned by claim(); a partial index keeps that scan tiny.
-        "CREATE INDEX jobs_queued_seq ON jobs (seq) WHERE status = 'queued'",
-        "CREATE INDEX jobs_status_seq ON jobs (status, seq)",
-        """CREATE TABLE metrics (
-            seq BIGSERIAL PRIMARY KEY,
-            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
-            kind TEXT NOT NULL,
-            epoch INTEGER NOT NULL,
-            step INTEGER NOT NULL,
-            vals TEXT NOT NULL)""",
-        "CREATE INDEX metrics_job_seq ON metrics (job_id, seq)",
-        """CREATE TABLE checkpoints (
-            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
-            blob BYTEA NOT NULL,
-            saved_at DOUBLE PRECISION NOT NULL)""",
-        """CREATE TABLE parameters (
-            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
-            blob BYTEA NOT NULL)""",
-        """CREATE TABLE workers (
-            worker_id TEXT PRIMARY KEY,
-            info JSONB NOT NULL,
-            last_seen DOUBLE PRECISION NOT NULL)""",
-        """CREATE TABLE datasets (
-            seq BIGSERIAL NOT NULL UNIQUE,
-            id TEXT PRIMARY KEY,
-            name TEXT,
-            n_rows INTEGER NOT NULL,
-            n_features INTEGER NOT NULL,
-            n_classes INTEGER NOT NULL,
-            size_bytes BIGINT NOT NULL,
-            created_at DOUBLE PRECISION NOT NULL,
-            blob BYTEA NOT NULL)""",
-    ],
-    [  # 2: full specs (possibly megabytes of inline data) leave the jobs row, which keeps the
-       # brief spec, so polls and listings stay cheap. Version-1 rows keep their full spec in
-       # jobs.spec as well; readers brief it again (brief_spec is idempotent).
-        """CREATE TABLE job_specs (
-            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
-            full_spec JSONB NOT NULL)""",
-        "INSERT INTO job_specs (job_id, full_spec) SELECT id, spec FROM jobs",
-    ],
-]
 
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
                "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
@@ -137,86 +65,12 @@ def _fence(lease: Lease, **extra: Any) -> dict[str, Any]:
     return {"job_id": lease.job_id, "worker_id": lease.worker_id, "attempt": lease.attempt, **extra}
 
 
-class _Pool:
-    """A few autocommit connections per process; rebuilt from scratch in a forked child."""
-
-    def __init__(self, url: str, max_size: int, connect_timeout: float):
-        self._url = url
-        self._max_size = max_size
-        self._connect_timeout = connect_timeout
-        self._reset()
-
-    def _reset(self) -> None:
-        # Called in a forked child too: the parent's lock may have been held at fork time, and
-        # its connections belong to the parent (psycopg never hangs up a socket from another pid).
-        self._pid = os.getpid()
-        self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(self._max_size)
-        self._idle: list[psycopg.Connection] = []
-
-    @contextmanager
-    def connection(self) -> Iterator[psycopg.Connection]:
-        """Borrow a connection; a broken one is thrown away instead of returned."""
-        if os.getpid() != self._pid:
-            self._reset()
-        self._slots.acquire()
-        conn = None
-        try:
-            conn = self._take_idle() or self._connect()
-            yield conn
-        finally:
-            if conn is not None:
-                self._give_back(conn)
-            self._slots.release()
-
-    def _take_idle(self) -> psycopg.Connection | None:
-        with self._lock:
-            return self._idle.pop() if self._idle else None
-
-    def open_unpooled(self) -> psycopg.Connection:
-        """A connection with the pool's settings that the caller owns and closes."""
-        return self._connect()
-
-    def _connect(self) -> psycopg.Connection:
-        # Keepalives notice a silently dead peer (host gone, NAT dropped) within about a minute.
-        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self._connect_timeout)),
-                                  "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
-                                  "keepalives_count": 3}
-        if "application_name" not in self._url:
-            kwargs["application_name"] = f"needle-service[{os.getpid()}]"
-        return psycopg.connect(self._url, **kwargs)
-
-    def _give_back(self, conn: psycopg.Connection) -> None:
-        if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:
-            self.close_quietly(conn)
-            return
-        with self._lock:
-            self._idle.append(conn)
-
-    @staticmethod
-    def close_quietly(conn: psycopg.Connection) -> None:
-        try:
-            conn.close()
-        except Exception:  # noqa: BLE001 - it is already unusable; nothing to report
-            pass
-
-    def close(self) -> None:
-        """Close the idle connections of this process."""
-        if os.getpid() != self._pid:
-            self._reset()
-            return
-        with self._lock:
-            idle, self._idle = self._idle, []
-        for conn in idle:
-            self.close_quietly(conn)
-
-
 class PostgresStore(JobStore):
     """JobStore on PostgreSQL (psycopg 3), safe for many processes and hosts at once."""
 
     def __init__(self, url: str, *, pool_size: int = 8, retry_seconds: float = 30.0,
                  connect_timeout: float = 5.0):
-        self._pool = _Pool(url, pool_size, connect_timeout)
+        self._pool = ConnectionPool(url, pool_size, connect_timeout)
         self._retry_seconds = retry_seconds
         self._listen_conn: psycopg.Connection | None = None   # see wait_for_job
         self._listen_pid = 0
@@ -224,28 +78,8 @@ class PostgresStore(JobStore):
     # ---- plumbing ----
     def _run(self, op: Callable[[psycopg.Connection], T],
              recover: Callable[[psycopg.Connection], Any] | None = None) -> T:
-        """Run op on a pooled connection, retrying lost connections with exponential backoff.
-
-        On a retry, `recover` (if given) runs first: it returns the op's result when the failed
-        try turns out to have committed, or _NOT_RECOVERED to run op again.
-        """
-        deadline = time.monotonic() + self._retry_seconds
-        delay, tries = 0.05, 0
-        while True:
-            try:
-                with self._pool.connection() as conn:
-                    if tries and recover is not None:
-                        recovered = recover(conn)
-                        if recovered is not _NOT_RECOVERED:
-                            return recovered
-                    return op(conn)
-            except psycopg.OperationalError as exc:
-                tries += 1
-                if time.monotonic() + delay > deadline:
-                    raise
-                log.warning("postgres: %s; retry %d in %.2fs", str(exc).strip(), tries, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 2.0)
+        """Run op on a pooled connection, retrying lost connections (see run_with_retry)."""
+        return run_with_retry(self._pool, self._retry_seconds, op, recover)
 
     @staticmethod
     def _fetch_job(conn: psycopg.Connection, job_id: str, *, lock: bool = False,
@@ -261,28 +95,11 @@ class PostgresStore(JobStore):
     # ---- lifecycle ----
     def migrate(self) -> None:
         """Create or upgrade the schema under an advisory lock (several processes may start at once)."""
-        def op(conn: psycopg.Connection) -> None:
-            with conn.transaction():
-                # Per-schema key, so tests using one schema each do not serialise on each other.
-                conn.execute("SELECT pg_advisory_xact_lock(hashtext('needle-service:migrate:' "
-                             "|| COALESCE(current_schema(), '')))")
-                conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
-                current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-                for version, statements in enumerate(MIGRATIONS, start=1):
-                    if version <= current:
-                        continue
-                    for statement in statements:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
-        self._run(op)
+        self._run(apply_migrations)
 
     def schema_version(self) -> int:
         """The applied schema version (0 before migrate)."""
-        def op(conn: psycopg.Connection) -> int:
-            if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
-                return 0
-            return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
-        return self._run(op)
+        return self._run(applied_version)
 
     def close(self) -> None:
         """Close this process's idle connections (and its listener)."""
@@ -386,7 +203,7 @@ class PostgresStore(JobStore):
 
         def recover(conn: psycopg.Connection) -> Any:
             job = self._fetch_job(conn, job_id)
-            return job if job.cancel_requested else _NOT_RECOVERED
+            return job if job.cancel_requested else NOT_RECOVERED
         return self._run(op, recover)
 
     def delete_job(self, job_id: str) -> None:
@@ -400,7 +217,7 @@ class PostgresStore(JobStore):
 
         def recover(conn: psycopg.Connection) -> Any:
             gone = conn.execute("SELECT 1 FROM jobs WHERE id = %s", (job_id,)).fetchone() is None
-            return None if gone else _NOT_RECOVERED
+            return None if gone else NOT_RECOVERED
         self._run(op, recover)
 
     def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
@@ -443,7 +260,7 @@ class PostgresStore(JobStore):
             # The lost try may have committed: a running job of ours that we never heard of is it.
             row = conn.execute(f"""SELECT id FROM jobs WHERE status = 'running' AND worker_id = %s
                                    ORDER BY started_at DESC LIMIT 1""", (worker_id,)).fetchone()
-            return _NOT_RECOVERED if row is None else self._fetch_job(conn, row[0], with_spec=True)
+            return NOT_RECOVERED if row is None else self._fetch_job(conn, row[0], with_spec=True)
         return self._run(op, recover)
 
     def wait_for_job(self, timeout: float) -> bool:
@@ -473,7 +290,7 @@ class PostgresStore(JobStore):
     def _close_listener(self) -> None:
         listener = self._listen_conn
         if listener is not None and self._listen_pid == os.getpid():
-            _Pool.close_quietly(listener)
+            ConnectionPool.close_quietly(listener)
         self._listen_conn = None
 
     def expire_leases(self, max_attempts: int) -> int:
@@ -547,10 +364,10 @@ class PostgresStore(JobStore):
         def recover(conn: psycopg.Connection) -> Any:
             # The lost try committed if the batch's last point is the job's last point.
             if not rows:
-                return _NOT_RECOVERED
+                return NOT_RECOVERED
             last = conn.execute("""SELECT job_id, kind, epoch, step, vals FROM metrics
                                    WHERE job_id = %s ORDER BY seq DESC LIMIT 1""", (lease.job_id,)).fetchone()
-            return True if last is not None and tuple(last) == rows[-1] else _NOT_RECOVERED
+            return True if last is not None and tuple(last) == rows[-1] else NOT_RECOVERED
         return self._run(op, recover)
 
     def truncate_metrics(self, lease: Lease, *, after_step: int) -> bool:
@@ -613,7 +430,7 @@ class PostgresStore(JobStore):
             row = conn.execute("""SELECT 1 FROM jobs WHERE id = %s AND status = %s AND worker_id = %s
                                   AND attempt = %s""",
                                (lease.job_id, status.value, lease.worker_id, lease.attempt)).fetchone()
-            return True if row is not None else _NOT_RECOVERED
+            return True if row is not None else NOT_RECOVERED
         return self._run(op, recover)
 
     def release(self, lease: Lease) -> bool:
@@ -630,7 +447,7 @@ class PostgresStore(JobStore):
         def recover(conn: psycopg.Connection) -> Any:
             row = conn.execute("SELECT 1 FROM jobs WHERE id = %s AND status = 'queued' AND attempt = %s",
                                (lease.job_id, lease.attempt)).fetchone()
-            return True if row is not None else _NOT_RECOVERED
+            return True if row is not None else NOT_RECOVERED
         return self._run(op, recover)
 
     # ---- workers registry ----
@@ -700,7 +517,7 @@ class PostgresStore(JobStore):
 
         def recover(conn: psycopg.Connection) -> Any:
             gone = conn.execute("SELECT 1 FROM datasets WHERE id = %s", (dataset_id,)).fetchone() is None
-            return None if gone else _NOT_RECOVERED
+            return None if gone else NOT_RECOVERED
         self._run(op, recover)
 
 

@@ -1,0 +1,95 @@
+"""Versioned PostgreSQL schema: each migration runs once, recorded in `schema_version`."""
+import psycopg
+
+# Append-only: never edit a shipped migration, add a new one. Result and metric values are JSON
+# text rather than JSONB because they may legitimately hold NaN/inf, which JSONB rejects.
+MIGRATIONS: list[list[str]] = [
+    [  # 1: jobs queue, metrics, blobs, workers, datasets
+        """CREATE TABLE jobs (
+            seq BIGSERIAL NOT NULL UNIQUE,
+            id TEXT PRIMARY KEY,
+            status TEXT NOT NULL,
+            spec JSONB NOT NULL,
+            param_count BIGINT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            started_at DOUBLE PRECISION,
+            finished_at DOUBLE PRECISION,
+            epoch INTEGER NOT NULL DEFAULT 0,
+            epochs INTEGER NOT NULL DEFAULT 0,
+            step INTEGER NOT NULL DEFAULT 0,
+            steps INTEGER NOT NULL DEFAULT 0,
+            attempt INTEGER NOT NULL DEFAULT 0,
+            worker_id TEXT,
+            lease_expires_at DOUBLE PRECISION,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            error TEXT,
+            result TEXT,
+            has_parameters BOOLEAN NOT NULL DEFAULT FALSE,
+            idempotency_key TEXT UNIQUE,
+            request_hash TEXT)""",
+        # Only queued rows are scanned by claim(); a partial index keeps that scan tiny.
+        "CREATE INDEX jobs_queued_seq ON jobs (seq) WHERE status = 'queued'",
+        "CREATE INDEX jobs_status_seq ON jobs (status, seq)",
+        """CREATE TABLE metrics (
+            seq BIGSERIAL PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            kind TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            step INTEGER NOT NULL,
+            vals TEXT NOT NULL)""",
+        "CREATE INDEX metrics_job_seq ON metrics (job_id, seq)",
+        """CREATE TABLE checkpoints (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            blob BYTEA NOT NULL,
+            saved_at DOUBLE PRECISION NOT NULL)""",
+        """CREATE TABLE parameters (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            blob BYTEA NOT NULL)""",
+        """CREATE TABLE workers (
+            worker_id TEXT PRIMARY KEY,
+            info JSONB NOT NULL,
+            last_seen DOUBLE PRECISION NOT NULL)""",
+        """CREATE TABLE datasets (
+            seq BIGSERIAL NOT NULL UNIQUE,
+            id TEXT PRIMARY KEY,
+            name TEXT,
+            n_rows INTEGER NOT NULL,
+            n_features INTEGER NOT NULL,
+            n_classes INTEGER NOT NULL,
+            size_bytes BIGINT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            blob BYTEA NOT NULL)""",
+    ],
+    [  # 2: full specs (possibly megabytes of inline data) leave the jobs row, which keeps the
+       # brief spec, so polls and listings stay cheap. Version-1 rows keep their full spec in
+       # jobs.spec as well; readers brief it again (brief_spec is idempotent).
+        """CREATE TABLE job_specs (
+            job_id TEXT PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
+            full_spec JSONB NOT NULL)""",
+        "INSERT INTO job_specs (job_id, full_spec) SELECT id, spec FROM jobs",
+    ],
+]
+
+
+def apply_migrations(conn: psycopg.Connection) -> None:
+    """Bring the schema to the latest version in one transaction, under a per-schema advisory lock
+    (several processes may start at once)."""
+    with conn.transaction():
+        # Per-schema key, so tests using one schema each do not serialise on each other.
+        conn.execute("SELECT pg_advisory_xact_lock(hashtext('needle-service:migrate:' "
+                     "|| COALESCE(current_schema(), '')))")
+        conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        current = conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
+        for version, statements in enumerate(MIGRATIONS, start=1):
+            if version <= current:
+                continue
+            for statement in statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
+
+
+def applied_version(conn: psycopg.Connection) -> int:
+    """The applied schema version (0 before the first migration)."""
+    if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+        return 0
+    return conn.execute("SELECT COALESCE(MAX(version), 0) FROM schema_version").fetchone()[0]
