@@ -2,14 +2,13 @@
 import multiprocessing as mp
 import os
 import time
-import uuid
 from contextlib import contextmanager
 
 import pytest
 
 from service.jobs import Lease, LeaseState, Status
+from tests.pg import create_schema, postgres_url
 
-URL_ENV = "NEEDLE_TEST_POSTGRES_URL"
 psycopg = pytest.importorskip("psycopg")
 import psycopg.types.json  # noqa: E402  (Jsonb, for writing a version-1 row by hand)
 
@@ -17,17 +16,9 @@ import psycopg.types.json  # noqa: E402  (Jsonb, for writing a version-1 row by 
 @pytest.fixture
 def pg_url():
     """A URL whose search_path is a fresh, empty schema (dropped afterwards)."""
-    url = os.environ.get(URL_ENV)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {URL_ENV} is not: the PostgreSQL store must be tested")
-        pytest.skip(f"set {URL_ENV} to run the PostgreSQL store tests")
-    schema = f"test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    url, drop = create_schema(postgres_url("the PostgreSQL store tests"))
+    yield url
+    drop()
 
 
 @pytest.fixture
