@@ -5,6 +5,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import httpx
@@ -33,6 +34,57 @@ def wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
         time.sleep(interval)
 
 
+def spawn_cli(args: list[str], env: dict[str, str], log_path: Path) -> subprocess.Popen:
+    """Start `python -m service.cli ARGS`, its output appended to log_path (a file, not a pipe:
+    a full pipe would stall the process)."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen([sys.executable, "-m", "service.cli", *args], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+
+
+def wait_answering(client: httpx.Client, process: subprocess.Popen, path: str, timeout: float,
+                   name: str, log: Callable[[], str]) -> None:
+    """Poll GET path until it answers 200; fail at once, with log(), if the process exits."""
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise AssertionError(f"the {name} exited early:\n{log()}")
+        try:
+            return client.get(path).status_code == 200
+        except httpx.TransportError:
+            return False
+    wait_for(answers, timeout, f"the {name} to answer {path}")
+
+
+def child_stats(parent_pid: int) -> dict[int, list[str]]:
+    """/proc/PID/stat fields after the command name (state, ppid, ..., utime at 11, stime at 12)
+    of parent_pid's child processes, by pid."""
+    children = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent_pid:
+                children[int(entry.name)] = fields
+    return children
+
+
+def terminate(processes: Iterable[subprocess.Popen], timeout: float) -> None:
+    """Graceful shutdown (SIGTERM to all at once, as an operator would do); SIGKILL whoever is
+    still alive after timeout seconds."""
+    processes = list(processes)
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 class Server:
     """One `needle-service serve` process with its data dir, log file and an httpx client."""
 
@@ -48,23 +100,12 @@ class Server:
         """Start on a fresh port and wait until /readyz says ready."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         port = free_port()
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port",
-                 str(port), "--data-dir", str(self.data_dir), "--workers", str(self.workers),
-                 "--log-level", "warning"],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT)
+        self.process = spawn_cli(["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+                                  str(self.data_dir), "--workers", str(self.workers), "--log-level",
+                                  "warning"], self.env, self.log_path)
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-        wait_for(self._ready, 60, "the server to become ready")
+        wait_answering(self.client, self.process, "/readyz", 60, "server", self.log)
         return self
-
-    def _ready(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"the server exited early:\n{self.log()}")
-        try:
-            return self.client.get("/readyz").status_code == 200
-        except httpx.TransportError:
-            return False
 
     def log(self) -> str:
         """The tail of the server's output (for assertion messages)."""
@@ -72,28 +113,14 @@ class Server:
 
     def worker_pids(self) -> list[int]:
         """PIDs of this server's child processes (its workers), read from /proc."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                except OSError:
-                    continue
-                if int(fields[1]) == self.process.pid:
-                    pids.append(int(entry.name))
-        return pids
+        return list(child_stats(self.process.pid))
 
     def stop(self) -> None:
         """Graceful shutdown (SIGTERM), as an operator would do."""
         if self.client is not None:
             self.client.close()
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        if self.process is not None:
+            terminate([self.process], 30)
 
     def kill(self) -> None:
         """SIGKILL the server process only (its workers notice their parent is gone)."""

@@ -7,20 +7,19 @@ same spec through the same service; a cancel sent to the API reaches the worker 
 """
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.pg import create_schema, postgres_url
+
+from .server import TERMINAL, free_port, spawn_cli, terminate, wait_answering, wait_for
+
 psycopg = pytest.importorskip("psycopg")
-URL_ENV = "NEEDLE_TEST_POSTGRES_URL"
 LEASE_SECONDS = 2.0      # short, so a SIGKILLed worker's job is re-queued quickly
-TERMINAL = {"succeeded", "failed", "cancelled"}
 
 # Four epochs of about half a second: time to interrupt one mid-way, short enough for a quick test.
 SPEC = {
@@ -34,24 +33,6 @@ SPEC = {
 STEPS_PER_EPOCH = 1000   # 8000 training rows / 8
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float, what: str, interval: float = 0.05):
-    """Poll until predicate() is truthy and return it; fail after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 class Cluster:
     """The API process, worker processes (replaceable), an HTTP client and a database handle."""
 
@@ -63,30 +44,20 @@ class Cluster:
                     "NEEDLE_LEASE_SECONDS": str(LEASE_SECONDS), "NEEDLE_HEARTBEAT_SECONDS": "0.3",
                     "NEEDLE_POLL_SECONDS": "0.05", "NEEDLE_WORKER_THREADS": "1",
                     "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
-        port = _free_port()
+        port = free_port()
         self.api = self._spawn("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0")
         self.workers: list[subprocess.Popen] = []
         self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
-        _wait_for(self._api_answers, 30, "the API to answer")
+        wait_answering(self.client, self.api, "/healthz", 30, "API", self.logs)
 
     def _spawn(self, *args: str) -> subprocess.Popen:
-        log = open(self.log_dir / f"{args[0]}-{len(list(self.log_dir.iterdir()))}.log", "wb")
-        with log:
-            return subprocess.Popen([sys.executable, "-m", "service.cli", *args], env=self.env,
-                                    stdout=log, stderr=subprocess.STDOUT)
+        log_path = self.log_dir / f"{args[0]}-{len(list(self.log_dir.iterdir()))}.log"
+        return spawn_cli(list(args), self.env, log_path)
 
     def logs(self) -> str:
         """The tail of every process's output, for failure messages."""
         return "\n".join(f"--- {path.name}\n{path.read_text(errors='replace')[-3000:]}"
                          for path in sorted(self.log_dir.iterdir()))
-
-    def _api_answers(self) -> bool:
-        if self.api.poll() is not None:
-            raise AssertionError(f"the API exited:\n{self.logs()}")
-        try:
-            return self.client.get("/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
 
     def start_worker(self) -> subprocess.Popen:
         """One more `needle-service worker --database-url …` process."""
@@ -108,7 +79,7 @@ class Cluster:
         return response.json()
 
     def wait_status(self, job_id: str, statuses: set[str], timeout: float) -> dict:
-        return _wait_for(lambda: (job := self.job(job_id))["status"] in statuses and job,
+        return wait_for(lambda: (job := self.job(job_id))["status"] in statuses and job,
                          timeout, f"job {job_id} to reach {statuses}")
 
     def worker_process(self, job_id: str) -> subprocess.Popen:
@@ -138,41 +109,25 @@ class Cluster:
 
     def close(self) -> None:
         self.client.close()
-        for proc in [*self.workers, self.api]:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for proc in [*self.workers, self.api]:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        terminate([*self.workers, self.api], 10)
 
 
 @pytest.fixture(scope="module")
-def postgres_url():
+def scale_out_url():
     """A fresh schema on the test server, dropped afterwards."""
-    url = os.environ.get(URL_ENV)
-    if not url:
-        if os.environ.get("CI"):
-            pytest.fail(f"CI is set but {URL_ENV} is not: the scale-out tests must run")
-        pytest.skip(f"set {URL_ENV} (source scripts/pg-test-server) to run the scale-out tests")
-    schema = f"scale_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    yield f"{url}{'&' if '?' in url else '?'}options=-csearch_path%3D{schema}"
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    url, drop = create_schema(postgres_url("the scale-out tests"), "scale")
+    yield url
+    drop()
 
 
 @pytest.fixture(scope="module")
-def cluster(postgres_url, tmp_path_factory):
+def cluster(scale_out_url, tmp_path_factory):
     """API + two workers for the whole module; tests replace the workers they stop."""
-    cluster = Cluster(postgres_url, tmp_path_factory.mktemp("scale-out"))
+    cluster = Cluster(scale_out_url, tmp_path_factory.mktemp("scale-out"))
     try:
         cluster.start_worker()
         cluster.start_worker()
-        _wait_for(lambda: cluster.registered_workers() >= 2, 30, "two workers to register")
+        wait_for(lambda: cluster.registered_workers() >= 2, 30, "two workers to register")
         yield cluster
     finally:
         cluster.close()
@@ -199,7 +154,7 @@ def _interrupt_mid_epoch(cluster: Cluster, sig: int) -> tuple[str, dict]:
         assert job["status"] not in TERMINAL, f"job ended before it could be interrupted: {job}"
         return job["status"] == "running" and cluster.has_checkpoint(job_id)
 
-    _wait_for(checkpointed, 60, "the job's first checkpoint", interval=0.01)
+    wait_for(checkpointed, 60, "the job's first checkpoint", interval=0.01)
     victim = cluster.worker_process(job_id)
     victim.send_signal(sig)
     victim.wait(20)
@@ -255,7 +210,7 @@ def test_sigtermed_worker_checkpoints_and_releases_its_job(cluster, clean_run):
 def test_cancel_through_the_api_reaches_the_worker_process(cluster):
     long_spec = {**SPEC, "training": {**SPEC["training"], "epochs": 100}}
     job_id = cluster.submit(long_spec)
-    _wait_for(lambda: cluster.job(job_id)["progress"]["step"] >= 3, 30, "the job to train a few steps")
+    wait_for(lambda: cluster.job(job_id)["progress"]["step"] >= 3, 30, "the job to train a few steps")
     runner = cluster.worker_process(job_id)
     response = cluster.client.post(f"/v1/jobs/{job_id}/cancel")
     assert response.status_code == 200, response.text
@@ -268,7 +223,7 @@ def test_cancel_through_the_api_reaches_the_worker_process(cluster):
 
 def test_workers_and_api_survive_their_database_connections_being_killed(cluster, clean_run):
     job_id = cluster.submit(SPEC)
-    _wait_for(lambda: cluster.job(job_id)["progress"]["step"] > 0, 30, "the job to start training")
+    wait_for(lambda: cluster.job(job_id)["progress"]["step"] > 0, 30, "the job to start training")
     alive = [proc for proc in [cluster.api, *cluster.workers] if proc.poll() is None]
     names = [f"needle-service[{proc.pid}]" for proc in alive]
     with psycopg.connect(cluster.database_url, autocommit=True) as conn:
