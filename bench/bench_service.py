@@ -21,8 +21,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,6 +35,9 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from bench/: the server harness is api_tests'
+from api_tests.server import child_stats, free_port, spawn_cli, terminate, wait_answering  # noqa: E402
+
 TERMINAL = {"succeeded", "failed", "cancelled"}
 WORKER_NICE = 10  # the service default (settings.worker_nice); (a)'s baseline runs at the same level
 
@@ -66,13 +67,6 @@ def long_spec(seed: int) -> dict:
 
 
 # ---------------------------------------------------------------- server harness
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def server(workers: int, env: dict[str, str] | None = None):
     """`needle-service serve` with `workers` local workers and default settings; yields a client."""
@@ -81,38 +75,17 @@ def server(workers: int, env: dict[str, str] | None = None):
         log_path = Path(tmp) / "server.log"
         full_env = {**os.environ, **(env or {})}
         full_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), full_env.get("PYTHONPATH")) if p)
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-                 "--data-dir", str(Path(tmp) / "data"), "--workers", str(workers), "--log-level", "warning"],
-                env=full_env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = spawn_cli(["serve", "--host", "127.0.0.1", "--port", str(port), "--data-dir",
+                          str(Path(tmp) / "data"), "--workers", str(workers), "--log-level", "warning"],
+                         full_env, log_path)
         client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60)
         client.server_pid = proc.pid  # (a) reads its workers' CPU time from /proc
         try:
-            _wait_ready(client, proc, log_path)
+            wait_answering(client, proc, "/readyz", 60, "server", lambda: log_path.read_text()[-3000:])
             yield client
         finally:
             client.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-def _wait_ready(client: httpx.Client, proc: subprocess.Popen, log_path: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log_path.read_text()[-3000:]}")
-        try:
-            if client.get("/readyz").status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("server not ready after 60 s")
+            terminate([proc], 30)
 
 
 def submit(client: httpx.Client, spec: dict) -> dict:
@@ -212,16 +185,8 @@ def through_api(client: httpx.Client, spec: dict) -> dict:
 
 def workers_cpu_seconds(server_pid: int) -> float:
     """User + system CPU seconds of the server's child processes (its workers), from /proc."""
-    total = 0
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == server_pid:  # ppid
-                total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
-    return total / os.sysconf("SC_CLK_TCK")
+    ticks = sum(int(fields[11]) + int(fields[12]) for fields in child_stats(server_pid).values())
+    return ticks / os.sysconf("SC_CLK_TCK")  # utime + stime are in clock ticks
 
 
 def bench_overhead(repeats: int, nice: int) -> None:
