@@ -10,8 +10,6 @@ scripts/pg-test-server). Prints a table with jobs/min and the 1 -> 2 worker scal
 """
 import argparse
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -22,6 +20,10 @@ from pathlib import Path
 
 import httpx
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script from bench/: the process helpers are api_tests'
+from api_tests.server import TERMINAL, free_port, terminate, wait_answering, wait_for  # noqa: E402
+
 # A job of about two seconds (4 x 1000 steps): small next to a benchmark run, big enough that the
 # queue's per-job overhead (poll, claim, metrics, finish) is visible but not dominant.
 JOB_SPEC = {
@@ -31,14 +33,6 @@ JOB_SPEC = {
     "data": {"type": "teacher", "n_samples": 8000, "n_features": 20, "n_classes": 4, "seed": 1},
     "training": {"epochs": 4, "batch_size": 8, "seed": 0},
 }
-TERMINAL = {"succeeded", "failed", "cancelled"}
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def cli(*args: str) -> list[str]:
@@ -60,34 +54,12 @@ def service(database_url: str, data_dir: Path, n_workers: int):
                                stderr=subprocess.DEVNULL) for _ in range(n_workers)]
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
-            wait_until(lambda: _answers(client), 30, "the API to answer")
-            wait_until(lambda: client.get("/readyz").json()["workers_registered"] >= n_workers, 30,
-                       "the workers to register")
+            wait_answering(client, procs[0], "/healthz", 30, "API", lambda: "(output discarded)")
+            wait_for(lambda: client.get("/readyz").json()["workers_registered"] >= n_workers, 30,
+                     "the workers to register", interval=0.1)
             yield client
     finally:
-        for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-        for proc in procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-
-
-def _answers(client: httpx.Client) -> bool:
-    try:
-        return client.get("/healthz").status_code == 200
-    except httpx.TransportError:
-        return False
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll predicate until true; fail loudly after timeout seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out waiting for {what}")
-        time.sleep(interval)
+        terminate(procs, 15)
 
 
 def run_batch(client: httpx.Client, n_jobs: int) -> tuple[float, int]:
