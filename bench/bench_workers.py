@@ -14,15 +14,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run as a script from bench/: the process helpers are api_tests'
+sys.path.insert(0, str(ROOT))  # run as a script from bench/: the helpers below live in the tests
 from api_tests.server import TERMINAL, free_port, terminate, wait_answering, wait_for  # noqa: E402
+from tests.pg import create_schema  # noqa: E402
 
 # A job of about two seconds (4 x 1000 steps): small next to a benchmark run, big enough that the
 # queue's per-job overhead (poll, claim, metrics, finish) is visible but not dominant.
@@ -84,25 +84,12 @@ def run_batch(client: httpx.Client, n_jobs: int) -> tuple[float, int]:
     return time.perf_counter() - start, succeeded
 
 
-def fresh_postgres_url(base_url: str) -> tuple[str, callable]:
-    """A search_path-scoped URL on a new schema, and a function that drops it."""
-    import psycopg
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base_url, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-
-    def drop() -> None:
-        with psycopg.connect(base_url, autocommit=True) as conn:
-            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-    return f"{base_url}{'&' if '?' in base_url else '?'}options=-csearch_path%3D{schema}", drop
-
-
 def measure(backend: str, n_workers: int, n_jobs: int, postgres_url: str | None) -> dict:
     """One row of the table: a fresh database, warm-up job, then the timed batch."""
     with tempfile.TemporaryDirectory(prefix="needle-bench-") as tmp:
         drop = lambda: None  # noqa: E731
         if backend == "postgresql":
-            url, drop = fresh_postgres_url(postgres_url)
+            url, drop = create_schema(postgres_url, "bench")
         else:
             url = f"sqlite:///{Path(tmp) / 'jobs.db'}"
         try:
