@@ -52,26 +52,10 @@ def test_torch_layout_loads_strictly_and_predicts_the_same(server, resnet_job):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load as load_torch
 
-    class Residual(torch.nn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, x):
-            return x + self.fn(x)
-
-    def block(dim, hidden, drop):
-        return torch.nn.Sequential(Residual(torch.nn.Sequential(
-            torch.nn.Linear(dim, hidden), torch.nn.BatchNorm1d(hidden), torch.nn.ReLU(),
-            torch.nn.Dropout(drop), torch.nn.Linear(hidden, dim), torch.nn.BatchNorm1d(dim))),
-            torch.nn.ReLU())
+    from tests.torch_mirror import mlp_resnet
 
     spec = resnet_job["spec"]["model"]
-    hidden = spec["hidden_dim"]
-    module = torch.nn.Sequential(
-        torch.nn.Linear(2, hidden), torch.nn.ReLU(),
-        *[block(hidden, hidden // 2, spec["drop_prob"]) for _ in range(spec["num_blocks"])],
-        torch.nn.Linear(hidden, 3))
+    module = mlp_resnet(2, spec["hidden_dim"], spec["num_blocks"], 3, spec["drop_prob"])
     state = load_torch(download(server, resnet_job["id"], format="safetensors", layout="torch"))
     module.load_state_dict(state, strict=True)
     module.eval()

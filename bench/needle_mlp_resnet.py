@@ -26,6 +26,9 @@ import os
 import statistics
 import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from bench/: the PyTorch twin is in tests/
 
 
 def _parse_args():
@@ -74,35 +77,14 @@ def needle_epoch(x, y, seed):
     return time.perf_counter() - start, rss
 
 
-def torch_model(torch):
-    """The needle MLPResNet, layer for layer, in PyTorch."""
-    from torch import nn
-
-    class Residual(nn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, t):
-            return self.fn(t) + t
-
-    def block(dim, hidden):
-        return nn.Sequential(Residual(nn.Sequential(
-            nn.Linear(dim, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Dropout(0.1),
-            nn.Linear(hidden, dim), nn.BatchNorm1d(dim))), nn.ReLU())
-
-    return nn.Sequential(nn.Linear(FEATURES, HIDDEN), nn.ReLU(),
-                         *[block(HIDDEN, HIDDEN // 2) for _ in range(BLOCKS)],
-                         nn.Linear(HIDDEN, CLASSES))
-
-
 def torch_epoch(x, y, seed, threads, fused=None):
     """The identical model and loop in PyTorch CPU with `threads` intra-op threads; (seconds, rss)."""
     import torch
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    model = torch_model(torch)
+    from tests.torch_mirror import mlp_resnet
+    model = mlp_resnet(FEATURES, HIDDEN, BLOCKS, CLASSES, drop_prob=0.1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3, fused=fused)
     loss_fn = torch.nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y.astype(np.int64))

@@ -43,28 +43,6 @@ def test_mlp_resnet_structure_and_creation_order():
         8 * 4 + 4 + 2 * 4 + 4 * 8 + 8 + 2 * 8) + (8 * 3 + 3)
 
 
-def torch_mlp_resnet(torch, dim, hidden_dim, num_blocks, num_classes, drop_prob=0.0):
-    """The same architecture in PyTorch, with the same module nesting (hence the same state_dict keys)."""
-    tnn = torch.nn
-
-    class Residual(tnn.Module):
-        def __init__(self, fn):
-            super().__init__()
-            self.fn = fn
-
-        def forward(self, x):
-            return self.fn(x) + x
-
-    def block(d, h):
-        return tnn.Sequential(Residual(tnn.Sequential(
-            tnn.Linear(d, h), tnn.BatchNorm1d(h), tnn.ReLU(), tnn.Dropout(drop_prob),
-            tnn.Linear(h, d), tnn.BatchNorm1d(d))), tnn.ReLU())
-
-    return tnn.Sequential(tnn.Linear(dim, hidden_dim), tnn.ReLU(),
-                          *[block(hidden_dim, hidden_dim // 2) for _ in range(num_blocks)],
-                          tnn.Linear(hidden_dim, num_classes))
-
-
 def to_torch_layout(key, value):
     """needle stores Linear weight as (in, out) and bias as (1, out); PyTorch as (out, in) and (out,)."""
     if value.ndim == 2 and key.endswith("weight"):
@@ -74,9 +52,10 @@ def to_torch_layout(key, value):
 
 def test_mlp_resnet_matches_torch_logits_and_gradients():
     torch = pytest.importorskip("torch")
+    from tests.torch_mirror import mlp_resnet
     np.random.seed(0)
     model = MLPResNet(12, hidden_dim=10, num_blocks=2, num_classes=4, drop_prob=0.0)
-    reference = torch_mlp_resnet(torch, 12, 10, 2, 4).double()
+    reference = mlp_resnet(12, 10, 2, 4, drop_prob=0.0).double()
     state = model.state_dict()
     reference.load_state_dict({k: torch.from_numpy(to_torch_layout(k, v).astype(np.float64))
                                for k, v in state.items()}, strict=False)

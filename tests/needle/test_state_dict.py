@@ -93,8 +93,8 @@ def test_keys_follow_attribute_paths_outside_sequential():
 
 
 def test_keys_match_an_equivalent_torch_module():
-    torch = pytest.importorskip("torch")
-    from tests.needle.test_models import torch_mlp_resnet
+    pytest.importorskip("torch")
+    from tests.torch_mirror import mlp_resnet
     ours = set(small_resnet(0).state_dict())
-    theirs = {k for k in torch_mlp_resnet(torch, 6, 8, 2, 3).state_dict() if not k.endswith("num_batches_tracked")}
+    theirs = {k for k in mlp_resnet(6, 8, 2, 3).state_dict() if not k.endswith("num_batches_tracked")}
     assert ours == theirs

@@ -1,0 +1,58 @@
+"""PyTorch twins of needle models, with the same module nesting and so the same state_dict keys.
+
+Used by the cross-check tests and the benchmark; import it only where torch is installed.
+"""
+import torch
+from torch import nn
+
+
+class Residual(nn.Module):
+    """fn(x) + x; the child is called `fn`, as in needle, so its keys read `….fn.…`."""
+
+    def __init__(self, fn: nn.Module):
+        super().__init__()
+        self.fn = fn
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fn(x) + x
+
+
+def mlp_resnet(dim: int, hidden_dim: int = 100, num_blocks: int = 3, num_classes: int = 10,
+               drop_prob: float = 0.1, norm: type[nn.Module] = nn.BatchNorm1d) -> nn.Sequential:
+    """needle.models.MLPResNet, layer for layer."""
+    half = hidden_dim // 2
+
+    def block() -> nn.Sequential:
+        return nn.Sequential(Residual(nn.Sequential(
+            nn.Linear(hidden_dim, half), norm(half), nn.ReLU(), nn.Dropout(drop_prob),
+            nn.Linear(half, hidden_dim), norm(hidden_dim))), nn.ReLU())
+
+    return nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(), *[block() for _ in range(num_blocks)],
+                         nn.Linear(hidden_dim, num_classes))
+
+
+def layer(spec: dict) -> nn.Module:
+    """One layer of a service `sequential` model spec."""
+    kind = spec["type"]
+    if kind == "linear":
+        return nn.Linear(spec["in_features"], spec["out_features"], bias=spec["bias"])
+    if kind == "batchnorm1d":
+        return nn.BatchNorm1d(spec["dim"], eps=spec["eps"], momentum=spec["momentum"])
+    if kind == "layernorm1d":
+        return nn.LayerNorm(spec["dim"], eps=spec["eps"])
+    if kind == "dropout":
+        return nn.Dropout(spec["p"])
+    if kind == "residual":
+        return Residual(nn.Sequential(*map(layer, spec["layers"])))
+    if kind == "sequential":
+        return nn.Sequential(*map(layer, spec["layers"]))
+    return {"relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten}[kind]()
+
+
+def from_model_spec(spec: dict) -> nn.Module:
+    """The PyTorch twin of a service model spec (normalised: every default filled in)."""
+    if spec["type"] == "mlp_resnet":
+        norm = nn.BatchNorm1d if spec["norm"] == "batchnorm" else nn.LayerNorm
+        return mlp_resnet(spec["in_features"], spec["hidden_dim"], spec["num_blocks"], spec["num_classes"],
+                          spec["drop_prob"], norm)
+    return nn.Sequential(*map(layer, spec["layers"]))
