@@ -4,7 +4,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from ..jobs.backends import open_store
+from ..jobs.backends import open_store, uses_sqlite
 from ..settings import Settings
 from .body_limit import BodySizeLimitMiddleware
 from .errors import install_error_handlers
@@ -32,17 +32,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def uses_sqlite(settings: Settings) -> bool:
-    """Embedded mode: the database file and the workers belong to this server."""
-    return settings.database_url is None or settings.database_url.startswith("sqlite:")
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     settings: Settings = app.state.settings
-    if uses_sqlite(settings):
-        settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store = open_store(settings)
+    store = open_store(settings)  # SQLite creates its data directory itself
     if uses_sqlite(settings):
         # the embedded workers died with the previous server: their jobs go back to the queue
         store.requeue_running(settings.max_attempts)

@@ -5,10 +5,15 @@ from ..settings import Settings
 from .store import JobStore
 
 
+def uses_sqlite(settings: Settings) -> bool:
+    """Embedded mode: no database URL, or a sqlite: one."""
+    return settings.database_url is None or settings.database_url.startswith("sqlite:")
+
+
 def open_store(settings: Settings) -> JobStore:
     """Open (and migrate) the store that `settings.database_url` names."""
     url = settings.database_url
-    if url is None or url.startswith("sqlite:"):
+    if uses_sqlite(settings):
         store = _sqlite(settings, url)
     elif url.startswith(("postgresql://", "postgres://")):
         from .postgres import PostgresStore  # psycopg only loads when asked for
