@@ -56,12 +56,16 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
+    from .api.connections import timed_protocol
     settings = settings_from(args, SERVE_OPTIONS)
     app = create_app(settings)
     # FastAPI, pydantic and the routes (~70k objects) live as long as the server: out of the
     # collector's sight, a full collection no longer stalls the event loop for ~40 ms.
     gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                http=timed_protocol(settings.timeout_header_s),
+                timeout_keep_alive=settings.timeout_keep_alive_s,
+                limit_concurrency=settings.limit_concurrency)
     return 0
 
 

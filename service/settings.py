@@ -26,8 +26,30 @@ class Settings(BaseSettings):
     max_parameters: int = 5_000_000
     max_epochs: int = 1000
     max_inline_rows: int = 20_000
-    max_body_bytes: int = 64 * 1024 * 1024
-    max_upload_bytes: int = 256 * 1024 * 1024
+    max_body_bytes: int = 16 * 1024 * 1024     # JSON bodies (specs, inline data, JSON datasets)
+    max_upload_bytes: int = 256 * 1024 * 1024  # multipart .npz uploads (and their inflated size)
+    max_modules: int = 5_000                   # layers and containers of one model
+
+    # --- cost bounds (decided at submission) ---
+    max_job_flops: float = 1e14                # estimated total FLOPs of one job
+    max_job_steps: int = 10_000_000            # optimizer steps of one job
+    default_max_runtime_s: float = 3600.0      # given to every job that sets no max_runtime_s
+    max_runtime_s: float = 86_400.0            # the largest max_runtime_s a job may ask for
+    worker_memory_bytes: int = 2 * 1024**3     # activation budget of one worker (train + eval)
+    max_step_points: int = 10_000              # step metric points per job (then aggregated)
+
+    # --- inference in the API ---
+    predict_memory_bytes: int = 256 * 1024**2  # activations of one /predict forward pass
+    max_predict_values: int = 2_000_000        # rows x classes of one /predict answer
+    model_cache_models: int = 32               # trained models kept built (LRU by job)
+    model_cache_bytes: int = 512 * 1024**2     # their total parameter bytes
+
+    # --- connections (uvicorn) ---
+    timeout_keep_alive_s: float = 5.0          # idle keep-alive connections are closed after this
+    timeout_header_s: float = 10.0             # request line + headers must arrive within this
+    timeout_body_s: float = 30.0               # longest pause while a request body is sent
+    limit_concurrency: int = 200               # connections + tasks at once; beyond: 503
+    test_slow_preparation_s: float = 0.0       # TESTS ONLY: sleep this long in data preparation
 
     # --- workers ---
     lease_seconds: float = 15.0          # a running job's lease; renewed every heartbeat

@@ -4,10 +4,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
-from ..jobs.backends import open_store, uses_sqlite
+from ..jobs.backends import open_store
+from ..jobs.results import ModelCache
 from ..settings import Settings
 from .body_limit import BodySizeLimitMiddleware
+from .connections import BodyTimeoutMiddleware
 from .errors import install_error_handlers
+from .json_body import DOCUMENTED_BODIES
 from .routes import datasets, health, jobs, outputs
 
 DESCRIPTION = """Train neural networks on demand on **needle**, a numpy deep-learning engine.
@@ -24,21 +27,38 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.pool = None
+    app.state.model_cache = ModelCache(settings.model_cache_models, settings.model_cache_bytes)
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
+    app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.timeout_body_s)
     install_error_handlers(app)
     for module in (jobs, outputs, datasets, health):
         app.include_router(module.router)
+    app.openapi = lambda: _openapi_with_bodies(app)
     return app
+
+
+def _openapi_with_bodies(app: FastAPI) -> dict:
+    """FastAPI's document plus the schemas of bodies routes parse themselves (json_body)."""
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        for name, model in sorted(DOCUMENTED_BODIES.items()):
+            body_schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            for def_name, definition in body_schema.pop("$defs", {}).items():
+                components.setdefault(def_name, definition)
+            components[name] = body_schema
+        schema["components"]["schemas"] = dict(sorted(components.items()))
+    return app.openapi_schema
 
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI):
     settings: Settings = app.state.settings
     store = open_store(settings)  # SQLite creates its data directory itself
-    if uses_sqlite(settings):
-        # the embedded workers died with the previous server: their jobs go back to the queue
-        store.requeue_running(settings.max_attempts)
+    # Only jobs whose lease ran out go back to the queue: a job whose lease is still live belongs
+    # to a worker that may well be alive (an external worker, or one outliving a restart).
+    store.expire_leases(settings.max_attempts)
     pool = _start_pool(settings) if settings.workers > 0 else None
     app.state.store, app.state.pool = store, pool
     try:

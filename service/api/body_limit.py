@@ -10,18 +10,26 @@ class BodySizeLimitMiddleware:
     def __init__(self, app: ASGIApp, *, default_limit: int, path_limits: dict[str, int]):
         self.app = app
         self.default_limit = default_limit
-        self.path_limits = path_limits  # exact path -> limit (e.g. uploads get a larger one)
+        # exact path -> limit for multipart uploads there; JSON bodies always get default_limit
+        self.path_limits = path_limits
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = self.path_limits.get(scope["path"].rstrip("/"), self.default_limit)
+        limit = self.default_limit
+        if _is_multipart(scope):
+            limit = self.path_limits.get(scope["path"].rstrip("/"), self.default_limit)
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             await _too_large(limit)(scope, receive, send)
             return
         await self.app(scope, _counting(receive, limit), send)
+
+
+def _is_multipart(scope: Scope) -> bool:
+    return any(name == b"content-type" and value.lower().startswith(b"multipart/")
+               for name, value in scope.get("headers", []))
 
 
 def _content_length(scope: Scope) -> int | None:

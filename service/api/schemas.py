@@ -6,7 +6,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..jobs import Dataset, Job, MetricPoint, Status
 from ..jobs.briefs import brief_spec
-from ..specs import FiniteFloat, Label, table_issues
+from ..specs import FiniteFloat, Label, Name, table_issues
 from ..specs.errors import spec_error
 from .examples import (DATASET_EXAMPLE, JOB_EXAMPLE, JOB_SUMMARY_EXAMPLE, METRICS_EXAMPLE,
                        PREDICTION_EXAMPLE)
@@ -135,7 +135,7 @@ class Prediction(_Out):
 class DatasetCreate(_Out):
     """A dataset sent as JSON: x (N, F) floats, y (N,) integer labels >= 0."""
 
-    name: str | None = Field(default=None, max_length=200)
+    name: Name | None = None
     x: Matrix
     y: list[Label] = Field(min_length=1)
 

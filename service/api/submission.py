@@ -8,6 +8,7 @@ from ..settings import Settings
 from ..specs import (DatasetSource, DataValidation, FractionValidation, InlineSource, JobSpec,
                      MnistSource, count_parameters, known_rows, model_widths, planned_steps,
                      validation_split_sizes)
+from .cost_bounds import cost_issues, with_runtime_default
 from .errors import validation_error
 
 MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -41,8 +42,14 @@ def plan_submission(spec: JobSpec, settings: Settings, store: JobStore) -> Plan:
         issues += _fraction_issues(spec, n_rows)
     if issues:
         raise validation_error(issues)
-    normalised = spec.model_dump(mode="json")
-    epochs, steps = planned_steps(_training_rows(spec, n_rows or 0), spec.training)
+    train_rows = _training_rows(spec, n_rows or 0)
+    epochs, steps = planned_steps(train_rows, spec.training)
+    issues = cost_issues(spec, settings, steps=steps, epochs=epochs, train_rows=train_rows,
+                         val_rows=_validation_rows(spec, n_rows or 0, datasets),
+                         parameters=param_count)
+    if issues:
+        raise validation_error(issues)
+    normalised = with_runtime_default(spec.model_dump(mode="json"), settings)
     return Plan(spec=normalised, request_hash=request_hash(spec), param_count=param_count,
                 epochs=epochs, steps=steps)
 
@@ -57,6 +64,18 @@ def _training_rows(spec: JobSpec, n_rows: int) -> int:
     if isinstance(spec.data.validation, FractionValidation):
         return validation_split_sizes(n_rows, spec.data.validation.fraction)[0]
     return n_rows
+
+
+def _validation_rows(spec: JobSpec, n_rows: int, datasets: dict[str, Dataset]) -> int:
+    validation = spec.data.validation
+    if isinstance(validation, FractionValidation):
+        return validation_split_sizes(n_rows, validation.fraction)[1]
+    if isinstance(validation, DataValidation):
+        rows = known_rows(validation.data)
+        if rows is None and validation.data.id in datasets:
+            rows = datasets[validation.data.id].n_rows
+        return rows or 0
+    return 0
 
 
 def _cap_issues(spec: JobSpec, settings: Settings, param_count: int) -> list:

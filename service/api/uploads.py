@@ -1,9 +1,11 @@
 """Turn an uploaded .npz (or JSON rows) into the stored blob: float32 x (N, F), int64 y (N,)."""
 import io
-import zipfile
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..specs import LABEL_LIMIT
+from .npz_reader import BadArchive, read_npz_arrays
 
 
 class BadUpload(ValueError):
@@ -20,22 +22,13 @@ class PreparedDataset:
     n_classes: int
 
 
-def arrays_from_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """The `x` and `y` arrays of an .npz archive (never unpickles)."""
+def arrays_from_npz(data: bytes, max_inflated_bytes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `x` and `y` arrays of an .npz archive (never unpickles, never inflates more than
+    max_inflated_bytes, checks every header before reading the data)."""
     try:
-        archive = np.load(io.BytesIO(data), allow_pickle=False)
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise BadUpload(f"not a readable .npz archive: {exc}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise BadUpload("expected an .npz archive (np.savez), got a single .npy array")
-    with archive:
-        missing = [key for key in ("x", "y") if key not in archive.files]
-        if missing:
-            raise BadUpload(f"the archive lacks array(s) {missing}; it has {archive.files}")
-        try:
-            return archive["x"], archive["y"]
-        except (ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:
-            raise BadUpload(f"cannot read x/y (object arrays are refused): {exc}") from None
+        return read_npz_arrays(data, max_inflated_bytes)
+    except BadArchive as exc:
+        raise BadUpload(str(exc)) from None
 
 
 def prepare_dataset(x: np.ndarray, y: np.ndarray) -> PreparedDataset:
@@ -53,8 +46,11 @@ def prepare_dataset(x: np.ndarray, y: np.ndarray) -> PreparedDataset:
         features = x.astype(np.float32)  # (N, F)
     if not np.isfinite(features).all():
         raise BadUpload("x has NaN or infinite values (after conversion to float32)")
+    # checked on y's own dtype: uint64 2**64 - 1 would turn into -1 as int64
     if (y < 0).any():
         raise BadUpload("labels must be >= 0")
+    if int(y.max()) >= LABEL_LIMIT:
+        raise BadUpload(f"labels must be < {LABEL_LIMIT}; the largest is {int(y.max())}")
     labels = y.astype(np.int64)  # (N,)
     buffer = io.BytesIO()
     np.savez(buffer, x=features, y=labels)

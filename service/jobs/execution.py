@@ -7,8 +7,11 @@ import traceback
 from typing import Callable
 
 from ..settings import Settings
+from ..specs.cost import eval_rows_per_chunk, model_cost
 from ..training import (EpochDone, TrainingError, TrainingRun, checkpoint_from_bytes, checkpoint_to_bytes,
                         parameters_to_bytes, prepare_run)
+from .lease_keeper import LeaseKeeper
+from .metric_budget import StepAggregator, steps_per_point
 from .records import Job, Lease, Status
 from .store import JobStore, LeaseState, NotFound
 
@@ -31,47 +34,67 @@ class JobExecution:
         self.lease = Lease(job.id, worker_id, job.attempt)
         self.should_stop = should_stop
         self.pending: list[tuple[str, int, int, dict]] = []
-        self.last_flush = self.last_heartbeat = time.monotonic()
+        self.last_flush = time.monotonic()
         self.last_check = float("-inf")
         self.checkpoint_writer: threading.Thread | None = None
         self.store_failing_since: float | None = None
+        self.keeper = LeaseKeeper(store, self.lease, lease_s=settings.lease_seconds,
+                                  interval_s=settings.heartbeat_seconds)
+        self.steps = StepAggregator(1)
 
     def run(self) -> str:
-        """Train to an outcome: succeeded, failed, cancelled, released or lost."""
-        try:
-            return self._run_to_outcome()
-        finally:
-            self._wait_for_checkpoint()  # no writer thread outlives its attempt
+        """Train to an outcome: succeeded, failed, cancelled, released or lost. The lease is
+        renewed on its own thread the whole time (preparation, steps, validation, writes)."""
+        with self.keeper:
+            try:
+                return self._run_to_outcome()
+            finally:
+                self._wait_for_checkpoint()  # no writer thread outlives its attempt
 
     def _run_to_outcome(self) -> str:
         """Never raises: every failure ends in the store or in the log."""
         try:
             return self._train()
         except TrainingError as exc:
+            self.pending += self.steps.flush()
             self._flush_metrics()  # the loss curve up to a divergence is worth keeping
             return self._end(Status.failed, error=str(exc))
         except Exception as exc:  # a bug or a store outage must not take the worker down
             log.error("job %s failed unexpectedly:\n%s", self.job.id, traceback.format_exc())
             try:
-                return self._end(Status.failed, error=f"internal error: {type(exc).__name__}: {exc}")
+                return self._end(Status.failed, error=self._failure_message(exc))
             except Exception:
                 log.exception("could not record the failure of job %s", self.job.id)
                 return "lost"
 
+    def _failure_message(self, exc: Exception) -> str:
+        """What the client reads: no exception text, which may show internals (it is logged)."""
+        return (f"the service failed while running this job (an internal error, logged by "
+                f"the worker for job {self.job.id}, attempt {self.job.attempt}); "
+                "resubmitting may help, and the operator can find the details in the log")
+
     def _train(self) -> str:
+        _slow_preparation_for_tests(self.settings.test_slow_preparation_s)
         run = prepare_run(self.job.spec, mnist_dir=self.settings.mnist_dir, fetch_dataset=self._fetch_dataset)
         run = self._resume(run)
+        if self.keeper.lost:
+            log.warning("job %s: lease lost during preparation, abandoning this attempt", self.job.id)
+            return "lost"
         epochs, steps = run.planned()
+        self.steps = StepAggregator(steps_per_point(steps, self.settings.max_step_points))
+        cost = model_cost(self.job.spec["model"], run.data.x_train.shape[1])
+        run.eval_chunk = eval_rows_per_chunk(cost, self.settings.worker_memory_bytes)
         self.store.set_progress(self.lease, epoch=run.epoch, step=run.step, epochs=epochs, steps=steps)
         every = max(1, self.settings.checkpoint_every_epochs)
         for event in run.events():
             if isinstance(event, EpochDone):
+                self.pending += self.steps.flush()
                 self.pending.append(("epoch", event.epoch, event.step, json_safe(event.metrics)))
                 self._flush(run)
                 if event.epoch % every == 0 and event.epoch < run.epochs:
                     self._checkpoint_in_background(run)
             else:
-                self.pending.append(("step", event.epoch, event.step, {"loss": event.loss}))
+                self.pending += self.steps.add(event.epoch, event.step, {"loss": event.loss})
             state = self._poll(run)
             if state is LeaseState.lost:
                 log.warning("job %s: lease lost, abandoning this attempt", self.job.id)
@@ -126,11 +149,10 @@ class JobExecution:
         A store error is retried on the next step; after a lease's length of errors the
         lease must be presumed lost (another worker may own the job by now)."""
         now = time.monotonic()
+        if self.keeper.lost:
+            return LeaseState.lost
         try:
-            if now - self.last_heartbeat >= self.settings.heartbeat_seconds:
-                state = self.store.heartbeat(self.lease, self.settings.lease_seconds)
-                self.last_heartbeat = now
-            elif now - self.last_check >= CHECK_MIN_SECONDS:
+            if now - self.last_check >= CHECK_MIN_SECONDS:
                 state = self.store.check(self.lease)
                 self.last_check = now
             else:
@@ -160,6 +182,7 @@ class JobExecution:
 
     def _release(self, run: TrainingRun) -> str:
         """Graceful shutdown: checkpoint where we are and hand the job back to the queue."""
+        self.pending += self.steps.flush()  # the next worker starts a new group after run.step
         self._flush(run)
         self._wait_for_checkpoint()
         self.store.save_checkpoint(self.lease, checkpoint_to_bytes(run.snapshot()))
@@ -171,6 +194,7 @@ class JobExecution:
         self._wait_for_checkpoint()  # finishing drops the checkpoint: no write may land after it
         result = parameters = None
         if run is not None:
+            self.pending += self.steps.flush()
             self._flush(run)
             result = json_safe(run.result())
             if status is Status.cancelled:
@@ -181,6 +205,18 @@ class JobExecution:
             return "lost"
         log.info("job %s: %s%s", self.job.id, status.value, f" ({error})" if error else "")
         return status.value
+
+
+def _slow_preparation_for_tests(seconds: float) -> None:
+    """NEEDLE_TEST_SLOW_PREPARATION_S (tests only, 0 = off): spend this long in data preparation
+    as a CPU-bound loop holding the GIL in turns, like a slow parser, so tests can show that the
+    lease survives preparation longer than the lease itself."""
+    if seconds <= 0:
+        return
+    log.warning("test hook: spending %.1f s in data preparation", seconds)
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        sum(range(10_000))
 
 
 def json_safe(values: dict) -> dict:

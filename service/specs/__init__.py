@@ -1,6 +1,7 @@
 """Pure pydantic job specs (no needle import) and the arithmetic shared by API and workers."""
-from .data import (DatasetData, DatasetSource, DataSpec, DataValidation, FiniteFloat,
-                   FractionValidation, InlineData, InlineSource, Label, MnistData, MnistSource,
+from .data import (ID_PATTERN, LABEL_LIMIT, DatasetData, DatasetSource, DataSpec,
+                   DataValidation, FiniteFloat, FractionValidation, InlineData, InlineSource,
+                   Label, MnistData, MnistSource, Name,
                    SourceSpec, SpiralsData, SpiralsSource, TeacherData, TeacherSource,
                    ValidationSpec, known_classes, known_features, known_rows, table_issues)
 from .job import JobSpec, source_issues
@@ -13,9 +14,9 @@ from .planning import count_parameters, planned_steps, validation_split_sizes
 from .training import StoppingSpec, TrainingSpec
 
 __all__ = [
-    "AdamOptimizer", "BatchNorm1dLayer", "DataSpec", "DataValidation", "DatasetData",
+    "ID_PATTERN", "LABEL_LIMIT", "AdamOptimizer", "BatchNorm1dLayer", "DataSpec", "DataValidation", "DatasetData",
     "DatasetSource", "DropoutLayer", "FiniteFloat", "FlattenLayer", "FractionValidation",
-    "IdentityLayer", "InlineData", "InlineSource", "JobSpec", "Label", "LayerNorm1dLayer",
+    "IdentityLayer", "InlineData", "InlineSource", "JobSpec", "Label", "LayerNorm1dLayer", "Name",
     "LayerSpec", "LinearLayer", "MLPResNetModel", "MnistData", "MnistSource", "ModelSpec",
     "OptimizerSpec", "ReLULayer", "ResidualLayer", "SGDOptimizer", "SequentialLayer",
     "SequentialModel", "SourceSpec", "SpiralsData", "SpiralsSource", "StoppingSpec",

@@ -13,7 +13,14 @@ FLOAT32_MAX = 3.4028234663852886e38
 # strict: a JSON string or boolean is a client bug, not a number; values must survive float32
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX,
                                      le=FLOAT32_MAX)]
-Label = Annotated[int, Field(strict=True, ge=0, lt=2**31)]
+LABEL_LIMIT = 2**31
+Label = Annotated[int, Field(strict=True, ge=0, lt=LABEL_LIMIT)]
+# job and dataset ids are 32 hex digits; anything outside this alphabet is refused before a
+# database sees it (NUL, lone surrogates, megabyte strings)
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# free text (names): no control characters (NUL breaks PostgreSQL); lone surrogates, which no
+# UTF-8 database can store, fail any pattern in pydantic
+Name = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[^\x00-\x1f\x7f]+$")]
 MAX_GENERATED_ROWS = 1_000_000
 MAX_GENERATED_VALUES = 50_000_000  # 200 MB of float32 per generated array
 MNIST_ROWS = {"train": 60_000, "test": 10_000}
@@ -50,7 +57,7 @@ class DatasetSource(_Spec):
     """A dataset uploaded with POST /v1/datasets."""
 
     type: Literal["dataset"]
-    id: str = Field(min_length=1, max_length=200)
+    id: str = Field(min_length=1, max_length=64, pattern=ID_PATTERN)
 
 
 class SpiralsSource(_Spec):
@@ -88,7 +95,7 @@ class MnistSource(_Spec):
 
     type: Literal["mnist"]
     split: Literal["train", "test"] = "train"
-    limit: int | None = Field(default=None, ge=1)
+    limit: int | None = Field(default=None, ge=1, le=MNIST_ROWS["train"])
 
 
 SourceSpec = Annotated[

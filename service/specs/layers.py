@@ -5,19 +5,22 @@ from typing import Annotated, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field
 
+MAX_WIDTH = 1_000_000  # features per layer (the parameter cap bounds models far sooner)
+
 
 class _Spec(BaseModel):
     """Base for every spec: unknown fields are an error, not silently dropped."""
 
-    model_config = ConfigDict(extra="forbid")
+    # NaN and infinity are never a meaningful setting (JSON `Infinity` or `1e999` would parse)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class LinearLayer(_Spec):
     """Fully connected layer: (N, in_features) -> (N, out_features)."""
 
     type: Literal["linear"]
-    in_features: int = Field(gt=0)
-    out_features: int = Field(gt=0)
+    in_features: int = Field(gt=0, le=MAX_WIDTH)
+    out_features: int = Field(gt=0, le=MAX_WIDTH)
     bias: bool = True
 
 
@@ -43,7 +46,7 @@ class BatchNorm1dLayer(_Spec):
     """Batch normalisation over the batch dimension, with running statistics for eval."""
 
     type: Literal["batchnorm1d"]
-    dim: int = Field(gt=0)
+    dim: int = Field(gt=0, le=MAX_WIDTH)
     eps: float = Field(default=1e-5, gt=0)
     momentum: float = Field(default=0.1, ge=0, le=1)
 
@@ -52,7 +55,7 @@ class LayerNorm1dLayer(_Spec):
     """Layer normalisation over the feature dimension."""
 
     type: Literal["layernorm1d"]
-    dim: int = Field(gt=0)
+    dim: int = Field(gt=0, le=MAX_WIDTH)
     eps: float = Field(default=1e-5, gt=0)
 
 

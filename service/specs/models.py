@@ -5,8 +5,9 @@ from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
+from .cost import MAX_MODEL_DEPTH, container_depth
 from .errors import spec_error
-from .layers import LayerSpec, _Spec
+from .layers import MAX_WIDTH, LayerSpec, _Spec
 from .shapes import trace_stack
 
 
@@ -14,10 +15,10 @@ class MLPResNetModel(_Spec):
     """needle.models.MLPResNet(in_features, hidden_dim, num_blocks, num_classes, norm, drop_prob)."""
 
     type: Literal["mlp_resnet"]
-    in_features: int = Field(gt=0)
-    hidden_dim: int = Field(default=100, ge=2)
-    num_blocks: int = Field(default=3, ge=0)
-    num_classes: int = Field(default=10, ge=2)
+    in_features: int = Field(gt=0, le=MAX_WIDTH)
+    hidden_dim: int = Field(default=100, ge=2, le=MAX_WIDTH)
+    num_blocks: int = Field(default=3, ge=0, le=10_000)
+    num_classes: int = Field(default=10, ge=2, le=MAX_WIDTH)
     norm: Literal["batchnorm", "layernorm"] = "batchnorm"
     drop_prob: float = Field(default=0.1, ge=0, lt=1)
 
@@ -30,6 +31,10 @@ class SequentialModel(_Spec):
 
     @model_validator(mode="after")
     def _widths_chain(self) -> "SequentialModel":
+        depth = container_depth(self.layers)
+        if depth > MAX_MODEL_DEPTH:
+            raise spec_error("SequentialModel", [(("layers",), f"containers are nested more than "
+                             f"{MAX_MODEL_DEPTH} levels deep; flatten the stack", None)])
         trace = trace_stack(self.layers)
         issues = [(issue.loc, issue.message, None) for issue in trace.issues]
         if trace.width is None:

@@ -8,12 +8,13 @@ from .checkpoint import from_bytes as checkpoint_from_bytes
 from .checkpoint import to_bytes as checkpoint_to_bytes
 from .data import DatasetFetcher, TrainingData, check_fits_model, load_training_data
 from .errors import TrainingError
-from .inference import NonFiniteOutput, export_arrays, load_model, predict_arrays
+from .inference import (ModelCache, NonFiniteOutput, TrainedModel, export_arrays, load_model,
+                        predict_arrays)
 from .loop import EpochDone, StepDone, TrainingRun, evaluate
 from .params import parameters_from_bytes, parameters_to_bytes
 
 __all__ = ["Checkpoint", "DatasetFetcher", "EpochDone", "StepDone", "TrainingData", "TrainingError",
-           "NonFiniteOutput", "TrainingRun", "build_model", "build_optimizer", "check_fits_model", "checkpoint_from_bytes",
+           "ModelCache", "NonFiniteOutput", "TrainedModel", "TrainingRun", "build_model", "build_optimizer", "check_fits_model", "checkpoint_from_bytes",
            "checkpoint_to_bytes", "evaluate", "export_arrays", "load_model", "load_training_data",
            "parameter_count", "parameters_from_bytes", "parameters_to_bytes", "predict_arrays", "prepare_run"]
 

@@ -14,7 +14,7 @@ from .checkpoint import Checkpoint
 from .data import TrainingData
 from .errors import TrainingError
 
-EVAL_BATCH = 1024  # rows per forward pass when evaluating (eval mode: rows are independent)
+EVAL_BATCH = 1024  # default rows per forward pass when evaluating (eval mode: rows are independent)
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,7 @@ class TrainingRun:
         self.rng_live = False  # True once events() installed rng_state into np.random
         self.optimizer = build_optimizer(spec["optimizer"], self.model.parameters())
         self.loss_fn = nn.SoftmaxLoss()
+        self.eval_chunk = EVAL_BATCH  # workers size it to their memory budget (specs.cost)
         self.epoch, self.batch, self.step = 0, 0, 0
         self.order: np.ndarray | None = None
         self.acc = _fresh_accumulators()
@@ -145,7 +146,7 @@ class TrainingRun:
         """Validation loss and error in eval mode (None without validation data)."""
         if self.data.x_val is None:
             return {"val_loss": None, "val_error": None}
-        loss, error = evaluate(self.model, self.data.x_val, self.data.y_val)
+        loss, error = evaluate(self.model, self.data.x_val, self.data.y_val, self.eval_chunk)
         self.model.train()
         return {"val_loss": loss, "val_error": error}
 
@@ -190,15 +191,17 @@ def _fresh_accumulators() -> dict[str, float | int]:
     return {"loss_sum": 0.0, "errors": 0, "seen": 0}
 
 
-def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean loss, error rate) of model on (x, y) in eval mode, without building a graph."""
+def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray,
+             chunk: int = EVAL_BATCH) -> tuple[float, float]:
+    """(mean loss, error rate) of model on (x, y) in eval mode, without building a graph,
+    `chunk` rows per forward pass."""
     model.eval()
     loss_fn = nn.SoftmaxLoss()
     loss_sum, errors = 0.0, 0
     with ndl.no_grad():
-        for start in range(0, len(y), EVAL_BATCH):
-            labels = y[start:start + EVAL_BATCH]
-            logits = model(ndl.Tensor(x[start:start + EVAL_BATCH], dtype="float32", requires_grad=False))
+        for start in range(0, len(y), chunk):
+            labels = y[start:start + chunk]
+            logits = model(ndl.Tensor(x[start:start + chunk], dtype="float32", requires_grad=False))
             loss = loss_fn(logits, ndl.Tensor(labels, dtype="int64", requires_grad=False))
             loss_sum += float(loss.numpy()) * len(labels)
             errors += int(np.sum(logits.numpy().argmax(axis=1) != labels))

@@ -1,19 +1,21 @@
 """Upload, list, inspect and delete datasets (jobs refer to them as {"type": "dataset", "id"})."""
-import json
-
 import numpy as np
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 
 from ..deps import SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import DATASET_JSON_EXAMPLE
+from ..json_body import parse_json
+from ..params import DatasetId
+from ...specs import Name
 from ..schemas import DatasetCreate, DatasetOut
 from ..uploads import BadUpload, PreparedDataset, arrays_from_npz, prepare_dataset
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"])
+NAME = TypeAdapter(Name)
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
@@ -30,11 +32,12 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
              responses={413: {"description": "Upload too large"},
                         415: {"description": "Neither multipart/form-data nor JSON"},
                         422: {"description": "Malformed dataset"}})
-async def create_dataset(request: Request, response: Response, store: StoreDep) -> DatasetOut:
+async def create_dataset(request: Request, response: Response, store: StoreDep,
+                         settings: SettingsDep) -> DatasetOut:
     """Multipart with an .npz `file` (and optional `name`), or JSON {"name", "x", "y"}."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
-        name, prepared = await _from_multipart(request)
+        name, prepared = await _from_multipart(request, settings.max_upload_bytes)
     elif content_type.startswith("application/json"):
         name, prepared = await _from_json(request)
     else:
@@ -54,20 +57,20 @@ def list_datasets(store: StoreDep) -> list[DatasetOut]:
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="Get a dataset's metadata",
             responses={404: {"description": "Unknown dataset"}})
-def get_dataset(dataset_id: str, store: StoreDep) -> DatasetOut:
+def get_dataset(dataset_id: DatasetId, store: StoreDep) -> DatasetOut:
     """Rows, features, classes and size."""
     return DatasetOut.from_dataset(store.get_dataset(dataset_id))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a dataset", responses={404: {"description": "Unknown dataset"}})
-def delete_dataset(dataset_id: str, store: StoreDep) -> Response:
+def delete_dataset(dataset_id: DatasetId, store: StoreDep) -> Response:
     """Remove it; jobs still queued on it fail with a clear message."""
     store.delete_dataset(dataset_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-async def _from_multipart(request: Request) -> tuple[str | None, PreparedDataset]:
+async def _from_multipart(request: Request, max_inflated: int) -> tuple[str | None, PreparedDataset]:
     async with request.form(max_files=1, max_fields=10) as form:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
@@ -75,26 +78,31 @@ async def _from_multipart(request: Request) -> tuple[str | None, PreparedDataset
                                      ".npz archive is required", None)])
         data = await upload.read()
         name = form.get("name") or upload.filename
-    return (str(name)[:200] if name else None), await _prepare(("body", "file"), data=data)
+    return _checked_name(name), await _prepare(("body", "file"), data=data,
+                                               max_inflated=max_inflated)
+
+
+def _checked_name(name) -> str | None:
+    """A multipart name (or file name) as the JSON route would accept it, else a 422."""
+    if not name:
+        return None
+    try:
+        return NAME.validate_python(str(name)[:200])
+    except ValidationError as exc:
+        raise validation_error([(("body", "name"), exc.errors()[0]["msg"], None)]) from None
 
 
 async def _from_json(request: Request) -> tuple[str | None, PreparedDataset]:
-    try:
-        payload = DatasetCreate.model_validate(json.loads(await request.body()))
-    except ValidationError as exc:
-        raise validation_error([(("body", *e["loc"]), e["msg"], None) for e in exc.errors()]) \
-            from None
-    except ValueError as exc:  # not JSON, or not UTF-8
-        raise validation_error([(("body",), f"invalid JSON: {exc}", None)]) from None
-    x = np.asarray(payload.x, dtype=np.float64)  # (N, F)
-    y = np.asarray(payload.y, dtype=np.int64)    # (N,)
-    return payload.name, await _prepare(("body",), x=x, y=y)
+    payload = await parse_json(request, DatasetCreate)  # off the event loop, 422s under "body"
+    return payload.name, await _prepare(("body",), x=payload.x, y=payload.y)
 
 
-async def _prepare(loc: tuple, *, data: bytes | None = None, x=None, y=None) -> PreparedDataset:
+async def _prepare(loc: tuple, *, data: bytes | None = None, x=None, y=None,
+                   max_inflated: int = 0) -> PreparedDataset:
     """Parse and check off the event loop; a bad upload is a 422 at `loc`."""
     def work() -> PreparedDataset:
-        arrays = arrays_from_npz(data) if data is not None else (x, y)
+        arrays = arrays_from_npz(data, max_inflated) if data is not None else (
+            np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64))  # (N, F), (N,)
         return prepare_dataset(*arrays)
     try:
         return await run_in_threadpool(work)

@@ -1,14 +1,17 @@
 """Submit, list, inspect, cancel and delete training jobs."""
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Query, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from ...jobs import Status
 from ...specs import JobSpec
-from ..deps import SettingsDep, StoreDep, quick_read
+from ..deps import ModelCacheDep, SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..examples import JOB_EXAMPLES
+from ..json_body import json_body, parse_json
+from ..params import IdempotencyKey, JobCursor, JobId
 from ..schemas import JobOut, JobPage, JobSummary
 from ..submission import plan_submission
 
@@ -19,15 +22,23 @@ ERRORS = {404: {"description": "Unknown job"},
 
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,
              summary="Submit a training job",
+             openapi_extra=json_body(JobSpec, JOB_EXAMPLES),
              responses={200: {"model": JobOut, "description": "Idempotent replay: the job this "
                               "Idempotency-Key already created"},
                         409: {"description": "Idempotency-Key reused with a different body"},
                         413: {"description": "Body too large"},
-                        422: {"description": "Invalid spec; `loc` names the field"}})
-def submit_job(spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)],
-               response: Response, settings: SettingsDep, store: StoreDep,
-               idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> JobOut:
-    """Validate the spec (shapes, data, server caps), then queue it for a worker."""
+                        415: {"description": "The body is not application/json"},
+                        422: {"description": "Invalid spec (or over a cost bound); `loc` names "
+                              "the field"}})
+async def submit_job(request: Request, response: Response, settings: SettingsDep, store: StoreDep,
+                     idempotency_key: IdempotencyKey = None) -> JobOut:
+    """Validate the spec (shapes, data, server caps, cost bounds), then queue it for a worker.
+    Parsing, planning and the insert run off the event loop."""
+    spec = await parse_json(request, JobSpec)
+    return await run_in_threadpool(_queue, spec, response, settings, store, idempotency_key)
+
+
+def _queue(spec: JobSpec, response: Response, settings, store, idempotency_key) -> JobOut:
     plan = plan_submission(spec, settings, store)
     job, created = store.create_job(plan.spec, param_count=plan.param_count, epochs=plan.epochs,
                                     steps=plan.steps, idempotency_key=idempotency_key,
@@ -40,7 +51,7 @@ def submit_job(spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)],
 @router.get("", response_model=JobPage, summary="List jobs, newest first")
 def list_jobs(store: StoreDep, status_filter: Annotated[Status | None, Query(alias="status")] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
+              cursor: JobCursor = None) -> JobPage:
     """One page of jobs (filtered before the limit); follow next_cursor for more."""
     try:
         jobs, next_cursor = store.list_jobs(status=status_filter, limit=limit, cursor=cursor)
@@ -50,7 +61,7 @@ def list_jobs(store: StoreDep, status_filter: Annotated[Status | None, Query(ali
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=ERRORS)
-async def get_job(job_id: str, store: StoreDep) -> JobOut:
+async def get_job(job_id: JobId, store: StoreDep) -> JobOut:
     """Status, progress, timestamps, final metrics, error and spec. Cheap to poll whatever the
     job's size: inline data sources show `n_rows` and `n_features` instead of their `x`/`y`
     arrays (GET /v1/jobs/{id}/spec has them)."""
@@ -63,14 +74,14 @@ async def get_job(job_id: str, store: StoreDep) -> JobOut:
                              "content": {"application/json": {"schema": {
                                  "$ref": "#/components/schemas/JobSpec"}}}},
                        404: ERRORS[404]})
-def get_job_spec(job_id: str, store: StoreDep) -> JSONResponse:
+def get_job_spec(job_id: JobId, store: StoreDep) -> JSONResponse:
     """The job's normalised spec exactly as it was accepted (defaults filled in, inline `x`/`y`
     arrays included; these can be megabytes, so job responses leave them out)."""
     return JSONResponse(store.get_job(job_id, with_spec=True).spec)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job", responses=ERRORS)
-def cancel_job(job_id: str, store: StoreDep) -> JobOut:
+def cancel_job(job_id: JobId, store: StoreDep) -> JobOut:
     """A queued job is cancelled at once; a running one stops at its next step (metrics kept).
     409 when the job has already ended."""
     return JobOut.from_job(store.request_cancel(job_id))
@@ -78,7 +89,8 @@ def cancel_job(job_id: str, store: StoreDep) -> JobOut:
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a finished job", responses=ERRORS)
-def delete_job(job_id: str, store: StoreDep) -> Response:
+def delete_job(job_id: JobId, store: StoreDep, cache: ModelCacheDep) -> Response:
     """Remove a job that has ended, with its metrics and parameters (409 while it is active)."""
     store.delete_job(job_id)
+    cache.discard(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -2,17 +2,20 @@
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, HTTPException, Query, Response
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter
 
 from ...jobs import Job, JobStore
 from ...jobs.results import export_parameters
 from ...jobs.results import NonFiniteOutput
-from ...jobs.results import predict as run_model
 from ...specs import ModelSpec, model_widths
-from ..deps import SettingsDep, StoreDep
+from ...specs.cost import EVAL_BYTES_PER_ACTIVATION, model_cost
+from ..deps import ModelCacheDep, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import PREDICT_EXAMPLES
+from ..json_body import json_body, parse_json
+from ..params import JobId, MetricsAfter
 from ..schemas import MetricPointOut, MetricsPage, Prediction, PredictRequest
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["results"])
@@ -24,7 +27,7 @@ EXTENSIONS = {"json": "json", "safetensors": "safetensors", "npz": "npz"}
 
 @router.get("/metrics", response_model=MetricsPage, summary="Training metrics",
             responses={404: {"description": "Unknown job"}})
-def get_metrics(job_id: str, store: StoreDep, after: Annotated[int, Query(ge=0)] = 0,
+def get_metrics(job_id: JobId, store: StoreDep, after: MetricsAfter = 0,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> MetricsPage:
     """Step points ({"loss"}) and epoch points (train/val loss and error) with seq > after."""
     points = store.get_metrics(job_id, after=after, limit=limit)
@@ -37,7 +40,7 @@ def get_metrics(job_id: str, store: StoreDep, after: Annotated[int, Query(ge=0)]
                              "or npz (no pickle)",
                              "content": {"application/json": {}, "application/octet-stream": {}}},
                        **NO_PARAMETERS})
-def get_parameters(job_id: str, store: StoreDep,
+def get_parameters(job_id: JobId, store: StoreDep,
                    fmt: Annotated[Literal["json", "safetensors", "npz"], Query(alias="format")]
                    = "json",
                    layout: Literal["needle", "torch"] = "needle") -> Response:
@@ -51,26 +54,59 @@ def get_parameters(job_id: str, store: StoreDep,
 
 
 @router.post("/predict", response_model=Prediction, summary="Classify rows with a trained model",
-             responses={**NO_PARAMETERS, 422: {"description": "Wrong width or non-finite input"}})
-def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)],
-            store: StoreDep, settings: SettingsDep) -> Prediction:
-    """Run the trained model in eval mode (BatchNorm uses its running statistics)."""
-    job, parameters = _trained(store, job_id)
-    model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
-    in_width, _ = model_widths(MODEL_ADAPTER.validate_python(model_spec))
-    if len(request.x) > settings.max_inline_rows:
-        raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "
-                                 "request", None)])
-    if len(request.x[0]) != in_width:
-        raise validation_error([(("body", "x", 0), f"rows have {len(request.x[0])} features but "
-                                 f"the model expects {in_width}", None)])
-    x = np.asarray(request.x, dtype=np.float32)  # (N, in_width)
+             openapi_extra=json_body(PredictRequest, PREDICT_EXAMPLES),
+             responses={**NO_PARAMETERS, 413: {"description": "Body too large"},
+                        415: {"description": "The body is not application/json"},
+                        422: {"description": "Wrong width, non-finite input, or more rows than "
+                              "the server's prediction budget"}})
+async def predict(job_id: JobId, request: Request, store: StoreDep, settings: SettingsDep,
+                  cache: ModelCacheDep) -> Prediction:
+    """Run the trained model in eval mode (BatchNorm uses its running statistics). Parsing,
+    the model (built once per job, then cached) and the forward passes run off the event loop,
+    in chunks sized to the server's prediction memory budget."""
+    body = await parse_json(request, PredictRequest)
+    return await run_in_threadpool(_predict, job_id, body.x, store, settings, cache)
+
+
+def _predict(job_id: str, rows: list, store: JobStore, settings, cache) -> Prediction:
+    job = store.get_job(job_id, with_spec=False)
+    if not job.has_parameters:
+        raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
+    model_spec = job.brief["model"]  # brief: the model part is never elided
+    in_width, classes = model_widths(MODEL_ADAPTER.validate_python(model_spec))
+    cost = model_cost(model_spec, in_width)
+    _check_predict_size(len(rows), len(rows[0]), in_width, classes, settings)
+    x = np.asarray(rows, dtype=np.float32)  # (N, in_width)
     if not np.isfinite(x).all():
         raise validation_error([(("body", "x"), "values overflow float32", None)])
+    model = cache.get(job.id, lambda: _parameters(store, job))
+    chunk = max(1, settings.predict_memory_bytes // (cost.widest * EVAL_BYTES_PER_ACTIVATION))
     try:
-        return Prediction(**run_model(job, parameters, x))
+        return Prediction(**model.predict(x, chunk))
     except NonFiniteOutput as exc:
         raise validation_error([(("body", "x", exc.rows[0]), str(exc), None)]) from None
+
+
+def _check_predict_size(n_rows: int, width: int, in_width: int, classes: int, settings) -> None:
+    if width != in_width:
+        raise validation_error([(("body", "x", 0), f"rows have {width} features but the model "
+                                 f"expects {in_width}", None)])
+    if n_rows > settings.max_inline_rows:
+        raise validation_error([(("body", "x"), f"{n_rows} rows; at most "
+                                 f"{settings.max_inline_rows} per request", None)])
+    if n_rows * classes > settings.max_predict_values:
+        raise validation_error([(("body", "x"), f"{n_rows} rows x {classes} outputs is "
+                                 f"{n_rows * classes} values, over this server's budget of "
+                                 f"{settings.max_predict_values} per request (by "
+                                 f"{n_rows * classes - settings.max_predict_values}); send at "
+                                 f"most {settings.max_predict_values // classes} rows", None)])
+
+
+def _parameters(store: JobStore, job: Job) -> bytes:
+    parameters = store.get_parameters(job.id)
+    if parameters is None:  # deleted between the two reads
+        raise HTTPException(409, f"job {job.id} has no parameters")
+    return parameters
 
 
 def _trained(store: JobStore, job_id: str) -> tuple[Job, bytes]:

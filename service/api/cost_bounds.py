@@ -1,0 +1,67 @@
+"""Cost bounds decided at submission: steps, total FLOPs, activation memory, model size and the
+runtime limit; each refusal is a 422 naming the bound and by how much the job exceeds it."""
+from ..settings import Settings
+from ..specs import JobSpec, model_widths
+from ..specs.cost import (EVAL_BYTES_PER_ACTIVATION, ModelCost, human_bytes, human_flops,
+                          model_cost, training_activation_bytes, training_flops)
+
+Issue = tuple[tuple, str, object]
+
+
+def cost_issues(spec: JobSpec, settings: Settings, *, steps: int, epochs: int, train_rows: int,
+                val_rows: int, parameters: int) -> list[Issue]:
+    """Every bound the planned job breaks (empty when it fits)."""
+    model = spec.model.model_dump(mode="json")
+    cost = model_cost(model, model_widths(spec.model)[0])
+    issues = _size_issues(cost, settings) + _memory_issues(spec, cost, settings)
+    runtime = spec.training.stopping.max_runtime_s
+    if runtime is not None and runtime > settings.max_runtime_s:
+        issues.append((("body", "training", "stopping", "max_runtime_s"), f"at most "
+                       f"{settings.max_runtime_s:g} s are allowed (asked {runtime:g} s)", runtime))
+    if steps > settings.max_job_steps:
+        over = steps / settings.max_job_steps
+        issues.append((("body", "training"), f"the job plans {steps} optimizer steps; this "
+                       f"server runs at most {settings.max_job_steps} per job ({over:.3g}x over): "
+                       "lower epochs, raise batch_size or set stopping.max_steps", steps))
+    flops = training_flops(cost, steps=steps, batch_size=spec.training.batch_size,
+                           train_rows=train_rows, epochs=epochs, val_rows=val_rows,
+                           parameters=parameters)
+    if flops > settings.max_job_flops:
+        issues.append((("body", "training"), f"the job needs an estimated {human_flops(flops)} "
+                       f"({steps} steps of {human_flops(flops / max(steps, 1))} each, evaluation "
+                       f"included), over this server's cap of {human_flops(settings.max_job_flops)}"
+                       f" by {flops / settings.max_job_flops:.3g}x", None))
+    return issues
+
+
+def _size_issues(cost: ModelCost, settings: Settings) -> list[Issue]:
+    if cost.modules <= settings.max_modules:
+        return []
+    return [(("body", "model"), f"the model has {cost.modules} modules; this server accepts at "
+             f"most {settings.max_modules} (by {cost.modules - settings.max_modules})", None)]
+
+
+def _memory_issues(spec: JobSpec, cost: ModelCost, settings: Settings) -> list[Issue]:
+    budget = settings.worker_memory_bytes
+    issues = []
+    train = training_activation_bytes(cost, spec.training.batch_size)
+    if train > budget:
+        largest = max(1, spec.training.batch_size * budget // train)
+        issues.append((("body", "training", "batch_size"), f"a training step needs an estimated "
+                       f"{human_bytes(train)} of activations, over the per-worker budget of "
+                       f"{human_bytes(budget)} by {human_bytes(train - budget)}; batch_size "
+                       f"{largest} or a narrower model would fit", spec.training.batch_size))
+    one_row = cost.widest * EVAL_BYTES_PER_ACTIVATION
+    if one_row > budget:
+        issues.append((("body", "model"), f"evaluating a single row needs an estimated "
+                       f"{human_bytes(one_row)} (widest layer {cost.widest}), over the per-worker "
+                       f"budget of {human_bytes(budget)}", None))
+    return issues
+
+
+def with_runtime_default(normalised: dict, settings: Settings) -> dict:
+    """The stored spec: a job that sets no max_runtime_s gets the server's default, visibly."""
+    stopping = normalised["training"].setdefault("stopping", {})
+    if stopping.get("max_runtime_s") is None:
+        stopping["max_runtime_s"] = settings.default_max_runtime_s
+    return normalised

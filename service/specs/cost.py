@@ -1,0 +1,171 @@
+"""What a model costs per row: one table of layer types drives the FLOP and memory estimates.
+
+Every layer type has one entry in LAYER_COSTS: a function (layer dict, input width) ->
+LayerCost(forward FLOPs per row, output width). Containers (sequential, residual) are walked
+here; a new layer type (h10's activations, h12b's convolutions) adds one entry and nothing else.
+The estimates bound a job at submission (total FLOPs, activation memory) and size the evaluation
+chunks workers use; they are deliberately simple upper-bound-ish counts, not a profiler.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Callable
+
+FLOAT_BYTES = 4            # everything trains in float32
+BACKWARD_FACTOR = 2        # a backward pass costs about twice the forward pass
+OPTIMIZER_FLOPS_PER_PARAMETER = 10   # Adam's update (moments, bias correction, decay) per scalar
+# Training keeps every layer's output for backward, plus a gradient of the same size.
+TRAIN_BYTES_PER_ACTIVATION = 2 * FLOAT_BYTES
+# Evaluation (no graph) holds a layer's input and output and a temporary or two at a time.
+EVAL_BYTES_PER_ACTIVATION = 3 * FLOAT_BYTES
+MAX_EVAL_CHUNK = 1024      # rows per evaluation forward pass when memory allows
+MAX_MODEL_DEPTH = 32       # nesting of sequential/residual containers
+
+
+@dataclass(frozen=True)
+class LayerCost:
+    """One layer on rows of width `width_in`: forward FLOPs per row and the output width."""
+
+    flops: int
+    width: int
+
+
+LayerCostFn = Callable[[dict[str, Any], int], LayerCost]
+
+
+def _linear(layer: dict, width: int) -> LayerCost:
+    out = layer["out_features"]
+    return LayerCost(2 * layer["in_features"] * out + (out if layer.get("bias", True) else 0), out)
+
+
+def _norm(layer: dict, width: int) -> LayerCost:
+    return LayerCost(8 * layer["dim"], layer["dim"])  # mean, var, normalise, scale, shift
+
+
+def _elementwise(flops_per_value: int) -> LayerCostFn:
+    return lambda layer, width: LayerCost(flops_per_value * width, width)
+
+
+LAYER_COSTS: dict[str, LayerCostFn] = {
+    "linear": _linear,
+    "batchnorm1d": _norm,
+    "layernorm1d": _norm,
+    "relu": _elementwise(1),
+    "dropout": _elementwise(2),      # draw a mask, multiply
+    "flatten": _elementwise(0),
+    "identity": _elementwise(0),
+}
+CONTAINERS = ("sequential", "residual")
+
+
+@dataclass(frozen=True)
+class ModelCost:
+    """Per-row figures of a whole model."""
+
+    flops: int               # forward FLOPs per row
+    activations: int         # values per row kept for backward (every layer's output)
+    widest: int              # widest activation (input included)
+    depth: int               # deepest container nesting (a flat stack is 1)
+    modules: int             # layers and containers, like needle's module tree
+
+
+def mlp_resnet_layers(model: dict) -> list[dict]:
+    """needle.models.MLPResNet as the equivalent sequential layer dicts."""
+    hidden, half = model.get("hidden_dim", 100), model.get("hidden_dim", 100) // 2
+    norm = "batchnorm1d" if model.get("norm", "batchnorm") == "batchnorm" else "layernorm1d"
+    block = {"type": "sequential", "layers": [
+        {"type": "residual", "layers": [
+            {"type": "linear", "in_features": hidden, "out_features": half},
+            {"type": norm, "dim": half}, {"type": "relu"}, {"type": "dropout"},
+            {"type": "linear", "in_features": half, "out_features": hidden},
+            {"type": norm, "dim": hidden}]},
+        {"type": "relu"}]}
+    return [{"type": "linear", "in_features": model["in_features"], "out_features": hidden},
+            {"type": "relu"}, *([block] * model.get("num_blocks", 3)),
+            {"type": "linear", "in_features": hidden, "out_features": model.get("num_classes", 10)}]
+
+
+def model_layers(model: dict) -> list[dict]:
+    """The model spec (a dict) as a list of layer dicts."""
+    return mlp_resnet_layers(model) if model["type"] == "mlp_resnet" else model["layers"]
+
+
+def model_cost(model: dict, in_width: int) -> ModelCost:
+    """Walk the model's layers on rows of `in_width` features."""
+    totals = {"flops": 0, "activations": 0, "widest": in_width, "depth": 1, "modules": 1}
+    _walk(model_layers(model), in_width, 1, totals)
+    return ModelCost(**totals)
+
+
+def _walk(layers: list[dict], width: int, depth: int, totals: dict) -> int:
+    totals["depth"] = max(totals["depth"], depth)
+    for layer in layers:
+        totals["modules"] += 1
+        kind = layer["type"]
+        if kind in CONTAINERS:
+            out = _walk(layer["layers"], width, depth + 1, totals)
+            if kind == "residual":
+                totals["flops"] += out       # the addition
+                totals["activations"] += out
+            width = out
+            continue
+        cost = LAYER_COSTS[kind](layer, width)
+        totals["flops"] += cost.flops
+        totals["activations"] += cost.width
+        totals["widest"] = max(totals["widest"], cost.width)
+        width = cost.width
+    return width
+
+
+def container_depth(layers: list, depth: int = 1) -> int:
+    """Nesting depth of pydantic layer specs (a flat stack is 1), stopping past the bound."""
+    deepest = depth
+    for layer in layers:
+        inner = getattr(layer, "layers", None)
+        if inner is not None and deepest <= MAX_MODEL_DEPTH:
+            deepest = max(deepest, container_depth(inner, depth + 1))
+    return deepest
+
+
+def training_flops(cost: ModelCost, *, steps: int, batch_size: int, train_rows: int,
+                   epochs: int, val_rows: int, parameters: int) -> int:
+    """Total FLOPs of a job: forward + backward per row of every step, the optimizer update per
+    step, and a forward pass over the validation rows at every epoch end."""
+    rows_trained = min(steps * batch_size, steps * max(train_rows, 1))
+    per_step = OPTIMIZER_FLOPS_PER_PARAMETER * parameters
+    return (rows_trained * cost.flops * (1 + BACKWARD_FACTOR) + steps * per_step
+            + epochs * val_rows * cost.flops)
+
+
+def training_activation_bytes(cost: ModelCost, batch_size: int) -> int:
+    """Memory of one training step's graph: every layer's output (and its gradient) per row."""
+    return batch_size * (cost.activations + cost.widest) * TRAIN_BYTES_PER_ACTIVATION
+
+
+def eval_rows_per_chunk(cost: ModelCost, budget_bytes: int) -> int:
+    """Rows per evaluation forward pass that fit in `budget_bytes` (at least 1, at most 1,024)."""
+    per_row = cost.widest * EVAL_BYTES_PER_ACTIVATION
+    return max(1, min(MAX_EVAL_CHUNK, budget_bytes // per_row))
+
+
+def eval_chunk_bytes(cost: ModelCost, rows: int) -> int:
+    """Memory of one evaluation forward pass over `rows` rows."""
+    return rows * cost.widest * EVAL_BYTES_PER_ACTIVATION
+
+
+def human_bytes(n: float) -> str:
+    """1536 -> '1.5 KiB'."""
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n} B"
+
+
+def human_flops(n: float) -> str:
+    """3.2e12 -> '3.2 TFLOP'."""
+    if n < 1e3:
+        return f"{n:.0f} FLOP"
+    exponent = min(int(math.log10(n) // 3), 6)
+    return f"{n / 10 ** (3 * exponent):.1f} {' KMGTPE'[exponent]}FLOP"
