@@ -70,6 +70,14 @@ def child_stats(parent_pid: int) -> dict[int, list[str]]:
     return children
 
 
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process now (VmRSS from /proc/PID/status)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise AssertionError(f"no VmRSS for process {pid}")
+
+
 def terminate(processes: Iterable[subprocess.Popen], timeout: float) -> None:
     """Graceful shutdown (SIGTERM to all at once, as an operator would do); SIGKILL whoever is
     still alive after timeout seconds."""
@@ -110,6 +118,10 @@ class Server:
     def log(self) -> str:
         """The tail of the server's output (for assertion messages)."""
         return self.log_path.read_text(errors="replace")[-4000:]
+
+    def rss(self) -> int:
+        """The API process's resident memory in bytes (workers not included)."""
+        return rss_bytes(self.process.pid)
 
     def worker_pids(self) -> list[int]:
         """PIDs of this server's child processes (its workers), read from /proc."""
