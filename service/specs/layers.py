@@ -12,7 +12,7 @@ class _Spec(BaseModel):
     """Base for every spec: unknown fields are an error, not silently dropped."""
 
     # NaN and infinity are never a meaningful setting (JSON `Infinity` or `1e999` would parse)
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 class LinearLayer(_Spec):

@@ -9,6 +9,7 @@ from ..deps import SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import DATASET_JSON_EXAMPLE
 from ..json_body import parse_json
+from ..links import DATASET_LINKS
 from ..params import DatasetId
 from ...specs import Name
 from ..schemas import DatasetCreate, DatasetOut
@@ -29,7 +30,8 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
              summary="Upload a dataset", openapi_extra=UPLOAD_BODY,
-             responses={413: {"description": "Upload too large"},
+             responses={201: {"description": "Stored", "links": DATASET_LINKS},
+                        413: {"description": "Upload too large"},
                         415: {"description": "Neither multipart/form-data nor JSON"},
                         422: {"description": "Malformed dataset"}})
 async def create_dataset(request: Request, response: Response, store: StoreDep,

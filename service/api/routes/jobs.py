@@ -11,6 +11,7 @@ from ..deps import ModelCacheDep, SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..examples import JOB_EXAMPLES
 from ..json_body import json_body, parse_json
+from ..links import JOB_LINKS
 from ..params import IdempotencyKey, JobCursor, JobId
 from ..schemas import JobOut, JobPage, JobSummary
 from ..submission import plan_submission
@@ -23,8 +24,9 @@ ERRORS = {404: {"description": "Unknown job"},
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=JobOut,
              summary="Submit a training job",
              openapi_extra=json_body(JobSpec, JOB_EXAMPLES),
-             responses={200: {"model": JobOut, "description": "Idempotent replay: the job this "
-                              "Idempotency-Key already created"},
+             responses={202: {"description": "Queued", "links": JOB_LINKS},
+                        200: {"model": JobOut, "description": "Idempotent replay: the job this "
+                              "Idempotency-Key already created", "links": JOB_LINKS},
                         409: {"description": "Idempotency-Key reused with a different body"},
                         413: {"description": "Body too large"},
                         415: {"description": "The body is not application/json"},
