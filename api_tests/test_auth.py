@@ -157,3 +157,16 @@ def test_serve_refuses_to_start_on_all_interfaces_without_a_key(tmp_path):
                            "0"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert "needle-service keys create" in done.stderr and "--admin" in done.stderr
+
+
+def test_an_admin_key_from_the_environment_is_created_at_start(tmp_path):
+    token = "a-deployment-secret-of-at-least-32-characters"
+    server = Server(tmp_path, workers=0, env={**AUTH_ENV, "NEEDLE_ADMIN_KEY": token}).start()
+    try:
+        _assert_unauthorized(server.client.get("/v1/jobs"))
+        with server.client_for(token) as admin:
+            assert admin.get("/v1/jobs").status_code == 200
+            assert admin.post("/v1/jobs", json=spirals()).json()["tenant"] == "admin"
+        assert "env-admin-" in server.keys_command("list").stdout
+    finally:
+        server.stop()

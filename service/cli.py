@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from .api import create_app
     settings = settings_from(args, SERVE_OPTIONS)
-    refusal = _missing_keys(settings)
+    refusal = _prepare_keys(settings)
     if refusal:
         print(refusal, file=sys.stderr)
         return 2
@@ -76,15 +76,19 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _missing_keys(settings) -> str | None:
-    """Why serving must not start: auth is required but the store holds no active key."""
+def _prepare_keys(settings) -> str | None:
+    """Create the NEEDLE_ADMIN_KEY key if it is set; then, if auth is required but the store
+    holds no active key, why serving must not start."""
     from .api.auth import auth_required
-    if not auth_required(settings):
+    if not auth_required(settings) and settings.admin_key is None:
         return None
     from .jobs.backends import open_store
+    from .jobs.keys import ensure_admin_key
     store = open_store(settings)
     try:
-        if any(key.active for key in store.list_keys()):
+        if settings.admin_key is not None:
+            ensure_admin_key(store, settings.admin_key.get_secret_value())
+        if not auth_required(settings) or any(key.active for key in store.list_keys()):
             return None
     finally:
         store.close()

@@ -3,7 +3,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -29,6 +29,9 @@ class Settings(BaseSettings):
     public_readyz: bool = True            # /readyz without a key (probes); False: key needed
     public_docs: bool = True              # /docs, /redoc, /openapi.json without a key
     public_metrics: bool = False          # /metrics without a key
+    admin_key: SecretStr | None = Field(
+        default=None, min_length=32, description="An admin API key `serve` makes sure exists "
+        "(as `env-admin-<hash prefix>`), e.g. from a container's environment.")
     auth_cache_seconds: float = Field(default=5.0, ge=0, description="How long an API process "
                                       "trusts a key lookup (a revocation takes this long to bite).")
 
