@@ -11,7 +11,7 @@ from ...jobs.results import export_parameters
 from ...jobs.results import NonFiniteOutput
 from ...specs import ModelSpec, model_widths
 from ...specs.cost import EVAL_BYTES_PER_ACTIVATION, model_cost
-from ..deps import ModelCacheDep, SettingsDep, StoreDep
+from ..deps import CurrentPrincipal, ModelCacheDep, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import PREDICT_EXAMPLES
 from ..json_body import json_body, parse_json
@@ -27,10 +27,11 @@ EXTENSIONS = {"json": "json", "safetensors": "safetensors", "npz": "npz"}
 
 @router.get("/metrics", response_model=MetricsPage, summary="Training metrics",
             responses={404: {"description": "Unknown job"}})
-def get_metrics(job_id: JobId, store: StoreDep, after: MetricsAfter = 0,
+def get_metrics(job_id: JobId, store: StoreDep, principal: CurrentPrincipal,
+                after: MetricsAfter = 0,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> MetricsPage:
     """Step points ({"loss"}) and epoch points (train/val loss and error) with seq > after."""
-    points = store.get_metrics(job_id, after=after, limit=limit)
+    points = store.get_metrics(job_id, after=after, limit=limit, tenant=principal.tenant_filter)
     return MetricsPage(points=[MetricPointOut.from_point(p) for p in points],
                        next_after=points[-1].seq if points else after)
 
@@ -40,13 +41,13 @@ def get_metrics(job_id: JobId, store: StoreDep, after: MetricsAfter = 0,
                              "or npz (no pickle)",
                              "content": {"application/json": {}, "application/octet-stream": {}}},
                        **NO_PARAMETERS})
-def get_parameters(job_id: JobId, store: StoreDep,
+def get_parameters(job_id: JobId, store: StoreDep, principal: CurrentPrincipal,
                    fmt: Annotated[Literal["json", "safetensors", "npz"], Query(alias="format")]
                    = "json",
                    layout: Literal["needle", "torch"] = "needle") -> Response:
     """The model's state: needle layout (Linear weight (in, out)) or torch layout (loads into
     the equivalent torch.nn module with a strict load_state_dict)."""
-    job, parameters = _trained(store, job_id)
+    job, parameters = _trained(store, job_id, principal.tenant_filter)
     body, media_type = export_parameters(job, parameters, fmt, layout)
     filename = f"{job.id}-{layout}.{EXTENSIONS[fmt]}"
     return Response(content=body, media_type=media_type,
@@ -60,16 +61,18 @@ def get_parameters(job_id: JobId, store: StoreDep,
                         422: {"description": "Wrong width, non-finite input, or more rows than "
                               "the server's prediction budget"}})
 async def predict(job_id: JobId, request: Request, store: StoreDep, settings: SettingsDep,
-                  cache: ModelCacheDep) -> Prediction:
+                  cache: ModelCacheDep, principal: CurrentPrincipal) -> Prediction:
     """Run the trained model in eval mode (BatchNorm uses its running statistics). Parsing,
     the model (built once per job, then cached) and the forward passes run off the event loop,
     in chunks sized to the server's prediction memory budget."""
     body = await parse_json(request, PredictRequest)
-    return await run_in_threadpool(_predict, job_id, body.x, store, settings, cache)
+    return await run_in_threadpool(_predict, job_id, body.x, store, settings, cache,
+                                   principal.tenant_filter)
 
 
-def _predict(job_id: str, rows: list, store: JobStore, settings, cache) -> Prediction:
-    job = store.get_job(job_id, with_spec=False)
+def _predict(job_id: str, rows: list, store: JobStore, settings, cache,
+             tenant: str | None) -> Prediction:
+    job = store.get_job(job_id, with_spec=False, tenant=tenant)  # NotFound for another tenant's
     if not job.has_parameters:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
     model_spec = job.brief["model"]  # brief: the model part is never elided
@@ -103,15 +106,15 @@ def _check_predict_size(n_rows: int, width: int, in_width: int, classes: int, se
 
 
 def _parameters(store: JobStore, job: Job) -> bytes:
-    parameters = store.get_parameters(job.id)
+    parameters = store.get_parameters(job.id, tenant=job.tenant)
     if parameters is None:  # deleted between the two reads
         raise HTTPException(409, f"job {job.id} has no parameters")
     return parameters
 
 
-def _trained(store: JobStore, job_id: str) -> tuple[Job, bytes]:
-    job = store.get_job(job_id, with_spec=False)
-    parameters = store.get_parameters(job_id)
+def _trained(store: JobStore, job_id: str, tenant: str | None) -> tuple[Job, bytes]:
+    job = store.get_job(job_id, with_spec=False, tenant=tenant)  # NotFound for another tenant's
+    parameters = store.get_parameters(job_id, tenant=tenant)
     if parameters is None:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
     return job, parameters
