@@ -2,6 +2,7 @@
 status codes, zero schema violations (a bounded run; the README records a longer one)."""
 import os
 import re
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -39,10 +40,12 @@ def generated_cases(output: str) -> tuple[int, int]:
 def test_schemathesis_finds_nothing(tmp_path):
     if not SCHEMATHESIS.exists() and not os.environ.get("CI"):
         pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
-    server = Server(tmp_path / "data", workers=0).start()
+    key = secrets.token_hex(32)  # an admin key, with auth required as on an exposed server
+    server = Server(tmp_path / "data", workers=0,
+                    env={"NEEDLE_AUTH": "required", "NEEDLE_ADMIN_KEY": key}).start()
     try:
         code, output = run_schemathesis(str(server.client.base_url), tmp_path, examples=5,
-                                        seed=7, headers={})
+                                        seed=7, headers={"Authorization": f"Bearer {key}"})
     finally:
         server.stop()
     generated, passed = generated_cases(output)
