@@ -83,12 +83,16 @@ class ModelCache:
 
     def get(self, key: str, load_parameters: Callable[[], bytes]) -> TrainedModel:
         """The cached model for `key`, or build it from load_parameters() and keep it."""
+        return self.lookup(key, load_parameters)[0]
+
+    def lookup(self, key: str, load_parameters: Callable[[], bytes]) -> tuple[TrainedModel, bool]:
+        """(model, whether it came from the cache)."""
         with self._lock:
             model = self._models.get(key)
             if model is not None:
                 self._models.move_to_end(key)
                 self.hits += 1
-                return model
+                return model, True
             self.misses += 1
         model = TrainedModel(load_parameters())  # outside the lock: building can take seconds
         with self._lock:
@@ -96,7 +100,7 @@ class ModelCache:
                 self._models[key] = model
                 self._models.move_to_end(key)
                 self._evict()
-        return model
+        return model, False
 
     def discard(self, key: str) -> None:
         """Forget a model (its job was deleted)."""

@@ -56,22 +56,31 @@ def get_parameters(job_id: JobId, store: StoreDep, principal: CurrentPrincipal,
 
 @router.post("/predict", response_model=Prediction, summary="Classify rows with a trained model",
              openapi_extra=json_body(PredictRequest, PREDICT_EXAMPLES),
-             responses={**NO_PARAMETERS, 413: {"description": "Body too large"},
+             responses={200: {"description": "Outputs for every row", "headers": {
+                            "X-Model-Cache": {"description": "`hit` when the built model came "
+                                              "from the API's model cache, `miss` when it was "
+                                              "built for this request",
+                                              "schema": {"type": "string",
+                                                         "enum": ["hit", "miss"]}}}},
+                        **NO_PARAMETERS, 413: {"description": "Body too large"},
                         415: {"description": "The body is not application/json"},
                         422: {"description": "Wrong width, non-finite input, or more rows than "
                               "the server's prediction budget"}})
-async def predict(job_id: JobId, request: Request, store: StoreDep, settings: SettingsDep,
-                  cache: ModelCacheDep, principal: CurrentPrincipal) -> Prediction:
+async def predict(job_id: JobId, request: Request, response: Response, store: StoreDep,
+                  settings: SettingsDep, cache: ModelCacheDep,
+                  principal: CurrentPrincipal) -> Prediction:
     """Run the trained model in eval mode (BatchNorm uses its running statistics). Parsing,
     the model (built once per job, then cached) and the forward passes run off the event loop,
     in chunks sized to the server's prediction memory budget."""
     body = await parse_json(request, PredictRequest)
-    return await run_in_threadpool(_predict, job_id, body.x, store, settings, cache,
-                                   principal.tenant_filter)
+    prediction, cached = await run_in_threadpool(_predict, job_id, body.x, store, settings,
+                                                 cache, principal.tenant_filter)
+    response.headers["X-Model-Cache"] = "hit" if cached else "miss"
+    return prediction
 
 
 def _predict(job_id: str, rows: list, store: JobStore, settings, cache,
-             tenant: str | None) -> Prediction:
+             tenant: str | None) -> tuple[Prediction, bool]:
     job = store.get_job(job_id, with_spec=False, tenant=tenant)  # NotFound for another tenant's
     if not job.has_parameters:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
@@ -82,10 +91,10 @@ def _predict(job_id: str, rows: list, store: JobStore, settings, cache,
     x = np.asarray(rows, dtype=np.float32)  # (N, in_width)
     if not np.isfinite(x).all():
         raise validation_error([(("body", "x"), "values overflow float32", None)])
-    model = cache.get(job.id, lambda: _parameters(store, job))
+    model, cached = cache.lookup(job.id, lambda: _parameters(store, job))
     chunk = max(1, settings.predict_memory_bytes // (cost.widest * EVAL_BYTES_PER_ACTIVATION))
     try:
-        return Prediction(**model.predict(x, chunk))
+        return Prediction(**model.predict(x, chunk)), cached
     except NonFiniteOutput as exc:
         raise validation_error([(("body", "x", exc.rows[0]), str(exc), None)]) from None
 
