@@ -357,10 +357,6 @@ class PostgresStore(JobStore):
         """Re-queue (or fail, after max_attempts) running jobs whose lease ran out."""
         return self._run(lambda conn: self._expire(conn, max_attempts, "lease_expires_at < %(now)s"))
 
-    def requeue_running(self, max_attempts: int) -> int:
-        """Every running job lost its worker (embedded mode at start): expire them all now."""
-        return self._run(lambda conn: self._expire(conn, max_attempts, "TRUE"))
-
     @staticmethod
     def _expire(conn: psycopg.Connection, max_attempts: int, condition: str) -> int:
         params = {"now": time.time(), "max": max_attempts}

@@ -294,10 +294,6 @@ class SQLiteStore(JobStore):
         """Re-queue (or give up on) running jobs whose worker stopped renewing its lease."""
         return self._recover("lease_expires_at < ?", (time.time(),), max_attempts)
 
-    def requeue_running(self, max_attempts: int) -> int:
-        """Every running job lost its worker (embedded server restart)."""
-        return self._recover("1 = 1", (), max_attempts)
-
     def _recover(self, condition: str, args: tuple, max_attempts: int) -> int:
         now = time.time()
         base = f"WHERE status = 'running' AND {condition}"

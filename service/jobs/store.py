@@ -154,10 +154,6 @@ class JobStore(ABC):
         after N attempts") when attempt >= max_attempts. Returns how many were touched."""
 
     @abstractmethod
-    def requeue_running(self, max_attempts: int) -> int:
-        """Embedded mode at server start: every running job lost its worker; treat as expired now."""
-
-    @abstractmethod
     def heartbeat(self, lease: Lease, lease_seconds: float) -> LeaseState:
         """Renew the lease; report cancel requests and lost leases."""
 

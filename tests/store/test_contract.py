@@ -198,18 +198,15 @@ def test_heartbeat_extends_the_lease(store):
     assert store.expire_leases(max_attempts=3) == 0
 
 
-def test_requeue_running_treats_every_running_job_as_lost(store):
-    a, b, c = make_job(store), make_job(store), make_job(store)
-    store.claim("w1", 300)
-    store.claim("w2", 300)
-    assert store.requeue_running(max_attempts=1) == 2
-    assert store.get_job(a.id).status is Status.failed
-    assert store.get_job(b.id).status is Status.failed
-    assert store.get_job(c.id).status is Status.queued
-    make_job(store)
-    store.claim("w3", 300)
-    assert store.requeue_running(max_attempts=3) == 1
-    assert store.get_job(c.id).status is Status.queued
+def test_expiring_at_server_start_spares_live_leases(store):
+    # what a server start does: only leases that ran out go back to the queue, never the job
+    # of a worker that is still renewing (an external worker outliving an API restart)
+    live, expired = make_job(store), make_job(store)
+    store.claim("live-worker", 300)
+    store.claim("dead-worker", -1)
+    assert store.expire_leases(max_attempts=3) == 1
+    assert store.get_job(live.id).status is Status.running
+    assert store.get_job(expired.id).status is Status.queued
 
 
 def test_progress_is_recorded(store):
