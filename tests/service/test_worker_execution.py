@@ -180,3 +180,16 @@ def test_checks_are_throttled_for_fast_steps(store, settings):
     claimed = store.claim("w1", 5)
     assert JobExecution(counting, settings, claimed, "w1", lambda: False).run() == "succeeded"
     assert 1 <= len(checks) < 18 + 3  # at most one per step (plus epoch ends), at least the first
+
+
+def test_an_internal_error_gives_the_user_a_message_and_the_log_the_details(store, settings,
+                                                                              caplog):
+    # a stored spec the builders cannot handle stands in for any bug inside the worker
+    spec = {**JobSpec.model_validate(SMALL).model_dump(mode="json"),
+            "optimizer": {"type": "rmsprop-internal-secret", "lr": 0.1}}
+    job = store.create_job(spec, param_count=1, epochs=1, steps=1)[0]
+    assert execute(store, settings)[0] == "failed"
+    error = store.get_job(job.id).error
+    assert "internal error" in error and job.id in error
+    assert "rmsprop-internal-secret" not in error and "Error" not in error
+    assert "rmsprop-internal-secret" in caplog.text and "Traceback" in caplog.text
