@@ -170,3 +170,10 @@ def test_non_json_content_type_is_a_documented_415(api_only):
     assert response.status_code == 415
     documented = api_only.client.get("/openapi.json").json()["paths"]["/v1/jobs"]["post"]
     assert "415" in documented["responses"]
+
+
+def test_malformed_multipart_is_a_documented_422(api_only):
+    body = b"--b\r\n25552657921555--b--\r\n"
+    response = api_only.client.post("/v1/datasets", content=body,
+                                    headers={"content-type": "multipart/form-data; boundary=b"})
+    assert_clear_422(response, ["body"])

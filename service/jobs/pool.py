@@ -8,6 +8,8 @@ import threading
 import time
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from ..settings import Settings
 from .threads import blas_env
 
@@ -32,11 +34,13 @@ class WorkerPool:
         self._watcher: threading.Thread | None = None
 
     def worker_env(self) -> dict[str, str]:
-        """The parent's environment + every setting as NEEDLE_* + BLAS thread caps."""
+        """The parent's environment + every setting as NEEDLE_* + BLAS thread caps. Secrets
+        (the admin key) are left out: workers never need them, and str() of a SecretStr is a
+        mask that would fail the worker's own settings validation."""
         env = dict(os.environ)
         for name, value in self.settings.model_dump().items():
             key = f"NEEDLE_{name.upper()}"
-            if value is None:
+            if value is None or isinstance(value, SecretStr):
                 env.pop(key, None)
             else:
                 env[key] = str(value)

@@ -40,3 +40,14 @@ def test_pool_starts_restarts_and_stops_workers(tmp_path):
         pool.stop(timeout=10)
         store.close()
     assert pool.alive() == 0 and time.monotonic() - started < 10
+
+
+def test_workers_get_no_admin_key_and_their_settings_still_validate(tmp_path, monkeypatch):
+    key = "k" * 40
+    monkeypatch.setenv("NEEDLE_ADMIN_KEY", key)
+    env = WorkerPool(Settings(data_dir=tmp_path, workers=1)).worker_env()
+    assert "NEEDLE_ADMIN_KEY" not in env and key not in env.values()
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("NEEDLE_ADMIN_KEY")
+    assert Settings().admin_key is None  # a worker's settings parse (a masked key would not)

@@ -4,6 +4,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from fastapi.concurrency import run_in_threadpool
 from pydantic import TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
@@ -76,13 +77,22 @@ def delete_dataset(dataset_id: DatasetId, store: StoreDep, principal: CurrentPri
 
 
 async def _from_multipart(request: Request, max_inflated: int) -> tuple[str | None, PreparedDataset]:
-    async with request.form(max_files=1, max_fields=10) as form:
+    try:
+        form = await request.form(max_files=1, max_fields=10)
+    except StarletteHTTPException as exc:  # Starlette's 400: the body is not multipart at all
+        if exc.status_code != 400:
+            raise
+        raise validation_error([(("body",), f"not valid multipart/form-data: {exc.detail}",
+                                 None)]) from None
+    try:
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise validation_error([(("body", "file"), "a multipart field `file` holding an "
                                      ".npz archive is required", None)])
         data = await upload.read()
         name = form.get("name") or upload.filename
+    finally:
+        await form.close()
     return _checked_name(name), await _prepare(("body", "file"), data=data,
                                                max_inflated=max_inflated)
 
