@@ -23,12 +23,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..autograd import Tensor, TensorOp
+from ..autograd import ArrayGradientOp, Tensor, TensorOp
+from .ops_mathematic import _zeros
 
 __all__ = [
     "Linear", "linear", "BatchNormTrain", "batchnorm_train", "batchnorm_train_stats",
     "LayerNorm", "layernorm", "SoftmaxLoss", "softmax_loss", "Dropout", "dropout",
-    "ReLUDropout", "relu_dropout",
+    "ReLUDropout", "relu_dropout", "draw_dropout_mask",
 ]
 
 
@@ -72,8 +73,10 @@ def _mask_array(mask_scale, dtype):
     return mask.astype(dtype, copy=False)
 
 
-class Linear(TensorOp):
+class Linear(ArrayGradientOp):
     """x @ weight (+ bias) as one node."""
+
+    replayable = True
 
     def compute(self, x, weight, bias=None):
         out = x @ weight  # (..., out) fresh array
@@ -81,22 +84,18 @@ class Linear(TensorOp):
             out += bias  # (1, out) broadcast, in place
         return out
 
-    def gradient(self, out_grad, node):
-        x, weight = node.inputs[0], node.inputs[1]
-        g = out_grad.realize_cached_data()  # (..., out)
-        w = weight.realize_cached_data()  # (in, out)
+    def gradient_arrays(self, g, inputs, out, needs):
+        x, w = inputs[0], inputs[1]  # (..., in), (in, out)
         in_features, out_features = w.shape
-        x_data = x.realize_cached_data()
         if g.ndim != 2:  # leading batch axes: flatten them for the weight and bias gradients
-            g2d, x2d = g.reshape(-1, out_features), x_data.reshape(-1, in_features)  # (N, out), (N, in)
+            g2d, x2d = g.reshape(-1, out_features), x.reshape(-1, in_features)  # (N, out), (N, in)
         else:
-            g2d, x2d = g, x_data
-        grad_x = _const(g @ w.T) if x.requires_grad else None  # (..., in)
-        grad_w = _const(x2d.T @ g2d) if weight.requires_grad else None  # (in, out)
-        if len(node.inputs) == 2:
+            g2d, x2d = g, x
+        grad_x = g @ w.T if needs[0] else None  # (..., in)
+        grad_w = x2d.T @ g2d if needs[1] else None  # (in, out)
+        if len(inputs) == 2:
             return grad_x, grad_w
-        bias = node.inputs[2]
-        return grad_x, grad_w, (_const(_column_sum(g2d).reshape(bias.shape)) if bias.requires_grad else None)
+        return grad_x, grad_w, (_column_sum(g2d).reshape(inputs[2].shape) if needs[2] else None)
 
 
 def linear(x, weight, bias=None):
@@ -105,16 +104,33 @@ def linear(x, weight, bias=None):
     return Linear()(x, weight, bias)
 
 
-class BatchNormTrain(TensorOp):
-    """Batch normalisation with batch statistics over axis 0 (training mode).
+def draw_dropout_mask(shape, p, dtype):
+    """Inverted-dropout multiplier of `dtype`: keep with probability 1-p (course: randb), scaled 1/(1-p).
 
-    Keeps the centred input and 1/std rather than xhat: out = xc * (weight * inv_std) + bias and
-    the gradient both use xc directly, which saves a full-size pass in each direction.
+    Draws np.random.rand(*shape) from the global generator, the course's random stream.
+    """
+    keep = np.random.rand(*shape) <= 1 - p  # (...) bool
+    return np.multiply(keep, np.asarray(1.0 / (1 - p), dtype=dtype), dtype=dtype)  # one pass, no cast copy
+
+
+class BatchNormTrain(ArrayGradientOp):
+    """Batch normalisation with batch statistics over axis 0 (training mode), optionally fused with
+    the ReLU and the dropout that follow it in a block (one node, one pass fewer each way).
+
+    relu: apply max(., 0); drop_p: then inverted dropout with a mask drawn here (the course's
+    stream, at the point the Dropout module would draw it); on_stats(mean, var): called with the
+    batch statistics after each compute (BatchNorm1d updates its running averages there, so a
+    replayed step updates them too).
+    Keeps the centred input and weight/std rather than xhat: out = xc * (weight * inv_std) + bias
+    and the gradient both use xc directly, which saves a full-size pass in each direction.
     """
 
-    def __init__(self, eps=1e-5):
+    replayable = True
+
+    def __init__(self, eps=1e-5, relu=False, drop_p=None, on_stats=None):
         self.eps = float(eps)
-        self.mean = self.var = self.inv_std = self.centred = self.scale = None
+        self.relu, self.drop_p, self.on_stats = relu, drop_p, on_stats
+        self.mean = self.var = self.inv_std = self.centred = self.scale = self.mask = None
 
     def compute(self, x, weight, bias):
         self.mean = _column_mean(x)  # (D,)
@@ -125,29 +141,37 @@ class BatchNormTrain(TensorOp):
         self.scale = weight.reshape(-1) * self.inv_std  # (D,) weight / std, reused by the gradient
         out = centred * self.scale  # (N, D)
         out += bias.reshape(-1)
+        if self.relu:
+            np.maximum(out, _zeros(out.shape, out.dtype), out=out)
+        if self.drop_p is not None:
+            self.mask = draw_dropout_mask(out.shape, self.drop_p, out.dtype)  # (N, D)
+            out *= self.mask
+        if self.on_stats is not None:
+            self.on_stats(self.mean, self.var)
         return out
 
-    def gradient(self, out_grad, node):
-        x, weight, bias = node.inputs
-        g = out_grad.realize_cached_data()  # (N, D)
+    def gradient_arrays(self, g, inputs, out, needs):
+        weight, bias = inputs[1], inputs[2]
+        if self.drop_p is not None:
+            g = g * self.mask  # (N, D)
+        if self.relu:
+            g = np.multiply(g, out > 0, dtype=g.dtype)  # out > 0 exactly where relu (and the mask) pass
         grad_bias = _column_sum(g)  # (D,)
         grad_weight = _column_sum(g * self.centred) * self.inv_std  # (D,) = sum(g * xhat)
         grad_x = None
-        if x.requires_grad:
+        if needs[0]:
             # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
             # xhat = centred * inv_std; small (D,) factors first, then three full-size passes
             k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
             grad_x = g * self.scale  # (N, D)
             grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)
             grad_x -= k_over_n * grad_bias
-            grad_x = _const(grad_x)
-        return (grad_x,
-                _const(grad_weight.reshape(weight.shape)) if weight.requires_grad else None,
-                _const(grad_bias.reshape(bias.shape)) if bias.requires_grad else None)
+        return (grad_x, grad_weight.reshape(weight.shape) if needs[1] else None,
+                grad_bias.reshape(bias.shape) if needs[2] else None)
 
 
-def batchnorm_train(x, weight, bias, eps=1e-5):
-    return BatchNormTrain(eps)(x, weight, bias)
+def batchnorm_train(x, weight, bias, eps=1e-5, relu=False, drop_p=None, on_stats=None):
+    return BatchNormTrain(eps, relu, drop_p, on_stats)(x, weight, bias)
 
 
 def batchnorm_train_stats(x, weight, bias, eps=1e-5):
@@ -157,8 +181,10 @@ def batchnorm_train_stats(x, weight, bias, eps=1e-5):
     return out, op.mean, op.var
 
 
-class LayerNorm(TensorOp):
+class LayerNorm(ArrayGradientOp):
     """Normalise over the last axis, then scale and shift."""
+
+    replayable = True
 
     def __init__(self, eps=1e-5):
         self.eps = float(eps)
@@ -174,25 +200,22 @@ class LayerNorm(TensorOp):
         out += bias.reshape(-1)
         return out
 
-    def gradient(self, out_grad, node):
-        x, weight, bias = node.inputs
-        g = out_grad.realize_cached_data()  # (..., D)
+    def gradient_arrays(self, g, inputs, out, needs):
+        weight, bias = inputs[1], inputs[2]  # g: (..., D)
         dim = g.shape[-1]
-        grad_x = None
-        if x.requires_grad:
-            dxhat = g * weight.realize_cached_data().reshape(-1)  # (..., D)
+        grad_x = grad_weight = grad_bias = None
+        if needs[0]:
+            dxhat = g * weight.reshape(-1)  # (..., D)
             mean_dxhat = dxhat.sum(axis=-1, keepdims=True) * (1.0 / dim)  # (..., 1)
             mean_dxhat_xhat = np.einsum("...d,...d->...", dxhat, self.xhat)[..., None] / dim
             dxhat -= mean_dxhat
             dxhat -= self.xhat * mean_dxhat_xhat
             dxhat *= self.inv_std
-            grad_x = _const(dxhat)
-        grad_weight = grad_bias = None
-        if weight.requires_grad:
-            grad_weight = _const(np.einsum("nd,nd->d", g.reshape(-1, dim), self.xhat.reshape(-1, dim))
-                                 .reshape(weight.shape))
-        if bias.requires_grad:
-            grad_bias = _const(g.reshape(-1, dim).sum(axis=0).reshape(bias.shape))
+            grad_x = dxhat
+        if needs[1]:
+            grad_weight = np.einsum("nd,nd->d", g.reshape(-1, dim), self.xhat.reshape(-1, dim)).reshape(weight.shape)
+        if needs[2]:
+            grad_bias = g.reshape(-1, dim).sum(axis=0).reshape(bias.shape)
         return grad_x, grad_weight, grad_bias
 
 

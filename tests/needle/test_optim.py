@@ -127,11 +127,11 @@ def test_state_dict_is_a_copy_and_load_checks_it():
     run(opt, params, gradient_sequence(params, steps=1))
     saved = opt.state_dict()
     assert saved["step"] == 1 and sorted(saved["state"]) == [0, 1]
-    saved["state"][0]["m"][...] = 123.0
-    assert not np.any(opt.state[0]["m"] == 123.0)
+    saved["state"][0]["m_sum"][...] = 123.0
+    assert not np.any(opt.state[0]["m_sum"] == 123.0)
     with pytest.raises(ValueError):
         optim.Adam(params[:1]).load_state_dict(saved)
-    bad_shape = {"step": 1, "state": {0: {"m": np.zeros(5), "v": np.zeros(5)}}}
+    bad_shape = {"step": 1, "state": {0: {"m_sum": np.zeros(5), "v_sum": np.zeros(5)}}}
     with pytest.raises(ValueError):
         optim.Adam(params).load_state_dict(bad_shape)
     with pytest.raises(KeyError):

@@ -1,0 +1,293 @@
+"""Capture and replay of repeated identical module calls (training steps), transparently.
+
+The first outermost call `model(x)` of a capturable module runs define-by-run as always and records
+the ops it creates (in creation order) and the graph's backward order. A later call that is a
+repeat — same module structure and hyperparameters, same training flags, same input shapes, dtypes
+and requires_grad, same parameter shapes — replays the recorded ops on the new arrays instead of
+running the Python modules: no Tensors, no module calls, one graph node for the whole model, whose
+gradient runs the recorded backward on numpy arrays. Results are bit-identical to define-by-run
+(same kernels, same order, same random draws); anything that is not a repeat runs define-by-run.
+
+Capturable: every module in the tree opts in with `_static_forward = True` on its own class (its
+forward builds a graph that depends only on the things above; its side effects happen inside ops,
+e.g. BatchNorm's running statistics and dropout's mask draw), every op it creates is
+`replayable`, and every leaf it reads is the call's input or a parameter/buffer of the tree.
+Otherwise that module call (for that input signature) simply runs define-by-run. Structure and
+hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EPOCH`.
+"""
+import threading
+import weakref
+from contextlib import contextmanager
+
+from . import autograd
+from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
+
+ENABLED = True  # switch off with `disabled()` to compare against plain define-by-run
+MAX_TAPES_PER_MODULE = 4  # input signatures kept per module (e.g. full and last partial batch)
+EPOCH = 0  # bumped whenever any Module attribute is set
+
+
+def bump_epoch():
+    """Note that some module's structure or hyperparameters may have changed."""
+    global EPOCH
+    EPOCH += 1
+
+
+@contextmanager
+def disabled():
+    """Run everything define-by-run inside the block (replay and recording off)."""
+    global ENABLED
+    previous, ENABLED = ENABLED, False
+    try:
+        yield
+    finally:
+        ENABLED = previous
+
+
+def module_call(module, args, kwargs):
+    """Module.__call__: the outermost call of a module may replay or record; all others run forward."""
+    if _GRAD_MODE.module_depth or kwargs or not ENABLED or not _GRAD_MODE.enabled or autograd.LAZY_MODE:
+        return module.forward(*args, **kwargs)
+    _GRAD_MODE.module_depth = 1
+    try:
+        return _outermost_call(module, args)
+    finally:
+        _GRAD_MODE.module_depth = 0
+
+
+class _Entry:
+    """Per module: the structural signature it was validated against and its tapes by input key."""
+
+    __slots__ = ("epoch", "signature", "modules", "tapes")
+
+    def __init__(self):
+        self.epoch, self.signature, self.modules, self.tapes = -1, None, (), {}
+
+
+_ENTRIES = weakref.WeakKeyDictionary()  # module -> _Entry
+_LOCK = threading.Lock()  # entries are shared between threads; replays themselves are not locked
+
+
+def _outermost_call(module, args):
+    entry = _valid_entry(module)
+    key = _input_key(args) if entry.signature is not None else None
+    if key is None:
+        return module.forward(*args)
+    tape = entry.tapes.get(key, _MISSING)
+    if tape is None:  # this signature was found not capturable
+        return module.forward(*args)
+    if tape is not _MISSING and tape.leaves_unchanged():
+        return tape.replay(args)
+    return _record(module, args, entry, key)
+
+
+_MISSING = object()
+
+
+def _valid_entry(module):
+    """The module's entry, revalidated (structure walked again) only when some module changed."""
+    entry = _ENTRIES.get(module)
+    if entry is None:
+        with _LOCK:
+            entry = _ENTRIES.setdefault(module, _Entry())
+    if entry.epoch != EPOCH:
+        epoch = EPOCH
+        signature, modules = _signature(module)
+        if signature != entry.signature:
+            entry.signature, entry.modules, entry.tapes = signature, modules, {}
+        entry.epoch = epoch
+    return entry
+
+
+def _signature(root):
+    """Structure, hyperparameters and training flags of the module tree, or (None, ()) if not static."""
+    from .nn import functional as F  # switch points: rebinding one changes what forward builds
+    from .nn.nn_basic import Module
+
+    modules = [root] + root._children()
+    parts = [tuple(id(fn) for fn in (F.linear, F.batchnorm_block, F.layernorm, F.random_dropout, F.add_relu))]
+    for m in modules:
+        if not type(m).__dict__.get("_static_forward"):
+            return None, ()
+        items = []
+        for name, value in m.__dict__.items():
+            if isinstance(value, (Value, Module)):
+                items.append((name, id(value)))
+            elif isinstance(value, tuple):
+                items.append((name, tuple(id(v) for v in value)))
+            elif value is None or isinstance(value, (bool, int, float, str)):
+                items.append((name, value))
+            else:  # lists, dicts, arrays...: could change without notice
+                return None, ()
+        parts.append((id(m), type(m), tuple(items)))
+    return tuple(parts), tuple(modules)  # the modules are kept alive so their ids stay theirs
+
+
+def _input_key(args):
+    """Shapes, dtypes and requires_grad of the call's Tensor arguments (None: not capturable)."""
+    key = []
+    for a in args:
+        if not isinstance(a, Tensor):
+            return None
+        data = a.cached_data
+        key.append((data.shape, data.dtype, a.requires_grad))
+    return tuple(key)
+
+
+def _record(module, args, entry, key):
+    """Run forward define-by-run while recording; keep a tape when the graph can be replayed."""
+    events = []
+    _GRAD_MODE.recording = events
+    try:
+        out = module.forward(*args)
+    finally:
+        _GRAD_MODE.recording = None
+    tape = _Tape.build(module, args, events, out)
+    if len(entry.tapes) >= MAX_TAPES_PER_MODULE and key not in entry.tapes:
+        entry.tapes.pop(next(iter(entry.tapes)))
+    entry.tapes[key] = tape
+    return out
+
+
+class _Tape:
+    """Recorded ops of one call: slots (arguments, leaves, op outputs), forward and backward order."""
+
+    @classmethod
+    def build(cls, module, args, events, out):
+        """A tape from the recorded (value, op, inputs) events, or None if it cannot be replayed."""
+        if not isinstance(out, Tensor) or not events:
+            return None
+        known_leaves = {id(t): t for t in _tree_tensors(module)}
+        slot_of = {id(a): i for i, a in enumerate(args)}
+        self = cls()
+        self.n_args = len(args)
+        self.leaves = []  # (slot, tensor, shape, dtype, requires_grad)
+        self.entries = []  # (op, input slots, output slot)
+        requires = [a.requires_grad for a in args]
+        for value, op, inputs in events:
+            if not type(op).__dict__.get("replayable") or not isinstance(value, Tensor):
+                return None
+            in_slots = []
+            for x in inputs:
+                slot = slot_of.get(id(x))
+                if slot is None:
+                    if id(x) not in known_leaves or x.op is not None:
+                        return None  # a constant made during forward, or a foreign tensor
+                    slot = slot_of[id(x)] = len(requires)
+                    data = x.cached_data
+                    self.leaves.append((slot, x, data.shape, data.dtype, x.requires_grad))
+                    requires.append(x.requires_grad)
+                in_slots.append(slot)
+            slot_of[id(value)] = len(requires)
+            requires.append(value.requires_grad)
+            self.entries.append((op, tuple(in_slots), slot_of[id(value)], bool(op.__dict__)))
+        if id(out) not in slot_of:
+            return None
+        self.out_slot = slot_of[id(out)]
+        self.requires = requires
+        self.input_slots = list(range(self.n_args)) + [leaf[0] for leaf in self.leaves]  # ReplayedCall's inputs
+        self.backward_order = _backward_order(out, events, slot_of)
+        self.last_arrays = [leaf[1].cached_data for leaf in self.leaves]
+        return self
+
+    def leaves_unchanged(self):
+        """True if every leaf still has its recorded shape, dtype and requires_grad."""
+        for index, (slot, tensor, shape, dtype, requires_grad) in enumerate(self.leaves):
+            data = tensor.cached_data
+            if data is not self.last_arrays[index]:
+                if data is None or data.shape != shape or data.dtype != dtype:
+                    return False
+                self.last_arrays[index] = data
+            if tensor.requires_grad != requires_grad:
+                return False
+        return True
+
+    def replay(self, args):
+        """Run the recorded ops on the arguments' and leaves' current arrays -> one output Tensor."""
+        arrays = [None] * len(self.requires)
+        for i, a in enumerate(args):
+            arrays[i] = a.cached_data
+        for slot, tensor, _, _, _ in self.leaves:
+            arrays[slot] = tensor.cached_data
+        ops = []
+        for op, in_slots, out_slot, stateful in self.entries:
+            if stateful:  # a fresh instance per replay: the op's saved state belongs to this step
+                op = _clone(op)
+            arrays[out_slot] = op.compute(*[arrays[i] for i in in_slots])
+            ops.append(op)
+        out = Tensor.make_const(arrays[self.out_slot])
+        inputs = tuple(args) + tuple(leaf[1] for leaf in self.leaves)
+        if self.requires[self.out_slot]:
+            out.requires_grad = True
+            out.op, out.inputs = ReplayedCall(self, arrays, ops), inputs
+        return out
+
+
+def _clone(op):
+    copy = object.__new__(type(op))
+    copy.__dict__.update(op.__dict__)
+    return copy
+
+
+def _tree_tensors(module):
+    """Every parameter and buffer of the module tree."""
+    from .nn.state import named_tensors
+    return [t for _, t in named_tensors(module)]
+
+
+def _backward_order(out, events, slot_of):
+    """Entry indices in the order define-by-run backward visits them (reversed find_topo_sort)."""
+    index_of = {id(value): k for k, (value, _, _) in enumerate(events)}
+    order = []
+    for node in reversed(find_topo_sort([out])):
+        k = index_of.get(id(node))
+        if k is not None and node.op is not None:
+            order.append(k)
+    return order
+
+
+class ReplayedCall(TensorOp):
+    """The graph node of a replayed call; its gradient runs the recorded backward on arrays."""
+
+    def __init__(self, tape, arrays, ops):
+        self.tape, self.arrays, self.ops = tape, arrays, ops
+
+    def compute(self, *args):
+        raise RuntimeError("a replayed call is computed by its tape")
+
+    def gradient(self, out_grad, node):
+        tape, arrays = self.tape, self.arrays
+        grads = [None] * len(arrays)
+        grads[tape.out_slot] = out_grad.realize_cached_data()
+        requires = tape.requires
+        for k in tape.backward_order:
+            _, in_slots, out_slot, _ = tape.entries[k]
+            g = grads[out_slot]
+            if g is None:
+                continue
+            grads[out_slot] = None
+            op = self.ops[k]
+            parts = _input_gradients(op, g, [arrays[i] for i in in_slots], arrays[out_slot],
+                                     [requires[i] for i in in_slots])
+            for slot, part in zip(in_slots, parts):
+                if part is None or not requires[slot]:
+                    continue
+                previous = grads[slot]
+                grads[slot] = part if previous is None else previous + part  # not in place: may alias
+        return tuple(None if grads[slot] is None or not requires[slot] else Tensor.make_const(grads[slot])
+                     for slot in tape.input_slots)
+
+
+def _input_gradients(op, g, inputs, out, needs):
+    """An op's partial adjoints as arrays: `gradient_arrays` when it has one, else via Tensors."""
+    if hasattr(op, "gradient_arrays"):
+        return op.gradient_arrays(g, inputs, out, needs)
+    node = Tensor.make_const(out)
+    node.op, node.inputs = op, tuple(Tensor.make_const(a, requires_grad=n) for a, n in zip(inputs, needs))
+    previous = _GRAD_MODE.enabled
+    _GRAD_MODE.enabled = False
+    try:
+        parts = op.gradient_as_tuple(Tensor.make_const(g), node)
+    finally:
+        _GRAD_MODE.enabled = previous
+    return [None if p is None else p.realize_cached_data() for p in parts]
