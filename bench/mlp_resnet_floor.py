@@ -123,9 +123,8 @@ def _bn_forward(x, weight, bias, avg, running, relu=False, p=None):
         mask = np.multiply(keep, np.asarray(1.0 / (1 - p), dtype=np.float32), dtype=np.float32)
         out *= mask
     for stat, batch_stat in zip(running, (mean, var)):
-        new = stat * np.float32(1 - MOMENTUM)
-        new += batch_stat * np.float32(MOMENTUM)
-        stat[...] = new
+        stat *= np.float32(1 - MOMENTUM)
+        stat += batch_stat * np.float32(MOMENTUM)
     return out, (centred, inv_std, scale, mask, relu)
 
 

@@ -15,9 +15,8 @@ e.g. BatchNorm's running statistics and dropout's mask draw), every op it create
 Otherwise that module call (for that input signature) simply runs define-by-run. Structure and
 hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EPOCH`.
 """
-import threading
-import weakref
 from contextlib import contextmanager
+from operator import is_not
 
 from . import autograd
 from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
@@ -58,14 +57,14 @@ def module_call(module, args, kwargs):
 class _Entry:
     """Per module: the structural signature it was validated against and its tapes by input key."""
 
-    __slots__ = ("epoch", "signature", "modules", "tapes")
+    __slots__ = ("epoch", "signature", "modules", "tapes", "earlier")
 
     def __init__(self):
         self.epoch, self.signature, self.modules, self.tapes = -1, None, (), {}
+        self.earlier = {}  # signature -> (modules, tapes) seen before, e.g. training mode during eval
 
 
-_ENTRIES = weakref.WeakKeyDictionary()  # module -> _Entry
-_LOCK = threading.Lock()  # entries are shared between threads; replays themselves are not locked
+_ENTRY_ATTR = "_capture_entry"  # where a module keeps its _Entry (set without bumping EPOCH)
 
 
 def _outermost_call(module, args):
@@ -76,8 +75,10 @@ def _outermost_call(module, args):
     tape = entry.tapes.get(key, _MISSING)
     if tape is None:  # this signature was found not capturable
         return module.forward(*args)
-    if tape is not _MISSING and tape.leaves_unchanged():
-        return tape.replay(args)
+    if tape is not _MISSING:
+        out = tape.replay(args)
+        if out is not None:
+            return out
     return _record(module, args, entry, key)
 
 
@@ -86,15 +87,20 @@ _MISSING = object()
 
 def _valid_entry(module):
     """The module's entry, revalidated (structure walked again) only when some module changed."""
-    entry = _ENTRIES.get(module)
+    entry = module.__dict__.get(_ENTRY_ATTR)
     if entry is None:
-        with _LOCK:
-            entry = _ENTRIES.setdefault(module, _Entry())
+        entry = _Entry()
+        object.__setattr__(module, _ENTRY_ATTR, entry)
     if entry.epoch != EPOCH:
         epoch = EPOCH
         signature, modules = _signature(module)
         if signature != entry.signature:
-            entry.signature, entry.modules, entry.tapes = signature, modules, {}
+            if entry.signature is not None:
+                entry.earlier[entry.signature] = (entry.modules, entry.tapes)
+            entry.modules, entry.tapes = entry.earlier.pop(signature, (modules, {}))
+            entry.signature = signature
+            while len(entry.earlier) > MAX_TAPES_PER_MODULE:
+                entry.earlier.pop(next(iter(entry.earlier)))
         entry.epoch = epoch
     return entry
 
@@ -111,6 +117,8 @@ def _signature(root):
             return None, ()
         items = []
         for name, value in m.__dict__.items():
+            if name == _ENTRY_ATTR:
+                continue
             if isinstance(value, (Value, Module)):
                 items.append((name, id(value)))
             elif isinstance(value, tuple):
@@ -186,40 +194,47 @@ class _Tape:
         self.out_slot = slot_of[id(out)]
         self.requires = requires
         self.input_slots = list(range(self.n_args)) + [leaf[0] for leaf in self.leaves]  # ReplayedCall's inputs
-        self.backward_order = _backward_order(out, events, slot_of)
-        self.last_arrays = [leaf[1].cached_data for leaf in self.leaves]
+        self.backward_order = [(k, self.entries[k][1], self.entries[k][2], [requires[i] for i in self.entries[k][1]])
+                               for k in _backward_order(out, events, slot_of)]
+        self.leaf_tensors = [leaf[1] for leaf in self.leaves]
+        self.leaf_slots = [leaf[0] for leaf in self.leaves]
+        self.leaf_requires = [leaf[4] for leaf in self.leaves]
+        self.last_arrays = [t.cached_data for t in self.leaf_tensors]
         return self
 
-    def leaves_unchanged(self):
-        """True if every leaf still has its recorded shape, dtype and requires_grad."""
-        for index, (slot, tensor, shape, dtype, requires_grad) in enumerate(self.leaves):
-            data = tensor.cached_data
-            if data is not self.last_arrays[index]:
+    def _leaves_still_fit(self, current):
+        """Leaves whose array was replaced (e.g. by load_state_dict) must keep shape and dtype."""
+        for index, (data, last) in enumerate(zip(current, self.last_arrays)):
+            if data is not last:
+                _, _, shape, dtype, _ = self.leaves[index]
                 if data is None or data.shape != shape or data.dtype != dtype:
                     return False
-                self.last_arrays[index] = data
-            if tensor.requires_grad != requires_grad:
-                return False
+        self.last_arrays = current
         return True
 
     def replay(self, args):
-        """Run the recorded ops on the arguments' and leaves' current arrays -> one output Tensor."""
+        """Run the recorded ops on the arguments' and leaves' current arrays -> one output Tensor,
+        or None when a leaf no longer fits the recording (its shape, dtype or requires_grad changed)."""
+        current = [t.cached_data for t in self.leaf_tensors]
+        if any(map(is_not, current, self.last_arrays)) and not self._leaves_still_fit(current):
+            return None
+        if [t.requires_grad for t in self.leaf_tensors] != self.leaf_requires:
+            return None
         arrays = [None] * len(self.requires)
-        for i, a in enumerate(args):
-            arrays[i] = a.cached_data
-        for slot, tensor, _, _, _ in self.leaves:
-            arrays[slot] = tensor.cached_data
+        arrays[:self.n_args] = [a.cached_data for a in args]
+        for slot, data in zip(self.leaf_slots, current):
+            arrays[slot] = data
+        get = arrays.__getitem__
         ops = []
         for op, in_slots, out_slot, stateful in self.entries:
             if stateful:  # a fresh instance per replay: the op's saved state belongs to this step
                 op = _clone(op)
-            arrays[out_slot] = op.compute(*[arrays[i] for i in in_slots])
+            arrays[out_slot] = op.compute(*map(get, in_slots))
             ops.append(op)
         out = Tensor.make_const(arrays[self.out_slot])
-        inputs = tuple(args) + tuple(leaf[1] for leaf in self.leaves)
         if self.requires[self.out_slot]:
             out.requires_grad = True
-            out.op, out.inputs = ReplayedCall(self, arrays, ops), inputs
+            out.op, out.inputs = ReplayedCall(self, arrays, ops), (*args, *self.leaf_tensors)
         return out
 
 
@@ -256,32 +271,32 @@ class ReplayedCall(TensorOp):
         raise RuntimeError("a replayed call is computed by its tape")
 
     def gradient(self, out_grad, node):
-        tape, arrays = self.tape, self.arrays
+        tape, arrays, ops = self.tape, self.arrays, self.ops
+        get = arrays.__getitem__
         grads = [None] * len(arrays)
         grads[tape.out_slot] = out_grad.realize_cached_data()
         requires = tape.requires
-        for k in tape.backward_order:
-            _, in_slots, out_slot, _ = tape.entries[k]
+        for k, in_slots, out_slot, needs in tape.backward_order:
             g = grads[out_slot]
             if g is None:
                 continue
             grads[out_slot] = None
-            op = self.ops[k]
-            parts = _input_gradients(op, g, [arrays[i] for i in in_slots], arrays[out_slot],
-                                     [requires[i] for i in in_slots])
-            for slot, part in zip(in_slots, parts):
-                if part is None or not requires[slot]:
-                    continue
-                previous = grads[slot]
-                grads[slot] = part if previous is None else previous + part  # not in place: may alias
-        return tuple(None if grads[slot] is None or not requires[slot] else Tensor.make_const(grads[slot])
+            op = ops[k]
+            if hasattr(op, "gradient_arrays"):
+                parts = op.gradient_arrays(g, list(map(get, in_slots)), arrays[out_slot], needs)
+            else:
+                parts = _gradient_via_tensors(op, g, list(map(get, in_slots)), arrays[out_slot], needs)
+            for slot, part, need in zip(in_slots, parts, needs):
+                if part is not None and need:
+                    previous = grads[slot]
+                    grads[slot] = part if previous is None else previous + part  # not in place: may alias
+        make = Tensor.make_const
+        return tuple(None if grads[slot] is None or not requires[slot] else make(grads[slot])
                      for slot in tape.input_slots)
 
 
-def _input_gradients(op, g, inputs, out, needs):
-    """An op's partial adjoints as arrays: `gradient_arrays` when it has one, else via Tensors."""
-    if hasattr(op, "gradient_arrays"):
-        return op.gradient_arrays(g, inputs, out, needs)
+def _gradient_via_tensors(op, g, inputs, out, needs):
+    """An op's partial adjoints as arrays, for an op without `gradient_arrays`: its Tensor gradient."""
     node = Tensor.make_const(out)
     node.op, node.inputs = op, tuple(Tensor.make_const(a, requires_grad=n) for a, n in zip(inputs, needs))
     previous = _GRAD_MODE.enabled

@@ -11,6 +11,7 @@ gradients are None update the others one by one, through the same views.
 training job can checkpoint and resume bit-identically with `load_state_dict()`.
 """
 import weakref
+from operator import is_not
 from typing import Any, Optional
 
 import numpy as np
@@ -56,7 +57,7 @@ class _FlatLayout:
 
     def is_current(self, params) -> bool:
         """False once any parameter's array has been replaced since packing."""
-        return all(p.cached_data is view for p, view in zip(params, self.views))
+        return not any(map(is_not, [p.cached_data for p in params], self.views))
 
     def state_views(self) -> dict[int, dict[str, np.ndarray]]:
         """Per-parameter views of the buffers, shaped like each parameter."""
@@ -65,10 +66,8 @@ class _FlatLayout:
 
     def gather_grads(self, grads) -> np.ndarray:
         """All gradients as one array: `grads` itself when they already are its views, else a copy."""
-        views = self.grad_views
-        for g, view in zip(grads, views):
-            if g is not view:
-                return np.concatenate([g.reshape(-1) for g in grads], out=self.grads, casting="same_kind")
+        if any(map(is_not, grads, self.grad_views)):
+            return np.concatenate([g.reshape(-1) for g in grads], out=self.grads, casting="same_kind")
         return self.grads
 
 
@@ -89,7 +88,7 @@ class Optimizer:
         self.t += 1
         self._begin_step()
         grads = [p.grad for p in self.params]
-        flat = self._packed() if all(g is not None for g in grads) else None
+        flat = None if None in grads else self._packed()
         if flat is not None:
             g = flat.gather_grads([grad.realize_cached_data() for grad in grads])
             self._update(flat.weights, g, flat.buffers, flat.work)

@@ -247,17 +247,15 @@ class BatchNorm1d(Module):
                                  on_stats=self._update_stats)
 
     def _update_stats(self, batch_mean: np.ndarray, batch_var: np.ndarray) -> None:
-        """Fold one batch's statistics into the running averages (called by the op, also on replay)."""
-        self._update_running(self.running_mean, batch_mean)
-        self._update_running(self.running_var, batch_var)
-
-    def _update_running(self, running: Tensor, batch_stat: np.ndarray) -> None:
-        """running <- (1 - momentum) * running + momentum * batch, on the numpy buffer only."""
-        old = running.realize_cached_data()
-        scalar = old.dtype.type  # numpy scalars of the buffer's dtype: cheaper than Python floats here
-        new = old * scalar(1 - self.momentum)  # fresh array of old's dtype
-        new += batch_stat * scalar(self.momentum)
-        running.cached_data = new
+        """running <- (1 - momentum) * running + momentum * batch for both statistics, in numpy (no
+        graph); called by the op, so a replayed step updates them too. Fresh arrays: a state_dict
+        or an array someone holds keeps its values."""
+        scalar = self.running_mean.cached_data.dtype.type  # numpy scalars of the buffers' dtype
+        keep, take = scalar(1 - self.momentum), scalar(self.momentum)
+        for running, batch_stat in ((self.running_mean, batch_mean), (self.running_var, batch_var)):
+            new = running.cached_data * keep  # fresh array of the buffer's dtype
+            new += batch_stat * take
+            running.cached_data = new
 
 
 class LayerNorm1d(Module):
