@@ -15,11 +15,13 @@ e.g. BatchNorm's running statistics and dropout's mask draw), every op it create
 Otherwise that module call (for that input signature) simply runs define-by-run. Structure and
 hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EPOCH`.
 """
+import weakref
 from contextlib import contextmanager
 from operator import is_not
 
 from . import autograd
 from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
+from .optim import GRAD_BUFFERS, GRAD_BUFFERS_VERSION
 
 ENABLED = True  # switch off with `disabled()` to compare against plain define-by-run
 MAX_TAPES_PER_MODULE = 4  # input signatures kept per module (e.g. full and last partial batch)
@@ -196,11 +198,36 @@ class _Tape:
         self.input_slots = list(range(self.n_args)) + [leaf[0] for leaf in self.leaves]  # ReplayedCall's inputs
         self.backward_order = [(k, self.entries[k][1], self.entries[k][2], [requires[i] for i in self.entries[k][1]])
                                for k in _backward_order(out, events, slot_of)]
+        uses, leaf_slots = {}, {leaf[0] for leaf in self.leaves}
+        for _, in_slots, _, _ in self.entries:
+            for slot in in_slots:
+                uses[slot] = uses.get(slot, 0) + 1
+        # where a single-use leaf's gradient may be written straight into the optimizer's buffer
+        self.dest_positions = [[(pos, in_slots[pos]) for pos in getattr(op, "writes_gradients_into", ())
+                                if pos < len(in_slots) and uses[in_slots[pos]] == 1
+                                and in_slots[pos] in leaf_slots]
+                               for op, in_slots, _, _ in self.entries]
+        self.dest_version, self.dests, self.handed_out = None, {}, []
         self.leaf_tensors = [leaf[1] for leaf in self.leaves]
         self.leaf_slots = [leaf[0] for leaf in self.leaves]
         self.leaf_requires = [leaf[4] for leaf in self.leaves]
         self.last_arrays = [t.cached_data for t in self.leaf_tensors]
         return self
+
+    def gradient_destinations(self):
+        """{leaf slot: view of the optimizer's gradient buffer} usable by this backward."""
+        if self.dest_version != GRAD_BUFFERS_VERSION[0]:
+            self.dest_version = GRAD_BUFFERS_VERSION[0]
+            slots = {slot for positions in self.dest_positions for _, slot in positions}
+            tensor_of = {leaf[0]: leaf[1] for leaf in self.leaves}
+            self.dests = {}
+            for slot in slots:
+                view = GRAD_BUFFERS.get(tensor_of[slot])
+                if view is not None and view.shape == tensor_of[slot].cached_data.shape:
+                    self.dests[slot] = view
+        if any(ref() is not None for ref in self.handed_out):
+            return {}  # last step's gradients (views of the buffer) are still held: do not overwrite them
+        return self.dests
 
     def _leaves_still_fit(self, current):
         """Leaves whose array was replaced (e.g. by load_state_dict) must keep shape and dtype."""
@@ -276,14 +303,22 @@ class ReplayedCall(TensorOp):
         grads = [None] * len(arrays)
         grads[tape.out_slot] = out_grad.realize_cached_data()
         requires = tape.requires
+        dests = tape.gradient_destinations()
         for k, in_slots, out_slot, needs in tape.backward_order:
             g = grads[out_slot]
             if g is None:
                 continue
             grads[out_slot] = None
             op = ops[k]
-            if hasattr(op, "gradient_arrays"):
-                parts = op.gradient_arrays(g, list(map(get, in_slots)), arrays[out_slot], needs)
+            gradient_arrays = getattr(op, "gradient_arrays", None)
+            positions = tape.dest_positions[k] if dests else None
+            if positions:
+                outs = [None] * len(in_slots)
+                for pos, slot in positions:
+                    outs[pos] = dests.get(slot)
+                parts = gradient_arrays(g, list(map(get, in_slots)), arrays[out_slot], needs, outs)
+            elif gradient_arrays is not None:
+                parts = gradient_arrays(g, list(map(get, in_slots)), arrays[out_slot], needs)
             else:
                 parts = _gradient_via_tensors(op, g, list(map(get, in_slots)), arrays[out_slot], needs)
             for slot, part, need in zip(in_slots, parts, needs):
@@ -291,8 +326,12 @@ class ReplayedCall(TensorOp):
                     previous = grads[slot]
                     grads[slot] = part if previous is None else previous + part  # not in place: may alias
         make = Tensor.make_const
-        return tuple(None if grads[slot] is None or not requires[slot] else make(grads[slot])
-                     for slot in tape.input_slots)
+        result = tuple(None if grads[slot] is None or not requires[slot] else make(grads[slot])
+                       for slot in tape.input_slots)
+        if dests:  # remember who holds views of the buffer, so the next backward can check
+            tape.handed_out = [weakref.ref(t) for t, slot in zip(result, tape.input_slots)
+                               if t is not None and dests.get(slot) is t.cached_data]
+        return result
 
 
 def _gradient_via_tensors(op, g, inputs, out, needs):

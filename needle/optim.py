@@ -17,8 +17,10 @@ from typing import Any, Optional
 import numpy as np
 
 
-# parameter -> a view of its optimizer's flat gradient buffer (the latest packing wins)
+# parameter -> a view of its optimizer's flat gradient buffer (the latest packing wins); the
+# version changes with every packing, so a reader can cache what it looked up
 GRAD_BUFFERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+GRAD_BUFFERS_VERSION = [0]
 
 
 class _FlatLayout:
@@ -44,6 +46,7 @@ class _FlatLayout:
         self.grad_views = [self.grads[part].reshape(a.shape) for part, a in zip(self.slices, arrays)]
         for p, view in zip(params, self.grad_views):
             GRAD_BUFFERS[p] = view
+        GRAD_BUFFERS_VERSION[0] += 1
         self.buffers = {name: np.zeros(total, dtype=self.dtype) for name in buffer_names}
         for index, bufs in state.items():  # carry over existing state (e.g. just loaded)
             for name, array in bufs.items():

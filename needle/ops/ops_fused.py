@@ -77,6 +77,7 @@ class Linear(ArrayGradientOp):
     """x @ weight (+ bias) as one node."""
 
     replayable = True
+    writes_gradients_into = (1, 2)  # inputs whose gradient gradient_arrays can write into `outs`
 
     def compute(self, x, weight, bias=None):
         out = x @ weight  # (..., out) fresh array
@@ -84,7 +85,8 @@ class Linear(ArrayGradientOp):
             out += bias  # (1, out) broadcast, in place
         return out
 
-    def gradient_arrays(self, g, inputs, out, needs):
+    def gradient_arrays(self, g, inputs, out, needs, outs=None):
+        """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
         x, w = inputs[0], inputs[1]  # (..., in), (in, out)
         in_features, out_features = w.shape
         if g.ndim != 2:  # leading batch axes: flatten them for the weight and bias gradients
@@ -92,10 +94,23 @@ class Linear(ArrayGradientOp):
         else:
             g2d, x2d = g, x
         grad_x = g @ w.T if needs[0] else None  # (..., in)
-        grad_w = x2d.T @ g2d if needs[1] else None  # (in, out)
+        grad_w = np.matmul(x2d.T, g2d, out=_into(outs, 1, g2d, x2d)) if needs[1] else None  # (in, out)
         if len(inputs) == 2:
             return grad_x, grad_w
-        return grad_x, grad_w, (_column_sum(g2d).reshape(inputs[2].shape) if needs[2] else None)
+        if not needs[2]:
+            return grad_x, grad_w, None
+        dest = _into(outs, 2, g2d)
+        grad_b = np.matmul(_ones(g2d.shape[0], g2d.dtype), g2d, out=None if dest is None else dest.reshape(-1))
+        return grad_x, grad_w, (dest if dest is not None else grad_b.reshape(inputs[2].shape))
+
+
+def _into(outs, index, *operands):
+    """outs[index] when it was given and its dtype is the operands' (so writing into it rounds
+    exactly as a fresh result would); else None."""
+    if outs is None or outs[index] is None:
+        return None
+    dest = outs[index]
+    return dest if all(a.dtype == dest.dtype for a in operands) else None
 
 
 def linear(x, weight, bias=None):
@@ -126,6 +141,7 @@ class BatchNormTrain(ArrayGradientOp):
     """
 
     replayable = True
+    writes_gradients_into = (1, 2)  # weight and bias: see Linear
 
     def __init__(self, eps=1e-5, relu=False, drop_p=None, on_stats=None):
         self.eps = float(eps)
@@ -133,31 +149,36 @@ class BatchNormTrain(ArrayGradientOp):
         self.mean = self.var = self.inv_std = self.centred = self.scale = self.mask = None
 
     def compute(self, x, weight, bias):
-        self.mean = _column_mean(x)  # (D,)
-        centred = x - self.mean  # (N, D)
-        self.var = _column_mean(centred * centred)  # (D,) biased variance
-        self.inv_std = 1.0 / np.sqrt(self.var + self.eps)  # (D,)
-        self.centred = centred
-        self.scale = weight.reshape(-1) * self.inv_std  # (D,) weight / std, reused by the gradient
-        out = centred * self.scale  # (N, D)
+        average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
+        mean = average @ x  # (D,)
+        centred = x - mean  # (N, D)
+        var = average @ (centred * centred)  # (D,) biased variance
+        inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
+        scale = weight.reshape(-1) * inv_std  # (D,) weight / std, reused by the gradient
+        out = centred * scale  # (N, D)
         out += bias.reshape(-1)
         if self.relu:
             np.maximum(out, _zeros(out.shape, out.dtype), out=out)
         if self.drop_p is not None:
             self.mask = draw_dropout_mask(out.shape, self.drop_p, out.dtype)  # (N, D)
             out *= self.mask
+        self.mean, self.var, self.inv_std, self.centred, self.scale = mean, var, inv_std, centred, scale
         if self.on_stats is not None:
-            self.on_stats(self.mean, self.var)
+            self.on_stats(mean, var)
         return out
 
-    def gradient_arrays(self, g, inputs, out, needs):
+    def gradient_arrays(self, g, inputs, out, needs, outs=None):
+        """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
         weight, bias = inputs[1], inputs[2]
         if self.drop_p is not None:
             g = g * self.mask  # (N, D)
         if self.relu:
             g = np.multiply(g, out > 0, dtype=g.dtype)  # out > 0 exactly where relu (and the mask) pass
-        grad_bias = _column_sum(g)  # (D,)
-        grad_weight = _column_sum(g * self.centred) * self.inv_std  # (D,) = sum(g * xhat)
+        ones = _ones(g.shape[0], g.dtype)  # column sums as BLAS products
+        dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
+        grad_bias = np.matmul(ones, g, out=None if dest_b is None else dest_b.reshape(-1))  # (D,)
+        grad_weight = np.multiply(ones @ (g * self.centred), self.inv_std,
+                                  out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g * xhat)
         grad_x = None
         if needs[0]:
             # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
@@ -166,8 +187,8 @@ class BatchNormTrain(ArrayGradientOp):
             grad_x = g * self.scale  # (N, D)
             grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)
             grad_x -= k_over_n * grad_bias
-        return (grad_x, grad_weight.reshape(weight.shape) if needs[1] else None,
-                grad_bias.reshape(bias.shape) if needs[2] else None)
+        return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
+                (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
 
 
 def batchnorm_train(x, weight, bias, eps=1e-5, relu=False, drop_p=None, on_stats=None):

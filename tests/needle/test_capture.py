@@ -248,3 +248,17 @@ def test_backward_twice_on_a_replayed_step_gives_the_same_gradients():
     out.sum().backward()
     for got, want in zip([p.grad.numpy() for p in model.parameters()], first):
         np.testing.assert_array_equal(got, want)
+
+
+def test_replayed_backward_writes_gradients_into_the_optimizer_buffer_but_never_over_held_ones():
+    model = make_model()
+    opt = ndl.optim.Adam(model.parameters(), lr=0.01)
+    data = batches(5)
+    train(model, opt, data[:3])  # recorded, replayed, packed
+    weight = model.modules[0].weight
+    assert weight.grad.cached_data is ndl.optim.GRAD_BUFFERS[weight]  # no copy into the buffer needed
+    held = weight.grad  # a user keeps last step's gradient...
+    kept = held.numpy().copy()
+    train(model, opt, data[3:])
+    np.testing.assert_array_equal(held.numpy(), kept)  # ...and it is not overwritten by later steps
+    assert weight.grad is not held
