@@ -130,7 +130,8 @@ def _signature(root):
             else:  # lists, dicts, arrays...: could change without notice
                 return None, ()
         parts.append((id(m), type(m), tuple(items)))
-    return tuple(parts), tuple(modules)  # the modules are kept alive so their ids stay theirs
+    # the descendants are kept alive so their ids stay theirs (the root holds the entry: no cycle)
+    return tuple(parts), tuple(modules[1:])
 
 
 def _input_key(args):

@@ -33,7 +33,8 @@ class _FlatLayout:
         self.slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
         total = int(bounds[-1])
         self.weights = np.empty(total, dtype=self.dtype)
-        self.grads = np.empty(total, dtype=self.dtype)
+        self.grads = np.empty(total, dtype=self.dtype)  # viewed by grad_views (written by a backward)
+        self.gathered = np.empty(total, dtype=self.dtype)  # gradients copied together by gather_grads
         self.work = np.empty(total, dtype=self.dtype)
         self.views = []
         for p, array, part in zip(params, arrays, self.slices):
@@ -69,8 +70,8 @@ class _FlatLayout:
 
     def gather_grads(self, grads) -> np.ndarray:
         """All gradients as one array: `grads` itself when they already are its views, else a copy."""
-        if any(map(is_not, grads, self.grad_views)):
-            return np.concatenate([g.reshape(-1) for g in grads], out=self.grads, casting="same_kind")
+        if any(map(is_not, grads, self.grad_views)):  # into a private buffer: the views may be held
+            return np.concatenate([g.reshape(-1) for g in grads], out=self.gathered, casting="same_kind")
         return self.grads
 
 

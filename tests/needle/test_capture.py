@@ -1,4 +1,5 @@
 """needle.capture: a replayed step equals define-by-run bit for bit, and anything new falls back."""
+import gc
 from contextlib import nullcontext
 
 import numpy as np
@@ -232,8 +233,10 @@ def test_replayed_steps_leak_no_tensors():
     opt = ndl.optim.Adam(model.parameters(), lr=0.01)
     data = batches(8)
     train(model, opt, data[:3])
+    gc.collect()  # other tests' garbage must not be collected in between
     before = autograd.TENSOR_COUNTER
     train(model, opt, data[3:])
+    gc.collect()
     assert autograd.TENSOR_COUNTER == before
 
 
