@@ -2,7 +2,7 @@
 from abc import ABC, abstractmethod
 from enum import Enum
 
-from .records import Dataset, Job, Lease, MetricPoint, Status
+from .records import Dataset, Job, Lease, MetricPoint, PruneDecision, Status, Sweep, TrialPlan
 
 
 class StoreError(Exception):
@@ -23,6 +23,7 @@ class LeaseState(str, Enum):
     ok = "ok"                # keep going
     cancel = "cancel"        # a client asked to cancel: stop at this step, keep metrics
     lost = "lost"            # the lease is no longer ours (expired and re-claimed, deleted): stop writing
+    prune = "prune"          # the job's sweep pruned it (early stopping): stop now, end as pruned
 
 
 class JobStore(ABC):
@@ -73,13 +74,13 @@ class JobStore(ABC):
 
     @abstractmethod
     def request_cancel(self, job_id: str) -> Job:
-        """Queued -> cancelled at once; running -> cancel_requested (the worker stops at its next
+        """Queued (or waiting) -> cancelled at once; running -> cancel_requested (the worker stops at its next
         step); terminal -> Conflict; unknown -> NotFound. Returns the updated job (spec None)."""
 
     @abstractmethod
     def delete_job(self, job_id: str) -> None:
         """Remove a terminal job and all its data (metrics, checkpoint, parameters);
-        Conflict if not terminal, NotFound if unknown."""
+        Conflict if not terminal or a sweep's trial (delete the sweep), NotFound if unknown."""
 
     @abstractmethod
     def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
@@ -120,7 +121,9 @@ class JobStore(ABC):
 
     @abstractmethod
     def add_metrics(self, lease: Lease, points: list[tuple[str, int, int, dict]]) -> bool:
-        """Append (kind, epoch, step, values) points; seq is assigned by the store."""
+        """Append (kind, epoch, step, values) points; seq is assigned by the store. For a sweep
+        trial, in the same transaction (sweep locked), an epoch point updates its objective and,
+        at a deciding epoch, makes the early-stopping decision once (see sweep_sql)."""
 
     @abstractmethod
     def truncate_metrics(self, lease: Lease, *, after_step: int) -> bool:
@@ -137,11 +140,45 @@ class JobStore(ABC):
     @abstractmethod
     def finish(self, lease: Lease, status: Status, *, error: str | None = None,
                result: dict | None = None, parameters: bytes | None = None) -> bool:
-        """End the job (succeeded / failed / cancelled), store parameters, drop the checkpoint."""
+        """End the job (succeeded / failed / cancelled / pruned), store parameters, drop the
+        checkpoint; a sweep trial ending queues its sweep's next waiting trial."""
 
     @abstractmethod
     def release(self, lease: Lease) -> bool:
         """Graceful shutdown: back to queued (keeping the checkpoint) for another worker."""
+
+    # ---- sweeps ----
+    @abstractmethod
+    def create_sweep(self, spec: dict, trials: list[TrialPlan]) -> Sweep:
+        """Insert the sweep (spec: the normalised sweep spec with its objective, max_parallel and
+        early_stopping) and its trial jobs in trial order, atomically: the first max_parallel
+        queued, the rest waiting (queued in order as earlier trials end)."""
+
+    @abstractmethod
+    def get_sweep(self, sweep_id: str) -> Sweep:
+        """The sweep with its trial counts by status, or NotFound."""
+
+    @abstractmethod
+    def list_sweeps(self, *, limit: int = 50, cursor: str | None = None) -> tuple[list[Sweep], str | None]:
+        """Newest first; (page, next_cursor or None); ValueError for a bad cursor."""
+
+    @abstractmethod
+    def sweep_trials(self, sweep_id: str) -> list[Job]:
+        """The sweep's trial jobs in trial order (without their full spec), or NotFound."""
+
+    @abstractmethod
+    def sweep_decisions(self, sweep_id: str) -> list[PruneDecision]:
+        """The sweep's early-stopping decisions in the order they were made."""
+
+    @abstractmethod
+    def cancel_sweep(self, sweep_id: str) -> Sweep:
+        """Cancel waiting and queued trials at once and flag running ones (their workers stop at
+        the next step); Conflict when every trial has ended; NotFound if unknown."""
+
+    @abstractmethod
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Remove an ended sweep with its trials and all their data; Conflict while a trial is
+        active; NotFound if unknown."""
 
     # ---- workers registry (readiness) ----
     @abstractmethod
