@@ -8,7 +8,7 @@ from ..jobs.backends import open_store, uses_sqlite
 from ..settings import Settings
 from .body_limit import BodySizeLimitMiddleware
 from .errors import install_error_handlers
-from .routes import datasets, health, jobs, outputs
+from .routes import datasets, health, jobs, outputs, sweeps
 
 DESCRIPTION = """Train neural networks on demand on **needle**, a numpy deep-learning engine.
 
@@ -27,7 +27,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
     install_error_handlers(app)
-    for module in (jobs, outputs, datasets, health):
+    for module in (jobs, outputs, datasets, sweeps, health):
         app.include_router(module.router)
     return app
 

@@ -48,6 +48,9 @@ class JobSummary(_Out):
     param_count: int
     result: dict[str, Any] | None = Field(description="Final metrics once the job has ended")
     error: str | None
+    sweep_id: str | None = Field(default=None, description="The sweep this job is a trial of")
+    trial: int | None = Field(default=None, description="Its number in the sweep (from 0)")
+    params: dict[str, Any] | None = Field(default=None, description="A trial's parameter values")
 
     @classmethod
     def from_job(cls, job: Job, **extra: Any) -> "JobSummary":
@@ -58,7 +61,8 @@ class JobSummary(_Out):
                    attempt=job.attempt, created_at=_utc(job.created_at),
                    started_at=_utc(job.started_at), finished_at=_utc(job.finished_at),
                    cancel_requested=job.cancel_requested, has_parameters=job.has_parameters,
-                   param_count=job.param_count, result=job.result, error=job.error, **extra)
+                   param_count=job.param_count, result=job.result, error=job.error,
+                   sweep_id=job.sweep_id, trial=job.trial, params=job.params, **extra)
 
 
 class JobOut(JobSummary):

@@ -73,7 +73,8 @@ def trial_issue(index: int, params: dict[str, Any], choices: dict[str, int], loc
         parts = path_parts(path)
         if tuple(loc[:len(parts)]) == parts:
             if path in choices:
-                return ("parameters", path, "values", choices[path]), message, value
+                # the distribution's tag, then its field: the locations pydantic itself makes
+                return ("parameters", path, "values", "values", choices[path]), message, value
             return ("parameters", path), f"trial {index} draws {value!r}: {message}", value
     return None
 
@@ -112,7 +113,7 @@ def _sample(rng: random.Random, dist) -> float | int:
     return rng.randint(dist.low, dist.high)
 
 
-def _missing_path(doc: Any, path: str) -> tuple[Loc, str, None] | None:
+def _missing_path(doc: Any, path: str) -> tuple[Loc, str, str] | None:
     """An issue when `path` does not name an existing field of the (normalised) base spec."""
     node, walked = doc, []
     for part in path_parts(path):
@@ -124,7 +125,7 @@ def _missing_path(doc: Any, path: str) -> tuple[Loc, str, None] | None:
             where = ".".join(map(str, walked)) or "the top level"
             options = (f"fields: {', '.join(sorted(node))}" if isinstance(node, dict)
                        else f"{len(node)} items" if isinstance(node, list) else "a value, not an object")
-            return ("parameters", path), f"the base spec has no {part!r} at {where} ({options})", None
+            return ("parameters", path), f"the base spec has no {part!r} at {where} ({options})", path
         walked.append(part)
     return None
 
