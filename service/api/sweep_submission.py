@@ -8,18 +8,21 @@ from ..settings import Settings
 from ..specs.errors import plain_loc
 from ..specs.sweep import SweepSpec
 from ..specs.sweep_trials import MAX_REPORTED_ISSUES, trial_issue
+from .auth import Principal
 from .errors import validation_error
 from .submission import plan_submission
 
 
-def plan_sweep(sweep: SweepSpec, settings: Settings, store: JobStore) -> tuple[dict, list[TrialPlan]]:
+def plan_sweep(sweep: SweepSpec, settings: Settings, store: JobStore,
+               principal: Principal) -> tuple[dict, list[TrialPlan]]:
     """(the normalised sweep spec to store, one plan per trial), or a 422 whose locations name
-    the parameter (or the base field) that makes a trial unacceptable on this server."""
+    the parameter (or the base field) that makes a trial unacceptable on this server or for
+    this API key (caps, datasets of its tenant, its max priority)."""
     plans, issues = [], []
     spec = sweep.model_dump(mode="json")
     for trial in sweep.trials:
         try:
-            plan = plan_submission(trial.spec, settings, store)
+            plan = plan_submission(trial.spec, settings, store, principal)
         except RequestValidationError as exc:
             issues += [_sweep_issue(trial, error, spec) for error in exc.errors()]
             continue

@@ -15,10 +15,10 @@ from typing import Any
 
 from . import pruning
 from .records import Job, PruneDecision, Status, Sweep, TrialPlan
-from .store import Conflict, NotFound
+from .store import Conflict, NotFound, check_active_jobs
 
 SWEEP_COLUMNS = ("id, spec, created_at, n_trials, max_parallel, metric, mode, early_stopping, "
-                 "cancel_requested")
+                 "cancel_requested, tenant, owner")
 ACTIVE = (Status.queued.value, Status.running.value)
 NOT_STARTED = (Status.waiting.value, Status.queued.value)
 TERMINAL = tuple(sorted(s.value for s in Status if s.terminal))
@@ -46,8 +46,13 @@ class Db(ABC):
         """A parameter for a JSON document column (jobs.spec, job_specs.full_spec)."""
 
     @abstractmethod
-    def lock_sweep(self, sweep_id: str) -> bool:
-        """Serialise with every other writer of this sweep until commit; False if it is unknown."""
+    def lock_sweep(self, sweep_id: str) -> str | None:
+        """Serialise with every other writer of this sweep until commit; its tenant (None: it
+        does not exist)."""
+
+    @abstractmethod
+    def active_jobs(self, owner: str | None) -> int:
+        """The owner's queued + running jobs, counted under the backend's per-owner quota lock."""
 
     @abstractmethod
     def jobs(self, where: str, args: tuple = ()) -> list[Job]:
@@ -63,22 +68,28 @@ def new_sweep_id() -> str:
     return uuid.uuid4().hex
 
 
-def insert_sweep(db: Db, sweep_id: str, spec: dict, trials: list[TrialPlan]) -> None:
+def insert_sweep(db: Db, sweep_id: str, spec: dict, trials: list[TrialPlan], *, tenant: str,
+                 owner: str | None, max_active_jobs: int | None) -> None:
     """Create the sweep and its trials in trial order: the first max_parallel queued, the rest
-    waiting."""
+    waiting; the owner's active-job quota must hold the queued ones."""
     now = time.time()
     objective, max_parallel = spec["objective"], spec["max_parallel"]
+    if max_active_jobs is not None:
+        check_active_jobs(owner, db.active_jobs(owner), max_active_jobs,
+                          adding=min(max_parallel, len(trials)))
     early = spec.get("early_stopping")
-    db.run(f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    db.run(f"INSERT INTO sweeps ({SWEEP_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
            (sweep_id, json.dumps(spec), now, len(trials), max_parallel, objective["metric"],
-            objective["mode"], None if early is None else json.dumps(early), False))
+            objective["mode"], None if early is None else json.dumps(early), False, tenant, owner))
     for index, trial in enumerate(trials):
         job_id = uuid.uuid4().hex
         status = Status.queued if index < max_parallel else Status.waiting
         db.run("INSERT INTO jobs (id, status, spec, param_count, created_at, epochs, steps, "
-               "sweep_id, trial, params) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+               "sweep_id, trial, params, tenant, owner, priority) "
+               "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                (job_id, status.value, db.json_param(db.brief(trial.spec)), trial.param_count, now,
-                trial.epochs, trial.steps, sweep_id, index, json.dumps(trial.params)))
+                trial.epochs, trial.steps, sweep_id, index, json.dumps(trial.params), tenant, owner,
+                trial.spec.get("priority", 0)))
         db.run("INSERT INTO job_specs (job_id, full_spec) VALUES (?, ?)",
                (job_id, db.json_param(trial.spec)))
 
@@ -167,29 +178,45 @@ def ensure_not_trial(db: Db, job_id: str) -> None:
 # ---- reads ----
 def sweep_from_row(row: tuple, counts: dict[str, int] | None = None) -> Sweep:
     """A Sweep from SWEEP_COLUMNS."""
-    sweep_id, spec, created_at, n_trials, max_parallel, metric, mode, early, cancel = row
+    sweep_id, spec, created_at, n_trials, max_parallel, metric, mode, early, cancel, tenant, owner = row
     return Sweep(id=sweep_id, spec=json.loads(spec), created_at=created_at, n_trials=n_trials,
                  max_parallel=max_parallel, metric=metric, mode=mode,
                  early_stopping=None if early is None else json.loads(early),
-                 cancel_requested=bool(cancel), counts=counts or {})
+                 cancel_requested=bool(cancel), counts=counts or {}, tenant=tenant, owner=owner)
 
 
-def get_sweep(db: Db, sweep_id: str) -> Sweep:
-    """The sweep with its trial counts by status, or NotFound."""
-    row = db.one(f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id = ?", (sweep_id,))
+def get_sweep(db: Db, sweep_id: str, tenant: str | None = None) -> Sweep:
+    """The sweep with its trial counts by status, or NotFound (also for another tenant's)."""
+    scope, args = ("", ()) if tenant is None else (" AND tenant = ?", (tenant,))
+    row = db.one(f"SELECT {SWEEP_COLUMNS} FROM sweeps WHERE id = ?{scope}", (sweep_id, *args))
     if row is None:
         raise NotFound(f"sweep {sweep_id} not found")
     return sweep_from_row(row, _counts(db, [sweep_id]).get(sweep_id))
 
 
-def list_sweeps(db: Db, limit: int, cursor: str | None) -> tuple[list[Sweep], str | None]:
+def _lock_scoped(db: Db, sweep_id: str, tenant: str | None) -> None:
+    """Lock the sweep for a client's write; NotFound if unknown or another tenant's."""
+    owner_tenant = db.lock_sweep(sweep_id)
+    if owner_tenant is None or (tenant is not None and owner_tenant != tenant):
+        raise NotFound(f"sweep {sweep_id} not found")
+
+
+def list_sweeps(db: Db, limit: int, cursor: str | None,
+                tenant: str | None = None) -> tuple[list[Sweep], str | None]:
     """Newest first; the cursor is the seq of the last sweep of the previous page."""
     try:
         before = None if cursor is None else int(cursor)
     except ValueError:
         raise ValueError(f"invalid cursor {cursor!r}") from None
-    where, args = ("WHERE seq < ?", (before,)) if before is not None else ("", ())
-    rows = db.all(f"SELECT seq, {SWEEP_COLUMNS} FROM sweeps {where} ORDER BY seq DESC LIMIT ?",
+    where, args = [], []
+    if before is not None:
+        where.append("seq < ?")
+        args.append(before)
+    if tenant is not None:
+        where.append("tenant = ?")
+        args.append(tenant)
+    clause = f"WHERE {' AND '.join(where)}" if where else ""
+    rows = db.all(f"SELECT seq, {SWEEP_COLUMNS} FROM sweeps {clause} ORDER BY seq DESC LIMIT ?",
                   (*args, limit + 1))
     page = rows[:limit]
     counts = _counts(db, [row[1] for row in page])
@@ -208,14 +235,15 @@ def _counts(db: Db, sweep_ids: list[str]) -> dict[str, dict[str, int]]:
     return counts
 
 
-def sweep_trials(db: Db, sweep_id: str) -> list[Job]:
+def sweep_trials(db: Db, sweep_id: str, tenant: str | None = None) -> list[Job]:
     """The sweep's trials in trial order (NotFound for an unknown sweep)."""
-    get_sweep(db, sweep_id)
+    get_sweep(db, sweep_id, tenant)
     return db.jobs("sweep_id = ? ORDER BY trial", (sweep_id,))
 
 
-def decisions(db: Db, sweep_id: str) -> list[PruneDecision]:
+def decisions(db: Db, sweep_id: str, tenant: str | None = None) -> list[PruneDecision]:
     """Every early-stopping decision of the sweep, in the order they were made."""
+    get_sweep(db, sweep_id, tenant)
     return [PruneDecision(seq=seq, job_id=job_id, epoch=epoch, value=value, keep=bool(keep))
             for seq, job_id, epoch, value, keep in db.all(
                 "SELECT seq, job_id, epoch, value, keep FROM sweep_decisions WHERE sweep_id = ? "
@@ -223,11 +251,10 @@ def decisions(db: Db, sweep_id: str) -> list[PruneDecision]:
 
 
 # ---- cancel and delete ----
-def cancel_sweep(db: Db, sweep_id: str) -> list[str]:
+def cancel_sweep(db: Db, sweep_id: str, tenant: str | None = None) -> list[str]:
     """Cancel waiting and queued trials at once, flag running ones for their workers; Conflict if
     every trial has ended already. Returns the ids of the trials cancelled at once."""
-    if not db.lock_sweep(sweep_id):
-        raise NotFound(f"sweep {sweep_id} not found")
+    _lock_scoped(db, sweep_id, tenant)
     live = db.one(f"SELECT COUNT(*) FROM jobs WHERE sweep_id = ? AND status NOT IN {TERMINAL}",
                   (sweep_id,))[0]
     if live == 0:
@@ -244,10 +271,9 @@ def cancel_sweep(db: Db, sweep_id: str) -> list[str]:
     return cancelled
 
 
-def delete_sweep(db: Db, sweep_id: str) -> None:
+def delete_sweep(db: Db, sweep_id: str, tenant: str | None = None) -> None:
     """Remove an ended sweep with all its trials and their data; Conflict while a trial is active."""
-    if not db.lock_sweep(sweep_id):
-        raise NotFound(f"sweep {sweep_id} not found")
+    _lock_scoped(db, sweep_id, tenant)
     live = db.one(f"SELECT COUNT(*) FROM jobs WHERE sweep_id = ? AND status NOT IN {TERMINAL}",
                   (sweep_id,))[0]
     if live:

@@ -185,3 +185,32 @@ def test_list_sweeps_newest_first_with_cursor_pages(store):
     assert page[-1].counts == {"queued": 1}
     with pytest.raises(ValueError):
         store.list_sweeps(cursor="x")
+
+
+# ---- tenancy and quotas ----
+def test_another_tenants_sweep_is_not_found_and_its_trials_are_its_tenants(store):
+    trials = [TrialPlan(spec={"trial": i, "priority": 2}, params={"i": i}, param_count=1, epochs=4,
+                        steps=4) for i in range(2)]
+    sweep = store.create_sweep(sweep_spec(), trials, tenant="a", owner="key-a")
+    assert (sweep.tenant, sweep.owner) == ("a", "key-a")
+    assert {(t.tenant, t.owner, t.priority) for t in store.sweep_trials(sweep.id)} == {("a", "key-a", 2)}
+    for call in (store.get_sweep, store.sweep_trials, store.sweep_decisions, store.cancel_sweep,
+                 store.delete_sweep):
+        with pytest.raises(NotFound):
+            call(sweep.id, tenant="b")
+    assert store.list_sweeps(tenant="b") == ([], None)
+    assert [s.id for s in store.list_sweeps(tenant="a")[0]] == [sweep.id]
+    assert store.get_sweep(sweep.id, tenant="a").id == sweep.id == store.get_sweep(sweep.id).id
+    store.cancel_sweep(sweep.id, tenant="a")
+    store.delete_sweep(sweep.id, tenant="a")
+
+
+def test_the_trials_queued_at_once_count_against_the_active_jobs_quota(store):
+    from service.jobs import ActiveJobsQuotaExceeded
+    store.create_job({"n": 1}, param_count=1, epochs=1, steps=1, tenant="a", owner="k")
+    trials = [TrialPlan(spec={"trial": i}, params={}, param_count=1, epochs=1, steps=1) for i in range(5)]
+    with pytest.raises(ActiveJobsQuotaExceeded):   # 1 active + 3 queued at once > 3
+        store.create_sweep(sweep_spec(max_parallel=3), trials, tenant="a", owner="k", max_active_jobs=3)
+    assert store.list_sweeps() == ([], None)
+    sweep = store.create_sweep(sweep_spec(max_parallel=2), trials, tenant="a", owner="k", max_active_jobs=3)
+    assert sweep.counts == {"queued": 2, "waiting": 3}
