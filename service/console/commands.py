@@ -58,6 +58,8 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--input", required=True, metavar="FILE", help=".csv, .npz or .json")
     predict.add_argument("-o", "--output", metavar="FILE",
                          help="write the prediction as .json or .csv instead of printing")
+    predict.add_argument("--label-column", default="label",
+                         help="CSV with a header: leave this column out (default: label)")
     predict.set_defaults(handler=run(predict_rows))
 
     datasets = commands.add_parser("datasets", help="upload, list or delete datasets")
@@ -101,7 +103,7 @@ def list_jobs(args, client: Client) -> int:
     for job in jobs:
         progress = job["progress"]
         table.add_row(job["id"], job["status"], f"{progress['epoch']}/{progress['epochs']}",
-                      f"{progress['step']}/{progress['steps']}", job["created_at"][:19],
+                      f"{progress['step']}/{progress['steps']}", _when(job["created_at"]),
                       metrics_text(job.get("result"), ("train_loss", "val_error")) or
                       (job.get("error") or "")[:60])
     stdout.print(table)
@@ -164,7 +166,7 @@ def download_parameters(args, client: Client) -> int:
 
 def predict_rows(args, client: Client) -> int:
     """predict ID --input FILE [-o FILE]"""
-    prediction = client.predict(args.job_id, read_rows(args.input))
+    prediction = client.predict(args.job_id, read_rows(args.input, args.label_column))
     plain = {key: value.tolist() if isinstance(value, np.ndarray) else value
              for key, value in prediction.items()}
     if args.output:
@@ -225,9 +227,14 @@ def list_datasets(args, client: Client) -> int:
     table = Table("ID", "NAME", "ROWS", "FEATURES", "CLASSES", "BYTES", "CREATED", box=None)
     for d in datasets:
         table.add_row(d["id"], d["name"] or "", str(d["n_rows"]), str(d["n_features"]),
-                      str(d["n_classes"]), str(d["size_bytes"]), d["created_at"][:19])
+                      str(d["n_classes"]), str(d["size_bytes"]), _when(d["created_at"]))
     stdout.print(table)
     return EXIT_OK
+
+
+def _when(timestamp: str) -> str:
+    """'2026-12-01T21:50:08.47Z' -> '2026-12-01 21:50:08' (UTC)."""
+    return timestamp[:19].replace("T", " ")
 
 
 def delete_dataset(args, client: Client) -> int:

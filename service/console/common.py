@@ -15,8 +15,15 @@ DEFAULT_URL = "http://127.0.0.1:8000"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_CANCELLED = 0, 1, 2, 3
 Handler = Callable[[argparse.Namespace, Client], int]
 
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+def _console(**options) -> Console:
+    console = Console(highlight=False, soft_wrap=True, **options)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console.width = 200  # a pipe or a file: do not squeeze tables into 80 columns
+    return console
+
+
+stdout = _console()
+stderr = _console(stderr=True)
 
 
 class UsageError(Exception):

@@ -1,5 +1,6 @@
-"""Rows to predict on from a file: .csv (an optional header row), .npz (array `x`, or its only
-array) or .json ({"x": rows} or a list of rows)."""
+"""Rows to predict on from a file: .csv (an optional header row; a column named like the
+label column is left out, so a dataset's own CSV can be classified), .npz (array `x`, or its
+only array) or .json ({"x": rows} or a list of rows)."""
 from __future__ import annotations
 
 import csv
@@ -11,14 +12,15 @@ import numpy as np
 from .common import UsageError
 
 
-def read_rows(path: str) -> np.ndarray:
+def read_rows(path: str, label_column: str = "label") -> np.ndarray:
     """x (N, F) float64 from `path`; a UsageError naming what is wrong."""
     file = Path(path)
     suffix = file.suffix.lower()
     if suffix not in (".csv", ".npz", ".json"):
         raise UsageError(f"{path}: use a .csv, .npz or .json file")
     try:
-        rows = {".csv": _csv_rows, ".npz": _npz_rows, ".json": _json_rows}[suffix](file)
+        rows = _csv_rows(file, label_column) if suffix == ".csv" else \
+            {".npz": _npz_rows, ".json": _json_rows}[suffix](file)
     except OSError as exc:
         raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
     except (ValueError, TypeError) as exc:
@@ -30,11 +32,14 @@ def read_rows(path: str) -> np.ndarray:
     return rows
 
 
-def _csv_rows(file: Path) -> np.ndarray:
+def _csv_rows(file: Path, label_column: str) -> np.ndarray:
     with open(file, newline="", encoding="utf-8-sig") as handle:
         rows = [row for row in csv.reader(handle) if row]
     if rows and not _numeric(rows[0]):
-        rows = rows[1:]  # a header row
+        header, rows = [name.strip() for name in rows[0]], rows[1:]
+        if label_column in header:
+            drop = header.index(label_column)
+            rows = [row[:drop] + row[drop + 1:] for row in rows]
     for line, row in enumerate(rows, start=1):
         if not _numeric(row):
             raise ValueError(f"row {line} is not all numbers: {row[:5]}")
