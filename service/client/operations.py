@@ -87,7 +87,7 @@ class Operations:
         params = {key: value for key, value in {"status": status, **filters}.items()
                   if value is not None}
         yielded, cursor = 0, None
-        while True:
+        while limit is None or yielded < limit:
             size = page_size if limit is None else min(page_size, limit - yielded)
             page = yield from self._json(Request("GET", "/v1/jobs", retry=True, params={
                 **params, "limit": size, **({"cursor": cursor} if cursor else {})}))
@@ -95,7 +95,7 @@ class Operations:
                 yield Emit(job)
                 yielded += 1
             cursor = page.get("next_cursor")
-            if not cursor or (limit is not None and yielded >= limit):
+            if not cursor:
                 return
 
     @operation
@@ -162,16 +162,20 @@ class Operations:
                    output: str | Path | None = None, raw: bool = False):
         """Trained parameters as {name: numpy array}; or the file's bytes (`raw=True`); or
         written to `output` (returns its Path). `layout="torch"` matches to_torch()'s module."""
+        body = yield from self._download(job_id, format, layout)
+        if output is not None:
+            path = Path(output)
+            path.write_bytes(body)
+            return path
+        return body if raw else decode_parameters(body, format)
+
+    def _download(self, job_id: str, format: str, layout: str) -> Flow:
         if format not in PARAMETER_FORMATS:
             raise ValueError(f"format must be one of {PARAMETER_FORMATS}, not {format!r}")
         response = yield from request_flow(Request(
             "GET", f"/v1/jobs/{job_id}/parameters", params={"format": format, "layout": layout},
             retry=True), self.retry)
-        if output is not None:
-            path = Path(output)
-            path.write_bytes(response.content)
-            return path
-        return response.content if raw else decode_parameters(response.content, format)
+        return response.content
 
     @operation
     def predict(self, job_id: str, x) -> dict[str, np.ndarray]:
@@ -223,7 +227,7 @@ class Operations:
     def to_needle(self, job_id: str):
         """The trained model as a needle Module (eval mode), built from the job's spec."""
         job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
-        state = yield from Operations.parameters.__wrapped__(self, job_id, "npz", "needle")
+        state = decode_parameters((yield from self._download(job_id, "npz", "needle")), "npz")
         from .twins import needle_model  # needle and the spec builder, only when asked for
         return needle_model(job["spec"]["model"], state)
 
@@ -231,6 +235,6 @@ class Operations:
     def to_torch(self, job_id: str):
         """The trained model as the equivalent torch.nn.Module (eval mode, strict state load)."""
         job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
-        state = yield from Operations.parameters.__wrapped__(self, job_id, "npz", "torch")
+        state = decode_parameters((yield from self._download(job_id, "npz", "torch")), "npz")
         from .twins import torch_model  # imports torch
         return torch_model(job["spec"]["model"], state)
