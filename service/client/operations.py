@@ -11,6 +11,7 @@ from typing import Any, Callable
 import httpx
 import numpy as np
 
+from .errors import NotFound
 from .events import Cursor, poll_flow, sse_flow
 from .protocol import Emit, Flow, Request, RetryPolicy, Sleep, dumps, json_flow, request_flow
 from .results import TERMINAL, Metrics, decode_parameters, npz_bytes, prediction_arrays
@@ -131,17 +132,24 @@ class Operations:
             yield Sleep(pause)
 
     @iteration
-    def events(self, job_id: str, *, after: int = 0) -> Flow:
+    def events(self, job_id: str, *, after: int = 0, transport: str = "auto") -> Flow:
         """The job's events (results.Event: "status", "metric", "end") until it ends, from the
         server's event stream, reconnecting with Last-Event-ID after a drop; metric points with
-        seq <= `after` are skipped."""
+        seq <= `after` are skipped. `transport`: "stream" (SSE only), "poll" (the job and its
+        metrics cursor, e.g. behind a proxy that buffers streams) or "auto" (stream when the
+        server has the route, else poll)."""
+        if transport not in ("auto", "stream", "poll"):
+            raise ValueError(f"transport must be auto, stream or poll, not {transport!r}")
         yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))  # 404 first
         cursor = Cursor(seq=after)
-        if self._has_event_route is not False:
+        if transport == "stream" or (transport == "auto" and self._has_event_route is not False):
             final = yield from sse_flow(job_id, cursor, self.retry, max(self.timeout, 60.0))
             self._has_event_route = final is not None
             if final is not None:
                 return final
+            if transport == "stream":
+                raise NotFound(f"{self.base_url} has no event stream route "
+                               f"(GET /v1/jobs/{job_id}/events)", status=404)
         return (yield from poll_flow(job_id, cursor, self.retry, self.poll_interval))
 
     # ---- results ----
