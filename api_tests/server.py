@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "pruned"}
 FAST_WORKER_ENV = {"NEEDLE_POLL_SECONDS": "0.02", "NEEDLE_HEARTBEAT_SECONDS": "0.5",
                    "NEEDLE_WORKER_NICE": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -107,6 +107,26 @@ class Server:
         wait_answering(self.client, self.process, "/readyz", 60, "server", self.log)
         return self
 
+    def create_key(self, name: str, *options: str) -> str:
+        """`needle-service keys create --name NAME OPTIONS` on this server's store (before or
+        after start); returns the key, which the command prints alone on its last line."""
+        done = subprocess.run([sys.executable, "-m", "service.cli", "keys", "create", "--name",
+                               name, *options, "--data-dir", str(self.data_dir)], env=self.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    def keys_command(self, *args: str) -> subprocess.CompletedProcess:
+        """Another `needle-service keys ...` command on this server's store."""
+        return subprocess.run([sys.executable, "-m", "service.cli", "keys", *args, "--data-dir",
+                               str(self.data_dir)], env=self.env, capture_output=True, text=True,
+                              timeout=60)
+
+    def client_for(self, key: str) -> httpx.Client:
+        """A client of this server that sends `key` as its bearer token (close it when done)."""
+        return httpx.Client(base_url=self.client.base_url, timeout=30,
+                            headers={"Authorization": f"Bearer {key}"})
+
     def log(self) -> str:
         """The tail of the server's output (for assertion messages)."""
         return self.log_path.read_text(errors="replace")[-4000:]
@@ -159,3 +179,22 @@ class Server:
         job = self.finish(self.submit(spec)["id"], timeout, interval)
         assert job["status"] == "succeeded", (job["error"], self.log())
         return job
+
+    def submit_sweep(self, sweep: dict) -> dict:
+        """POST a sweep that must be accepted; returns it."""
+        response = self.client.post("/v1/sweeps", json=sweep)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def sweep(self, sweep_id: str) -> dict:
+        """GET one sweep (with its trials)."""
+        response = self.client.get(f"/v1/sweeps/{sweep_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def finish_sweep(self, sweep_id: str, timeout: float = 120) -> dict:
+        """Poll (gently) until every trial of the sweep has ended; returns the sweep."""
+        def ended():
+            sweep = self.sweep(sweep_id)
+            return sweep if sweep["status"] != "running" else None
+        return wait_for(ended, timeout, f"sweep {sweep_id} to end", interval=0.2)

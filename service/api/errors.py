@@ -8,7 +8,8 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ..jobs import Conflict, NotFound
+from ..jobs import ActiveJobsQuotaExceeded, Conflict, NotFound, StorageQuotaExceeded
+from ..specs.errors import plain_loc
 
 log = logging.getLogger(__name__)
 Loc = tuple[str | int, ...]
@@ -18,6 +19,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(ActiveJobsQuotaExceeded, _too_many_active_jobs)
+    app.add_exception_handler(StorageQuotaExceeded, _storage_quota)
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(Exception, _internal_error)
 
@@ -31,32 +34,12 @@ def validation_error(issues: list[tuple[Loc, str, Any]]) -> RequestValidationErr
 
 
 def strip_union_tags(loc: Loc, body: Any) -> Loc:
-    """Drop the discriminator values pydantic inserts into locations, so that
+    """Drop the discriminator values pydantic inserts into body locations, so that
     ("body", "model", "sequential", "layers", 2) becomes ("body", "model", "layers", 2):
-    a path that exists in the submitted JSON.
-
-    Every object with a "type" in a job spec is a tagged-union member, and pydantic puts the tag
-    right after the object's own path, so the first matching part below an object is its tag
-    (then e.g. {"type": "fraction", "fraction": 2} yields ..., "fraction", "fraction")."""
+    a path that exists in the submitted JSON (see specs.errors.plain_loc)."""
     if not loc or loc[0] != "body" or body is None:
         return loc
-    out: list[str | int] = [loc[0]]
-    node, tag_skipped = body, False
-    for part in loc[1:]:
-        if isinstance(node, dict) and not tag_skipped and node.get("type") == part:
-            tag_skipped = True
-            continue
-        out.append(part)
-        node, tag_skipped = _child(node, part), False
-    return tuple(out)
-
-
-def _child(node: Any, part: str | int) -> Any:
-    if isinstance(node, dict):
-        return node.get(part)
-    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-        return node[part]
-    return None
+    return (loc[0], *plain_loc(loc[1:], body))
 
 
 def _small_input(value: Any) -> bool:
@@ -85,6 +68,20 @@ async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
 
 async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
     return JSONResponse({"detail": str(exc) or "conflict"}, status_code=409)
+
+
+# An active-job quota frees up when one of the key's jobs ends, which the API cannot foresee:
+# clients are told to come back after a typical short job.
+ACTIVE_JOBS_RETRY_AFTER_SECONDS = 10
+
+
+async def _too_many_active_jobs(request: Request, exc: ActiveJobsQuotaExceeded) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=429,
+                        headers={"Retry-After": str(ACTIVE_JOBS_RETRY_AFTER_SECONDS)})
+
+
+async def _storage_quota(request: Request, exc: StorageQuotaExceeded) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=413)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:
