@@ -12,7 +12,7 @@ from .body_limit import BodySizeLimitMiddleware
 from .connections import BodyTimeoutMiddleware
 from .errors import install_error_handlers
 from .json_body import DOCUMENTED_BODIES
-from .routes import datasets, health, jobs, outputs
+from .routes import datasets, health, jobs, outputs, sweeps
 
 AUTH_RESPONSES = {
     401: {"description": "Missing, unknown or revoked API key (`WWW-Authenticate: Bearer`)"},
@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.timeout_body_s)
     app.add_middleware(AuthMiddleware, settings=settings)  # added last: runs first
     install_error_handlers(app)
-    for module in (jobs, outputs, datasets):
+    for module in (jobs, outputs, datasets, sweeps):
         app.include_router(module.router, responses=AUTH_RESPONSES)
     app.include_router(health.router)
     app.openapi = lambda: _openapi_with_bodies(app)
