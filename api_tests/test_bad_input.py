@@ -177,3 +177,12 @@ def test_malformed_multipart_is_a_documented_422(api_only):
     response = api_only.client.post("/v1/datasets", content=body,
                                     headers={"content-type": "multipart/form-data; boundary=b"})
     assert_clear_422(response, ["body"])
+
+
+def test_a_sweep_parameter_that_is_no_distribution_is_a_422(api_only):
+    # found by schemathesis: a list where a distribution belongs was a 500
+    base = spirals()
+    for bad in ([], 3, "values"):
+        response = api_only.client.post("/v1/sweeps", json={
+            "base": base, "parameters": {"optimizer.lr": bad}})
+        assert_clear_422(response, ["body", "parameters"])

@@ -72,7 +72,9 @@ Distribution = Annotated[
           Annotated[LogUniformDistribution, Tag("loguniform")],
           Annotated[IntUniformDistribution, Tag("int_uniform")]],
     # "type" is optional for {"values": [...]}; the tag is also what locations carry
-    Discriminator(lambda value: union_tag(value) if isinstance(value, dict) else value.type),
+    # anything neither a dict nor a distribution (a list, a number) has no tag: a 422, not a 500
+    Discriminator(lambda value: union_tag(value) if isinstance(value, dict)
+                  else getattr(value, "type", None)),
 ]
 
 

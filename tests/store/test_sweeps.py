@@ -1,4 +1,6 @@
 """Sweeps in the store, on every backend: trial order, max_parallel, pruning decisions, cancel, delete."""
+import time
+
 import pytest
 
 from service.jobs import Conflict, Lease, LeaseState, NotFound, Status
@@ -131,10 +133,12 @@ def test_median_rule_compares_with_succeeded_trials(store):
 
 def test_a_pruned_trial_whose_worker_vanished_ends_pruned(store):
     make_sweep(store, n=2, max_parallel=2, early_stopping=ASHA)
-    (_, la), (b, _) = claim(store), claim(store, "w2")
+    _, la = claim(store)
+    b = store.claim("w2", 0.5)   # w2 will vanish: its lease runs out
     store.add_metrics(la, epoch_point(1, 0.1))
     store.add_metrics(Lease(b.id, "w2", 1), epoch_point(1, 0.9))
-    store.requeue_running(max_attempts=3)
+    time.sleep(0.6)
+    store.expire_leases(max_attempts=3)
     assert store.get_job(b.id).status is Status.pruned
 
 
