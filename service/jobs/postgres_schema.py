@@ -99,6 +99,9 @@ MIGRATIONS: list[list[str]] = [
             created_at DOUBLE PRECISION NOT NULL,
             revoked_at DOUBLE PRECISION)""",
     ],
+    [  # 4: the fair claim enumerates (priority, tenant) pairs of queued jobs by a skip scan
+        "CREATE INDEX jobs_queued_groups ON jobs (priority, tenant) WHERE status = 'queued'",
+    ],
 ]
 
 

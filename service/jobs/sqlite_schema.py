@@ -97,6 +97,10 @@ MIGRATIONS: list[str] = [
         revoked_at REAL
     );
     """,
+    # 4: fair claims count each tenant's running jobs
+    """
+    CREATE INDEX jobs_running_tenant ON jobs (tenant) WHERE status = 'running';
+    """,
 ]
 
 
