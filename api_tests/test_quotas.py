@@ -32,7 +32,8 @@ def queue_only(tmp_path_factory, store_env):
     keys = {"three": server.create_key("three", "--max-active-jobs", "3"),
             "small": server.create_key("small", "--max-dataset-bytes", "5000"),
             "slow": server.create_key("slow", "--rate-limit", "2"),
-            "boss": server.create_key("boss", "--max-priority", "5")}
+            "boss": server.create_key("boss", "--max-priority", "5"),
+            "capped": server.create_key("capped", "--max-job-cost", "1e8")}
     server.start()
     clients = {name: server.client_for(key) for name, key in keys.items()}
     yield server, clients
@@ -108,6 +109,16 @@ def test_priority_above_the_keys_maximum_is_a_422_on_priority(queue_only):
     assert clients["boss"].post("/v1/jobs", json={**spirals(), "priority": 6}).status_code == 422
     lowered = clients["boss"].post("/v1/jobs", json={**spirals(), "priority": -3})
     assert lowered.status_code == 202 and lowered.json()["priority"] == -3  # yielding is allowed
+
+
+def test_a_job_over_the_keys_max_cost_is_a_422_saying_by_how_much(queue_only):
+    _, clients = queue_only
+    refused = clients["capped"].post("/v1/jobs", json=long_teacher(epochs=50))
+    assert refused.status_code == 422
+    (issue,) = refused.json()["detail"]
+    assert issue["loc"] == ["body", "training"] and "max job cost of 1e+08 FLOPs" in issue["msg"]
+    assert clients["capped"].post("/v1/jobs", json=spirals(epochs=1)).status_code == 202
+    assert clients["boss"].post("/v1/jobs", json=long_teacher(epochs=50)).status_code == 202
 
 
 def _started(job: dict) -> datetime | None:
