@@ -8,11 +8,22 @@ from ..specs.cost import (EVAL_BYTES_PER_ACTIVATION, ModelCost, human_bytes, hum
 Issue = tuple[tuple, str, object]
 
 
-def cost_issues(spec: JobSpec, settings: Settings, *, steps: int, epochs: int, train_rows: int,
-                val_rows: int, parameters: int) -> list[Issue]:
-    """Every bound the planned job breaks (empty when it fits)."""
-    model = spec.model.model_dump(mode="json")
-    cost = model_cost(model, model_widths(spec.model)[0])
+def spec_cost(spec: JobSpec) -> ModelCost:
+    """The per-row cost of the spec's model (the per-layer table in specs/cost.py)."""
+    return model_cost(spec.model.model_dump(mode="json"), model_widths(spec.model)[0])
+
+
+def job_flops(spec: JobSpec, cost: ModelCost, *, steps: int, epochs: int, train_rows: int,
+              val_rows: int, parameters: int) -> int:
+    """Estimated total FLOPs of the planned job (training steps, optimizer, evaluation)."""
+    return training_flops(cost, steps=steps, batch_size=spec.training.batch_size,
+                          train_rows=train_rows, epochs=epochs, val_rows=val_rows,
+                          parameters=parameters)
+
+
+def cost_issues(spec: JobSpec, settings: Settings, cost: ModelCost, *, steps: int,
+                flops: int) -> list[Issue]:
+    """Every server-wide bound the planned job breaks (empty when it fits)."""
     issues = _size_issues(cost, settings) + _memory_issues(spec, cost, settings)
     runtime = spec.training.stopping.max_runtime_s
     if runtime is not None and runtime > settings.max_runtime_s:
@@ -23,9 +34,6 @@ def cost_issues(spec: JobSpec, settings: Settings, *, steps: int, epochs: int, t
         issues.append((("body", "training"), f"the job plans {steps} optimizer steps; this "
                        f"server runs at most {settings.max_job_steps} per job ({over:.3g}x over): "
                        "lower epochs, raise batch_size or set stopping.max_steps", steps))
-    flops = training_flops(cost, steps=steps, batch_size=spec.training.batch_size,
-                           train_rows=train_rows, epochs=epochs, val_rows=val_rows,
-                           parameters=parameters)
     if flops > settings.max_job_flops:
         issues.append((("body", "training"), f"the job needs an estimated {human_flops(flops)} "
                        f"({steps} steps of {human_flops(flops / max(steps, 1))} each, evaluation "

@@ -9,7 +9,7 @@ from ..specs import (DatasetSource, DataValidation, FractionValidation, InlineSo
                      MnistSource, count_parameters, known_rows, model_widths, planned_steps,
                      validation_split_sizes)
 from .auth import Principal
-from .cost_bounds import cost_issues, with_runtime_default
+from .cost_bounds import cost_issues, job_flops, spec_cost, with_runtime_default
 from .errors import validation_error
 
 MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -47,9 +47,12 @@ def plan_submission(spec: JobSpec, settings: Settings, store: JobStore,
         raise validation_error(issues)
     train_rows = _training_rows(spec, n_rows or 0)
     epochs, steps = planned_steps(train_rows, spec.training)
-    issues = cost_issues(spec, settings, steps=steps, epochs=epochs, train_rows=train_rows,
-                         val_rows=_validation_rows(spec, n_rows or 0, datasets),
-                         parameters=param_count)
+    cost = spec_cost(spec)
+    flops = job_flops(spec, cost, steps=steps, epochs=epochs, train_rows=train_rows,
+                      val_rows=_validation_rows(spec, n_rows or 0, datasets),
+                      parameters=param_count)
+    issues = cost_issues(spec, settings, cost, steps=steps, flops=flops)
+    issues += _key_cost_issues(principal, flops)
     if issues:
         raise validation_error(issues)
     normalised = with_runtime_default(spec.model_dump(mode="json"), settings)
@@ -90,6 +93,16 @@ def _cap_issues(spec: JobSpec, settings: Settings, param_count: int) -> list:
         issues.append((("body", "training", "epochs"), f"at most {settings.max_epochs} epochs "
                        "are allowed", spec.training.epochs))
     return issues
+
+
+def _key_cost_issues(principal: Principal, cost: float) -> list:
+    """The key's own max job cost, on the same estimate as the server's cap (specs/cost.py)."""
+    limit = principal.limit("max_job_cost")
+    if limit is None or cost <= limit:
+        return []
+    return [(("body", "training"), f"the job's estimated training cost is {cost:.3g} FLOPs, "
+             f"{cost / limit:.1f}x this API key's max job cost of {limit:.3g} FLOPs: plan fewer "
+             "steps (epochs, stopping.max_steps), a smaller batch or a smaller model", None)]
 
 
 def _priority_issues(spec: JobSpec, principal: Principal) -> list:
