@@ -39,8 +39,15 @@ IMAGE_ROWS = TypeAdapter(_nonempty(_nonempty(_nonempty(_nonempty(FiniteFloat))))
 def _validate_rows(value: Any) -> list:
     """(N, F) rows or (N, C, H, W) images, told apart by the first row; error locations are
     plain indices into x either way."""
-    images = isinstance(value, list) and value and _row_kind(value[0]) == "image"
-    return (IMAGE_ROWS if images else FLAT_ROWS).validate_python(value)
+    if not isinstance(value, list) or not value:
+        return FLAT_ROWS.validate_python(value)  # pydantic's own error
+    kind = _row_kind(value[0])
+    mixed = [i for i, row in enumerate(value) if _row_kind(row) != kind][:5]
+    if mixed:
+        raise spec_error("Rows", [((i,), f"row {i} is {'not ' if kind == 'image' else ''}an image "
+                                  f"but row 0 is {'' if kind == 'image' else 'not '}one", None)
+                                  for i in mixed])
+    return (IMAGE_ROWS if kind == "image" else FLAT_ROWS).validate_python(value)
 
 
 Rows = Annotated[list, PlainValidator(_validate_rows), WithJsonSchema({
