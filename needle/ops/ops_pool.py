@@ -34,26 +34,29 @@ def _check_nchw(a):
 
 
 class _WindowScatter(TensorOp):
-    """g (N, C, Ho, Wo) -> (N, C, H, W): sum over offsets of g * weight[offset] put at the offset."""
+    """g (N, C, Ho, Wo) -> (N, C, H, W): sum over offsets of g * weight[offset] put at the offset.
 
-    def __init__(self, input_shape, offsets, weights):
-        self.input_shape, self.offsets, self.weights = tuple(input_shape), offsets, weights
+    `like` is the pooled input: the gradient gets its memory layout (an NCHW view of NHWC memory
+    after a conv), because element-wise numpy on mixed layouts is many times slower."""
+
+    def __init__(self, like, offsets, weights):
+        self.like, self.offsets, self.weights = like, offsets, weights
 
     def compute(self, g):
-        out = np.zeros(self.input_shape, dtype=g.dtype)
+        out = np.zeros_like(self.like, dtype=g.dtype)  # (N, C, H, W) in like's layout
         for where, weight in zip(self.offsets, self.weights):
             out[where] += g * weight
         return out
 
     def gradient(self, out_grad, node):
-        return _WindowGather(self.input_shape, self.offsets, self.weights)(out_grad)
+        return _WindowGather(self.like, self.offsets, self.weights)(out_grad)
 
 
 class _WindowGather(TensorOp):
     """h (N, C, H, W) -> (N, C, Ho, Wo): sum over offsets of h[offset] * weight[offset]."""
 
-    def __init__(self, input_shape, offsets, weights):
-        self.input_shape, self.offsets, self.weights = input_shape, offsets, weights
+    def __init__(self, like, offsets, weights):
+        self.like, self.offsets, self.weights = like, offsets, weights
 
     def compute(self, h):
         out = None
@@ -63,7 +66,7 @@ class _WindowGather(TensorOp):
         return out
 
     def gradient(self, out_grad, node):
-        return _WindowScatter(self.input_shape, self.offsets, self.weights)(out_grad)
+        return _WindowScatter(self.like, self.offsets, self.weights)(out_grad)
 
 
 class MaxPool2d(TensorOp):
@@ -77,7 +80,7 @@ class MaxPool2d(TensorOp):
     def compute(self, a):
         _check_nchw(a)
         _, self.offsets = _geometry(a.shape, self.kernel, self.stride)
-        out = a[self.offsets[0]].copy()  # (N, C, Ho, Wo)
+        out = a[self.offsets[0]].copy(order="K")  # (N, C, Ho, Wo), keeping a's memory layout
         for where in self.offsets[1:]:
             np.maximum(out, a[where], out=out)
         return out
@@ -90,7 +93,7 @@ class MaxPool2d(TensorOp):
             hit &= ~taken
             taken |= hit
             masks.append(hit.astype(out.dtype))
-        return _WindowScatter(a.shape, self.offsets, masks)(out_grad)
+        return _WindowScatter(a, self.offsets, masks)(out_grad)
 
 
 def max_pool2d(a, kernel_size, stride=None):
@@ -108,14 +111,14 @@ class AvgPool2d(TensorOp):
     def compute(self, a):
         _check_nchw(a)
         _, self.offsets = _geometry(a.shape, self.kernel, self.stride)
-        return _WindowGather(a.shape, self.offsets, self._weights(a.dtype)).compute(a)
+        return _WindowGather(a, self.offsets, self._weights(a.dtype)).compute(a)
 
     def _weights(self, dtype):
         return [dtype.type(1.0 / self.kernel ** 2)] * len(self.offsets)
 
     def gradient(self, out_grad, node):
-        a = node.inputs[0]
-        return _WindowScatter(a.shape, self.offsets, self._weights(a.dtype))(out_grad)
+        a = node.inputs[0].realize_cached_data()
+        return _WindowScatter(a, self.offsets, self._weights(a.dtype))(out_grad)
 
 
 def avg_pool2d(a, kernel_size, stride=None):
