@@ -68,6 +68,37 @@ MIGRATIONS: list[list[str]] = [
             full_spec JSONB NOT NULL)""",
         "INSERT INTO job_specs (job_id, full_spec) SELECT id, spec FROM jobs",
     ],
+    [  # 3: tenants, API keys, priorities and fair claims; idempotency keys unique per tenant.
+       # claimed_at is each job's latest claim: a tenant's last start, for fair claims.
+        """ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default',
+                         ADD COLUMN owner TEXT,
+                         ADD COLUMN priority INTEGER NOT NULL DEFAULT 0,
+                         ADD COLUMN claimed_at DOUBLE PRECISION""",
+        "UPDATE jobs SET claimed_at = started_at",
+        "ALTER TABLE jobs DROP CONSTRAINT jobs_idempotency_key_key",
+        "CREATE UNIQUE INDEX jobs_tenant_idempotency_key ON jobs (tenant, idempotency_key)",
+        "CREATE INDEX jobs_queued_order ON jobs (priority DESC, tenant, seq) WHERE status = 'queued'",
+        "CREATE INDEX jobs_running_tenant ON jobs (tenant) WHERE status = 'running'",
+        "CREATE INDEX jobs_tenant_claimed ON jobs (tenant, claimed_at)",
+        "CREATE INDEX jobs_owner_status ON jobs (owner, status)",
+        "CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq)",
+        """ALTER TABLE datasets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default',
+                             ADD COLUMN owner TEXT""",
+        "CREATE INDEX datasets_owner ON datasets (owner)",
+        """CREATE TABLE api_keys (
+            seq BIGSERIAL NOT NULL UNIQUE,
+            name TEXT PRIMARY KEY,
+            tenant TEXT NOT NULL,
+            token_hash TEXT NOT NULL UNIQUE,
+            admin BOOLEAN NOT NULL DEFAULT FALSE,
+            max_active_jobs INTEGER,
+            max_dataset_bytes BIGINT,
+            max_priority INTEGER NOT NULL DEFAULT 0,
+            rate_limit DOUBLE PRECISION,
+            max_job_cost DOUBLE PRECISION,
+            created_at DOUBLE PRECISION NOT NULL,
+            revoked_at DOUBLE PRECISION)""",
+    ],
 ]
 
 
