@@ -81,6 +81,8 @@ GRADIENT_CASES = {
     "conv_k2_s2_p0_odd": (lambda a, b: ndl.conv(a, b, stride=2), [_randn(1, 5, 7, 2), _randn(2, 2, 2, 3)]),
     "conv_k5_s2_p2": (lambda a, b: ndl.conv(a, b, stride=2, padding=2), [_randn(1, 7, 6, 1), _randn(5, 5, 1, 2)]),
     "conv_k1": (lambda a, b: ndl.conv(a, b), [_randn(2, 3, 3, 3), _randn(1, 1, 3, 2)]),
+    "conv_k3_s2_many_channels": (lambda a, b: ndl.conv(a, b, stride=2, padding=1),
+                                 [_randn(1, 5, 4, 4), _randn(3, 3, 4, 2)]),
     "conv_bias": (lambda a, b, c: Conv(2, 1)(a, b, c), [_randn(1, 5, 5, 2), _randn(3, 3, 2, 2), _randn(2)]),
     "max_pool_2": (lambda a: ndl.max_pool2d(a, 2), [_distinct(2, 2, 5, 4)]),
     "max_pool_3_s2": (lambda a: ndl.max_pool2d(a, 3, 2), [_distinct(1, 2, 7, 6)]),

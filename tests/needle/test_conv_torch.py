@@ -25,8 +25,10 @@ def _close(ours, theirs, tol=1e-10):
 @pytest.mark.parametrize("kernel", [1, 2, 3, 4, 5])
 @pytest.mark.parametrize("stride", [1, 2])
 @pytest.mark.parametrize("padding", [0, 2])
-def test_conv_op_matches_torch(kernel, stride, padding):
-    a, b = RNG.standard_normal((2, 9, 7, 3)), RNG.standard_normal((kernel, kernel, 3, 4))
+@pytest.mark.parametrize("channels", [3, 5])  # both im2col paths (few / many channels)
+def test_conv_op_matches_torch(kernel, stride, padding, channels):
+    a = RNG.standard_normal((2, 9, 7, channels))
+    b = RNG.standard_normal((kernel, kernel, channels, 4))
     na, nb = _n(a), _n(b)
     out = ndl.conv(na, nb, stride=stride, padding=padding)
     ta, tb = _t(a), _t(b)
