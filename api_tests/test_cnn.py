@@ -65,7 +65,7 @@ def test_torch_layout_loads_into_the_pytorch_twin_and_predicts_the_same(server, 
     torch = pytest.importorskip("torch")
     from safetensors.torch import load as load_torch
 
-    from tests.torch_mirror import from_model_spec
+    from service.client.torch_twin import from_model_spec
 
     response = server.client.get(f"/v1/jobs/{bars_job['id']}/parameters",
                                  params={"format": "safetensors", "layout": "torch"})

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # run from anywhere: the PyTorch twin lives in tests/
+sys.path.insert(0, str(ROOT))  # run from anywhere
 
 
 def _parse_args():
@@ -98,7 +98,7 @@ class TorchTrainer:
     def __init__(self, threads: int, seed: int = 0):
         import torch
 
-        from tests.torch_mirror import from_model_spec
+        from service.client.torch_twin import from_model_spec
         self.torch, self.threads = torch, threads
         self.model = from_model_spec(MODEL_SPEC).train()
         state = to_torch_layout(NeedleTrainer(seed).model.state_dict())
