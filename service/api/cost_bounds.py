@@ -1,7 +1,7 @@
 """Cost bounds decided at submission: steps, total FLOPs, activation memory, model size and the
 runtime limit; each refusal is a 422 naming the bound and by how much the job exceeds it."""
 from ..settings import Settings
-from ..specs import JobSpec, model_widths
+from ..specs import JobSpec
 from ..specs.cost import (EVAL_BYTES_PER_ACTIVATION, ModelCost, human_bytes, human_flops,
                           model_cost, training_activation_bytes, training_flops)
 
@@ -10,7 +10,7 @@ Issue = tuple[tuple, str, object]
 
 def spec_cost(spec: JobSpec) -> ModelCost:
     """The per-row cost of the spec's model (the per-layer table in specs/cost.py)."""
-    return model_cost(spec.model.model_dump(mode="json"), model_widths(spec.model)[0])
+    return model_cost(spec.model)
 
 
 def job_flops(spec: JobSpec, cost: ModelCost, *, steps: int, epochs: int, train_rows: int,

@@ -6,7 +6,10 @@ import time
 import traceback
 from typing import Callable
 
+from pydantic import TypeAdapter
+
 from ..settings import Settings
+from ..specs import ModelSpec
 from ..specs.cost import eval_rows_per_chunk, model_cost
 from ..training import (EpochDone, TrainingError, TrainingRun, checkpoint_from_bytes, checkpoint_to_bytes,
                         parameters_to_bytes, prepare_run)
@@ -16,6 +19,7 @@ from .records import Job, Lease, Status
 from .store import JobStore, LeaseState, NotFound
 
 log = logging.getLogger("needle_service.worker")
+MODEL_SPEC = TypeAdapter(ModelSpec)
 METRICS_FLUSH_SECONDS = 0.5  # step metrics reach the store at least this often
 # The job row is read after every step, but no more often than this: a check costs ~8 us on
 # SQLite and ~80 us on PostgreSQL, which would be 8 % of a 1 ms step. Cancel latency stays tiny.
@@ -82,7 +86,7 @@ class JobExecution:
             return "lost"
         epochs, steps = run.planned()
         self.steps = StepAggregator(steps_per_point(steps, self.settings.max_step_points))
-        cost = model_cost(self.job.spec["model"], run.data.x_train.shape[1])
+        cost = model_cost(MODEL_SPEC.validate_python(self.job.spec["model"]))
         run.eval_chunk = eval_rows_per_chunk(cost, self.settings.worker_memory_bytes)
         self.store.set_progress(self.lease, epoch=run.epoch, step=run.step, epochs=epochs, steps=steps)
         every = max(1, self.settings.checkpoint_every_epochs)

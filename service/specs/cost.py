@@ -1,7 +1,7 @@
 """What a model costs per row: one table of layer types drives the FLOP and memory estimates.
 
-Every layer type has one entry in LAYER_COSTS: a function (layer dict, input width) ->
-LayerCost(forward FLOPs per row, output width). Containers (sequential, residual) are walked
+Every layer type has one entry in LAYER_COSTS: a function (layer spec, input shape of one row)
+-> LayerCost(forward FLOPs per row, output shape). Containers (sequential, residual) are walked
 here; a new layer type (h10's activations, h12b's convolutions) adds one entry and nothing else.
 The estimates bound a job at submission (total FLOPs, activation memory) and size the evaluation
 chunks workers use; they are deliberately simple upper-bound-ish counts, not a profiler.
@@ -12,6 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from pydantic import TypeAdapter
+
+from .layers import LayerSpec
+from .shapes import conv_output_shape, pool_output_shape, trace_stack
+
 FLOAT_BYTES = 4            # everything trains in float32
 BACKWARD_FACTOR = 2        # a backward pass costs about twice the forward pass
 OPTIMIZER_FLOPS_PER_PARAMETER = 10   # Adam's update (moments, bias correction, decay) per scalar
@@ -21,40 +26,64 @@ TRAIN_BYTES_PER_ACTIVATION = 2 * FLOAT_BYTES
 EVAL_BYTES_PER_ACTIVATION = 3 * FLOAT_BYTES
 MAX_EVAL_CHUNK = 1024      # rows per evaluation forward pass when memory allows
 MAX_MODEL_DEPTH = 32       # nesting of sequential/residual containers
+_LAYERS = TypeAdapter(list[LayerSpec])
+
+
+Shape = tuple[int, ...]  # one row: (F,) for features, (C, H, W) for images
 
 
 @dataclass(frozen=True)
 class LayerCost:
-    """One layer on rows of width `width_in`: forward FLOPs per row and the output width."""
+    """One layer on a row of `shape`: forward FLOPs per row and the output shape."""
 
     flops: int
-    width: int
+    shape: Shape
 
 
-LayerCostFn = Callable[[dict[str, Any], int], LayerCost]
+LayerCostFn = Callable[[Any, Shape], LayerCost]
 
 
-def _linear(layer: dict, width: int) -> LayerCost:
-    out = layer["out_features"]
-    return LayerCost(2 * layer["in_features"] * out + (out if layer.get("bias", True) else 0), out)
+def _linear(layer, shape: Shape) -> LayerCost:
+    out = layer.out_features
+    return LayerCost(2 * layer.in_features * out + (out if layer.bias else 0), (out,))
 
 
-def _norm(layer: dict, width: int) -> LayerCost:
-    return LayerCost(8 * layer["dim"], layer["dim"])  # mean, var, normalise, scale, shift
+def _norm(layer, shape: Shape) -> LayerCost:
+    return LayerCost(8 * math.prod(shape), shape)  # mean, var, normalise, scale, shift
 
 
 def _elementwise(flops_per_value: int) -> LayerCostFn:
-    return lambda layer, width: LayerCost(flops_per_value * width, width)
+    return lambda layer, shape: LayerCost(flops_per_value * math.prod(shape), shape)
+
+
+def _flatten(layer, shape: Shape) -> LayerCost:
+    return LayerCost(0, (math.prod(shape),))
+
+
+def _conv2d(layer, shape: Shape) -> LayerCost:
+    out = conv_output_shape(layer, shape)   # (C_out, Ho, Wo)
+    k = layer.kernel_size
+    per_output = 2 * k * k * layer.in_channels + (1 if layer.bias else 0)
+    return LayerCost(per_output * math.prod(out), out)
+
+
+def _pool(layer, shape: Shape) -> LayerCost:
+    out = pool_output_shape(layer, shape)
+    return LayerCost(layer.kernel_size ** 2 * math.prod(out), out)
 
 
 LAYER_COSTS: dict[str, LayerCostFn] = {
     "linear": _linear,
     "batchnorm1d": _norm,
     "layernorm1d": _norm,
+    "batchnorm2d": _norm,
     "relu": _elementwise(1),
     "dropout": _elementwise(2),      # draw a mask, multiply
-    "flatten": _elementwise(0),
+    "flatten": _flatten,
     "identity": _elementwise(0),
+    "conv2d": _conv2d,               # 2*K*K*C_in*C_out*Ho*Wo (+ bias)
+    "maxpool2d": _pool,
+    "avgpool2d": _pool,
 }
 CONTAINERS = ("sequential", "residual")
 
@@ -65,15 +94,15 @@ class ModelCost:
 
     flops: int               # forward FLOPs per row
     activations: int         # values per row kept for backward (every layer's output)
-    widest: int              # widest activation (input included)
+    widest: int              # most values of one activation (input included)
     depth: int               # deepest container nesting (a flat stack is 1)
     modules: int             # layers and containers, like needle's module tree
 
 
-def mlp_resnet_layers(model: dict) -> list[dict]:
-    """needle.models.MLPResNet as the equivalent sequential layer dicts."""
-    hidden, half = model.get("hidden_dim", 100), model.get("hidden_dim", 100) // 2
-    norm = "batchnorm1d" if model.get("norm", "batchnorm") == "batchnorm" else "layernorm1d"
+def mlp_resnet_layers(model) -> list:
+    """needle.models.MLPResNet as the equivalent list of layer specs."""
+    hidden, half = model.hidden_dim, model.hidden_dim // 2
+    norm = "batchnorm1d" if model.norm == "batchnorm" else "layernorm1d"
     block = {"type": "sequential", "layers": [
         {"type": "residual", "layers": [
             {"type": "linear", "in_features": hidden, "out_features": half},
@@ -81,45 +110,48 @@ def mlp_resnet_layers(model: dict) -> list[dict]:
             {"type": "linear", "in_features": half, "out_features": hidden},
             {"type": norm, "dim": hidden}]},
         {"type": "relu"}]}
-    return [{"type": "linear", "in_features": model["in_features"], "out_features": hidden},
-            {"type": "relu"}, *([block] * model.get("num_blocks", 3)),
-            {"type": "linear", "in_features": hidden, "out_features": model.get("num_classes", 10)}]
+    layers = [{"type": "linear", "in_features": model.in_features, "out_features": hidden},
+              {"type": "relu"}, block,
+              {"type": "linear", "in_features": hidden, "out_features": model.num_classes}]
+    first, relu, block, last = _LAYERS.validate_python(layers)
+    return [first, relu, *([block] * model.num_blocks), last]
 
 
-def model_layers(model: dict) -> list[dict]:
-    """The model spec (a dict) as a list of layer dicts."""
-    return mlp_resnet_layers(model) if model["type"] == "mlp_resnet" else model["layers"]
-
-
-def model_cost(model: dict, in_width: int) -> ModelCost:
-    """Walk the model's layers on rows of `in_width` features."""
-    totals = {"flops": 0, "activations": 0, "widest": in_width, "depth": 1, "modules": 1}
-    _walk(model_layers(model), in_width, 1, totals)
+def model_cost(model) -> ModelCost:
+    """Walk a validated model spec (MLPResNetModel or SequentialModel) on one row."""
+    if model.type == "mlp_resnet":
+        layers, shape = mlp_resnet_layers(model), (model.in_features,)
+    else:
+        layers = model.layers
+        shape = tuple(model.input_shape) if getattr(model, "input_shape", None) else None
+        shape = shape or (trace_stack(layers).input_width,)
+    totals = {"flops": 0, "activations": 0, "widest": math.prod(shape), "depth": 1,
+              "modules": 1}
+    _walk(layers, shape, 1, totals)
     return ModelCost(**totals)
 
 
-def _walk(layers: list[dict], width: int, depth: int, totals: dict) -> int:
+def _walk(layers: list, shape: Shape, depth: int, totals: dict) -> Shape:
     totals["depth"] = max(totals["depth"], depth)
     for layer in layers:
         totals["modules"] += 1
-        kind = layer["type"]
-        if kind in CONTAINERS:
-            out = _walk(layer["layers"], width, depth + 1, totals)
-            if kind == "residual":
-                totals["flops"] += out       # the addition
-                totals["activations"] += out
-            width = out
+        if layer.type in CONTAINERS:
+            out = _walk(layer.layers, shape, depth + 1, totals)
+            if layer.type == "residual":
+                totals["flops"] += math.prod(out)       # the addition
+                totals["activations"] += math.prod(out)
+            shape = out
             continue
-        cost = LAYER_COSTS[kind](layer, width)
+        cost = LAYER_COSTS[layer.type](layer, shape)
         totals["flops"] += cost.flops
-        totals["activations"] += cost.width
-        totals["widest"] = max(totals["widest"], cost.width)
-        width = cost.width
-    return width
+        totals["activations"] += math.prod(cost.shape)
+        totals["widest"] = max(totals["widest"], math.prod(cost.shape))
+        shape = cost.shape
+    return shape
 
 
 def container_depth(layers: list, depth: int = 1) -> int:
-    """Nesting depth of pydantic layer specs (a flat stack is 1), stopping past the bound."""
+    """Nesting depth of layer specs (a flat stack is 1), stopping past the bound."""
     deepest = depth
     for layer in layers:
         inner = getattr(layer, "layers", None)

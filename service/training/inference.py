@@ -7,7 +7,7 @@ import numpy as np
 
 import needle as ndl
 
-from .builders import build_model
+from .builders import build_model, model_input
 from .params import MEDIA_TYPES, encode, parameters_from_bytes, to_torch_layout
 
 
@@ -33,8 +33,8 @@ class NonFiniteOutput(ValueError):
 
 
 def predict_arrays(parameters: bytes, x: np.ndarray, chunk_rows: int = 1024) -> dict[str, list]:
-    """Logits, softmax probabilities and argmax classes for x (N, F); NonFiniteOutput instead
-    of NaN/inf values (JSON has none)."""
+    """Logits, softmax probabilities and argmax classes for x (N, F), or (N, C, H, W) for a model
+    with that input_shape; NonFiniteOutput instead of NaN/inf values (JSON has none)."""
     return TrainedModel(parameters).predict(x, chunk_rows)
 
 
@@ -46,13 +46,18 @@ class TrainedModel:
     def __init__(self, parameters: bytes):
         self.model, self.model_spec = load_model(parameters)
         self.width = input_width(self.model_spec)
+        self.shape = self.model_spec.get("input_shape")
         self.nbytes = len(parameters)
 
     def predict(self, x: np.ndarray, chunk_rows: int) -> dict[str, list]:
-        """Outputs for x (N, F), computed `chunk_rows` rows at a time (bounded memory)."""
+        """Outputs for x (N, F) or (N, C, H, W), `chunk_rows` rows at a time (bounded memory)."""
         x = np.asarray(x, dtype=np.float32)
+        if x.ndim == 4 and (self.shape is None or list(x.shape[1:]) == list(self.shape)):
+            x = x.reshape(len(x), -1)
         if x.ndim != 2 or x.shape[1] != self.width or len(x) == 0:
-            raise ValueError(f"x must have shape (N, {self.width}) with N >= 1, got {x.shape}")
+            expected = f"(N, {self.width})" + (
+                "" if self.shape is None else f" or (N, {', '.join(map(str, self.shape))})")
+            raise ValueError(f"x must have shape {expected} with N >= 1, got {x.shape}")
         if not np.isfinite(x).all():
             raise ValueError("x contains NaN or infinite values")
         chunks = [self._logits(x[start:start + chunk_rows])
@@ -68,7 +73,8 @@ class TrainedModel:
 
     def _logits(self, rows: np.ndarray) -> np.ndarray:
         with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
-            return self.model(ndl.Tensor(rows, dtype="float32", requires_grad=False)).numpy()
+            return self.model(ndl.Tensor(model_input(self.model_spec, rows), dtype="float32",
+                                         requires_grad=False)).numpy()
 
 
 class ModelCache:

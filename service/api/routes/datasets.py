@@ -23,7 +23,8 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary",
-                                "description": ".npz with x (N, F) and integer y (N,), or "
+                                "description": ".npz with x (N, F) or (N, C, H, W) and "
+                                "integer y (N,), or "
                                 "a .csv with a header row (numeric features, integer labels)"},
                        "name": {"type": "string", "maxLength": 200},
                        "label_column": {"type": "string", "maxLength": 200, "default": "label",

@@ -1,4 +1,5 @@
 """What a job produces: metrics while it runs, then parameters and predictions."""
+import math
 from typing import Annotated, Literal
 
 import numpy as np
@@ -9,7 +10,7 @@ from pydantic import TypeAdapter
 from ...jobs import Job, JobStore
 from ...jobs.results import export_parameters
 from ...jobs.results import NonFiniteOutput
-from ...specs import ModelSpec, model_widths
+from ...specs import ModelSpec, model_input_shape, model_widths, sample_shape
 from ...specs.cost import EVAL_BYTES_PER_ACTIVATION, model_cost
 from ..deps import CurrentPrincipal, ModelCacheDep, SettingsDep, StoreDep
 from ..errors import validation_error
@@ -64,14 +65,15 @@ def get_parameters(job_id: JobId, store: StoreDep, principal: CurrentPrincipal,
                                                          "enum": ["hit", "miss"]}}}},
                         **NO_PARAMETERS, 413: {"description": "Body too large"},
                         415: {"description": "The body is not application/json"},
-                        422: {"description": "Wrong width, non-finite input, or more rows than "
-                              "the server's prediction budget"}})
+                        422: {"description": "Wrong width or shape, non-finite input, or more "
+                              "rows than the server's prediction budget"}})
 async def predict(job_id: JobId, request: Request, response: Response, store: StoreDep,
                   settings: SettingsDep, cache: ModelCacheDep,
                   principal: CurrentPrincipal) -> Prediction:
-    """Run the trained model in eval mode (BatchNorm uses its running statistics). Parsing,
-    the model (built once per job, then cached) and the forward passes run off the event loop,
-    in chunks sized to the server's prediction memory budget."""
+    """Run the trained model in eval mode (BatchNorm uses its running statistics) on rows, or on
+    images (N, C, H, W) for a model with an input_shape. Parsing, the model (built once per
+    job, then cached) and the forward passes run off the event loop, in chunks sized to the
+    server's prediction memory budget."""
     body = await parse_json(request, PredictRequest)
     prediction, cached = await run_in_threadpool(_predict, job_id, body.x, store, settings,
                                                  cache, principal.tenant_filter)
@@ -84,25 +86,22 @@ def _predict(job_id: str, rows: list, store: JobStore, settings, cache,
     job = store.get_job(job_id, with_spec=False, tenant=tenant)  # NotFound for another tenant's
     if not job.has_parameters:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
-    model_spec = job.brief["model"]  # brief: the model part is never elided
-    in_width, classes = model_widths(MODEL_ADAPTER.validate_python(model_spec))
-    cost = model_cost(model_spec, in_width)
-    _check_predict_size(len(rows), len(rows[0]), in_width, classes, settings)
-    x = np.asarray(rows, dtype=np.float32)  # (N, in_width)
+    model_spec = MODEL_ADAPTER.validate_python(job.brief["model"])  # the brief keeps the model
+    _check_input_shape(sample_shape(rows[0]), model_spec)
+    _check_predict_size(len(rows), model_widths(model_spec)[1], settings)
+    cost = model_cost(model_spec)
+    x = np.asarray(rows, dtype=np.float32)  # (N, in_width) or (N, C, H, W)
     if not np.isfinite(x).all():
         raise validation_error([(("body", "x"), "values overflow float32", None)])
-    model, cached = cache.lookup(job.id, lambda: _parameters(store, job))
+    trained, cached = cache.lookup(job.id, lambda: _parameters(store, job))
     chunk = max(1, settings.predict_memory_bytes // (cost.widest * EVAL_BYTES_PER_ACTIVATION))
     try:
-        return Prediction(**model.predict(x, chunk)), cached
+        return Prediction(**trained.predict(x, chunk)), cached
     except NonFiniteOutput as exc:
         raise validation_error([(("body", "x", exc.rows[0]), str(exc), None)]) from None
 
 
-def _check_predict_size(n_rows: int, width: int, in_width: int, classes: int, settings) -> None:
-    if width != in_width:
-        raise validation_error([(("body", "x", 0), f"rows have {width} features but the model "
-                                 f"expects {in_width}", None)])
+def _check_predict_size(n_rows: int, classes: int, settings) -> None:
     if n_rows > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"{n_rows} rows; at most "
                                  f"{settings.max_inline_rows} per request", None)])
@@ -119,6 +118,18 @@ def _parameters(store: JobStore, job: Job) -> bytes:
     if parameters is None:  # deleted between the two reads
         raise HTTPException(409, f"job {job.id} has no parameters")
     return parameters
+
+
+def _check_input_shape(shape: tuple[int, ...], model) -> None:
+    """Rows of the model's width, or images (of its input_shape, if it has one); else a 422."""
+    in_width, _ = model_widths(model)
+    input_shape = model_input_shape(model)
+    if len(shape) == 3 and input_shape is not None and shape != input_shape:
+        raise validation_error([(("body", "x", 0), f"x[0] is an image {list(shape)} but the model "
+                                 f"takes images {list(input_shape)}", None)])
+    if math.prod(shape) != in_width:
+        raise validation_error([(("body", "x", 0), f"rows have {math.prod(shape)} features but "
+                                 f"the model expects {in_width}", None)])
 
 
 def _trained(store: JobStore, job_id: str, tenant: str | None) -> tuple[Job, bytes]:
