@@ -14,7 +14,7 @@ from .common import (EXIT_OK, UsageError, metrics_text, print_json, read_json_fi
 from .follow import follow, print_summary
 from .inputs import read_rows
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+STATUSES = ("waiting", "queued", "running", "succeeded", "failed", "cancelled", "pruned")
 FORMATS = {".npz": "npz", ".json": "json", ".safetensors": "safetensors"}
 
 

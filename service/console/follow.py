@@ -11,7 +11,9 @@ from ..client import Client, Event
 from .common import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, metrics_text, print_json, stderr,
                      stdout)
 
-EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+# a pruned sweep trial stopped early, like a cancelled job
+EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED,
+                  "pruned": EXIT_CANCELLED}
 VALIDATION_KEYS = ("val_loss", "val_error")
 
 
