@@ -13,7 +13,7 @@ from .test_cli import cli, write
 
 def small_sweep(lrs=(0.03, 1e-6), epochs=3) -> dict:
     return {"base": sweep_base(epochs=epochs), "parameters": {"optimizer.lr": {"values": list(lrs)}},
-            "max_parallel": 2, "early_stopping": {"type": "asha", "grace_epochs": 1}}
+            "max_parallel": 1, "early_stopping": {"type": "asha", "grace_epochs": 1}}  # in order
 
 
 @pytest.fixture(scope="module")
