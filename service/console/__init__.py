@@ -12,7 +12,8 @@ from .sweeps import add_sweep_commands
 EXIT_STATUS = """exit status of the client commands: 0 success (a followed job succeeded); 1 a
 followed job failed, or the server refused the request or could not be reached; 2 usage error
 (bad arguments, an unreadable file, a spec the server rejects as invalid); 3 a followed job
-was cancelled or pruned (a followed sweep: 0 succeeded, 1 failed, 3 cancelled). Every client command takes --url (env NEEDLE_URL, default
+was cancelled (or, as a sweep trial, pruned); a followed sweep: 0 succeeded, 1 failed, 3 cancelled.
+Every client command takes --url (env NEEDLE_URL, default
 http://127.0.0.1:8000), --api-key (env NEEDLE_API_KEY) and --json."""
 
 
