@@ -131,6 +131,9 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX sweep_decisions_rung ON sweep_decisions (sweep_id, epoch)",
         "CREATE INDEX sweeps_tenant_seq ON sweeps (tenant, seq)",
     ],
+    [  # 5: the fair claim enumerates (priority, tenant) pairs of queued jobs by a skip scan
+        "CREATE INDEX jobs_queued_groups ON jobs (priority, tenant) WHERE status = 'queued'",
+    ],
 ]
 
 
