@@ -8,8 +8,13 @@ from needle.nn.nn_basic import (
     BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, Linear, Module, Parameter, ReLU, Residual,
     Sequential, SoftmaxLoss,
 )
+from needle.nn.nn_activation import GELU, LeakyReLU, Sigmoid, SiLU, Tanh
+from needle.nn.nn_loss import CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from needle.nn.clip import clip_grad_norm
 
 __all__ = [
     "BatchNorm1d", "Dropout", "Flatten", "Identity", "LayerNorm1d", "Linear", "Module", "Parameter",
     "ReLU", "Residual", "Sequential", "SoftmaxLoss",
+    "GELU", "LeakyReLU", "Sigmoid", "SiLU", "Tanh",
+    "CrossEntropyLoss", "HuberLoss", "L1Loss", "MSELoss", "clip_grad_norm",
 ]
