@@ -1,19 +1,21 @@
 """Pure pydantic job specs (no needle import) and the arithmetic shared by API and workers."""
 from .data import (DatasetData, DatasetSource, DataSpec, DataValidation, FiniteFloat,
-                   FractionValidation, InlineData, InlineSource, Label, MnistData, MnistSource,
-                   SourceSpec, SpiralsData, SpiralsSource, TeacherData, TeacherSource,
-                   ValidationSpec, known_classes, known_features, known_rows, table_issues)
+                   FractionValidation, InlineData, InlineSource, Label, LinearData, LinearSource,
+                   MnistData, MnistSource, PreprocessSpec, SourceSpec, SpiralsData,
+                   SpiralsSource, TeacherData, TeacherSource, ValidationSpec, known_classes,
+                   known_features, known_rows, table_issues)
 from .job import JobSpec, source_issues
 from .layers import (BatchNorm1dLayer, DropoutLayer, FlattenLayer, IdentityLayer, LayerNorm1dLayer,
                      LayerSpec, LinearLayer, ReLULayer, ResidualLayer, SequentialLayer)
 from .models import (MLPResNetModel, ModelSpec, SequentialModel, model_input_loc,
                      model_output_loc, model_widths)
-from .optimizers import AdamOptimizer, OptimizerSpec, SGDOptimizer
+from .optimizers import AdamOptimizer, AdamWOptimizer, OptimizerSpec, SGDOptimizer
 from .planning import count_parameters, planned_steps, validation_split_sizes
-from .training import StoppingSpec, TrainingSpec
+from .training import EarlyStoppingSpec, LossSpec, StoppingSpec, TrainingSpec, is_regression
 
 __all__ = [
-    "AdamOptimizer", "BatchNorm1dLayer", "DataSpec", "DataValidation", "DatasetData",
+    "AdamOptimizer", "AdamWOptimizer", "EarlyStoppingSpec", "LinearData", "LinearSource",
+    "LossSpec", "PreprocessSpec", "is_regression", "BatchNorm1dLayer", "DataSpec", "DataValidation", "DatasetData",
     "DatasetSource", "DropoutLayer", "FiniteFloat", "FlattenLayer", "FractionValidation",
     "IdentityLayer", "InlineData", "InlineSource", "JobSpec", "Label", "LayerNorm1dLayer",
     "LayerSpec", "LinearLayer", "MLPResNetModel", "MnistData", "MnistSource", "ModelSpec",

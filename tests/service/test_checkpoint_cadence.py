@@ -1,4 +1,5 @@
-"""Epoch-end checkpoints: one every `checkpoint_every_epochs`, written off the training thread."""
+"""Checkpoints by time: one once `checkpoint_interval_s` of training passed since the last (server
+setting, per-job override), written off the training thread; small jobs pay nothing."""
 import threading
 import time
 
@@ -27,26 +28,37 @@ class SlowCheckpointStore(SQLiteStore):
         return super().save_checkpoint(lease, blob)
 
 
-def run_job(tmp_path, save_seconds: float, every: int = 1) -> SlowCheckpointStore:
+def run_job(tmp_path, save_seconds: float, interval: float = 10.0, spec_interval: float | None = None,
+            epochs: int = 12) -> SlowCheckpointStore:
     store = SlowCheckpointStore(tmp_path / "jobs.db", save_seconds)
     store.migrate()
-    store.create_job(JobSpec.model_validate(MANY_EPOCHS).model_dump(mode="json"), param_count=1,
-                     epochs=12, steps=12)
+    body = {**MANY_EPOCHS, "training": {**MANY_EPOCHS["training"], "epochs": epochs,
+                                        "checkpoint_interval_s": spec_interval}}
+    store.create_job(JobSpec.model_validate(body).model_dump(mode="json"), param_count=1,
+                     epochs=epochs, steps=epochs)
     job = store.claim("w1", 30)
-    settings = Settings(data_dir=tmp_path, checkpoint_every_epochs=every)
+    settings = Settings(data_dir=tmp_path, checkpoint_interval_s=interval)
     assert JobExecution(store, settings, job, "w1", lambda: False).run() == "succeeded"
     return store
 
 
-def test_every_epoch_but_the_last_checkpoints_even_when_saves_are_slow(tmp_path):
-    store = run_job(tmp_path, save_seconds=0.02)
-    assert store.saved_epochs == list(range(1, 12))
+def test_a_short_job_writes_no_checkpoint(tmp_path):
+    store = run_job(tmp_path, save_seconds=0.0)
+    assert store.saved_epochs == []
+    store.close()
+
+
+def test_a_tiny_interval_checkpoints_between_steps_off_the_training_thread(tmp_path):
+    store = run_job(tmp_path, save_seconds=0.02, interval=1e-6)
+    # one step per epoch: checkpoints after steps and epoch ends, never after the last epoch
+    assert store.saved_epochs and store.saved_epochs == sorted(store.saved_epochs)
+    assert max(store.saved_epochs) <= 11 and len(store.saved_epochs) >= 11
     assert all(name.startswith("checkpoint-") for name in store.saving_threads)  # not the training thread
     assert store.load_checkpoint(store.list_jobs()[0][0].id) is None  # a finished job keeps no checkpoint
     store.close()
 
 
-def test_the_cadence_is_configurable(tmp_path):
-    store = run_job(tmp_path, save_seconds=0.0, every=5)
-    assert store.saved_epochs == [5, 10]
+def test_the_job_overrides_the_server_interval(tmp_path):
+    store = run_job(tmp_path, save_seconds=0.0, interval=1e-6, spec_interval=3600)
+    assert store.saved_epochs == []
     store.close()
