@@ -45,6 +45,16 @@ class Job:
     brief: dict[str, Any] | None = None  # the spec without inline arrays (briefs.brief_spec): what
                                          # polls show; None from stores that do not keep it
 
+    @property
+    def name(self) -> str | None:
+        """The spec's optional name."""
+        return (self.brief or self.spec or {}).get("name")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The spec's tags (string -> string)."""
+        return (self.brief or self.spec or {}).get("tags") or {}
+
 
 @dataclass(frozen=True)
 class Lease:

@@ -2,7 +2,7 @@
 from pathlib import Path
 from typing import Any, Callable
 
-from .builders import build_model, build_optimizer, parameter_count
+from .builders import build_model, build_optimizer, parameter_count, state_shapes
 from .checkpoint import Checkpoint
 from .checkpoint import from_bytes as checkpoint_from_bytes
 from .checkpoint import to_bytes as checkpoint_to_bytes
@@ -17,7 +17,7 @@ __all__ = ["Checkpoint", "DatasetFetcher", "EpochDone", "StepDone", "TrainingDat
            "NonFiniteOutput", "TrainingRun", "build_model", "build_optimizer", "check_fits_model", "checkpoint_from_bytes",
            "checkpoint_to_bytes", "evaluate", "export_arrays", "load_model", "load_training_data",
            "parameter_count", "parameters_from_bytes", "parameters_to_bytes", "predict_arrays", "prepare_run",
-           "evaluate_arrays", "export_with_preprocess", "load_source"]
+           "evaluate_arrays", "export_with_preprocess", "load_source", "state_shapes"]
 
 
 def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: DatasetFetcher,

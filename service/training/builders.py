@@ -63,6 +63,17 @@ def build_optimizer(optimizer_spec: dict[str, Any], parameters: list) -> optim.O
     raise ValueError(f"unknown optimizer type {kind!r}")
 
 
+def state_shapes(model_spec: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """state_dict key -> shape of the model a spec builds (parameters and BatchNorm statistics);
+    the caller's np.random stream is left untouched."""
+    import numpy as np
+    rng_state = np.random.get_state()
+    try:
+        return {key: tuple(value.shape) for key, value in build_model(model_spec).state_dict().items()}
+    finally:
+        np.random.set_state(rng_state)
+
+
 def parameter_count(model: nn.Module) -> int:
     """Trainable scalars of a built model."""
     return sum(int(p.numpy().size) for p in model.parameters())
