@@ -6,10 +6,15 @@ from fastapi import FastAPI
 
 from ..jobs.backends import open_store, uses_sqlite
 from ..settings import Settings
+from .auth import AuthMiddleware
 from .body_limit import BodySizeLimitMiddleware
 from .errors import install_error_handlers
 from .routes import datasets, health, jobs, outputs
 
+AUTH_RESPONSES = {
+    401: {"description": "Missing, unknown or revoked API key (`WWW-Authenticate: Bearer`)"},
+    429: {"description": "Rate limit or active-job quota exceeded; see `Retry-After`"},
+}
 DESCRIPTION = """Train neural networks on demand on **needle**, a numpy deep-learning engine.
 
 Submit a job spec, poll it, read its metrics, download its parameters (json, safetensors, npz;
@@ -26,9 +31,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.pool = None
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
+    app.add_middleware(AuthMiddleware, settings=settings)  # added last: runs first
     install_error_handlers(app)
-    for module in (jobs, outputs, datasets, health):
-        app.include_router(module.router)
+    for module in (jobs, outputs, datasets):
+        app.include_router(module.router, responses=AUTH_RESPONSES)
+    app.include_router(health.router)
     return app
 
 

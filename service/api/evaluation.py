@@ -15,11 +15,12 @@ from pydantic import TypeAdapter
 MODEL_ADAPTER = TypeAdapter(ModelSpec)
 
 
-def evaluate_job(store: JobStore, settings: Settings, job_id: str, *, source=None,
+def evaluate_job(store: JobStore, settings: Settings, job_id: str, tenant: str | None, *, source=None,
                  npz: bytes | None = None) -> dict:
-    """Metrics of a trained job on a data source spec or an .npz body; 404/409/422 as HTTP errors."""
-    job = store.get_job(job_id, with_spec=False)
-    parameters = store.get_parameters(job_id)
+    """Metrics of a trained job on a data source spec or an .npz body; 404/409/422 as HTTP errors.
+    Another tenant's job is unknown (404); datasets must belong to the job's tenant."""
+    job = store.get_job(job_id, with_spec=False, tenant=tenant)
+    parameters = store.get_parameters(job_id, tenant=tenant)
     if parameters is None:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
     arrays = None
@@ -33,7 +34,7 @@ def evaluate_job(store: JobStore, settings: Settings, job_id: str, *, source=Non
 
     def fetch(dataset_id: str) -> bytes:
         try:
-            return store.get_dataset_blob(dataset_id)
+            return store.get_dataset_blob(dataset_id, tenant=job.tenant)
         except NotFound:
             raise TrainingError(f"dataset {dataset_id!r} does not exist") from None
     try:
@@ -60,7 +61,7 @@ def _check_source(job, source, settings: Settings, store: JobStore) -> None:
             raise validation_error(issues)
     if isinstance(source, DatasetSource):
         try:
-            store.get_dataset(source.id)
+            store.get_dataset(source.id, tenant=job.tenant)
         except NotFound:
             raise validation_error([((*loc, "id"), f"dataset {source.id!r} does not exist",
                                      source.id)]) from None

@@ -9,6 +9,7 @@ from ..settings import Settings
 from ..specs import (DatasetSource, DataValidation, FractionValidation, InlineSource, JobSpec,
                      MnistSource, count_parameters, is_regression, known_rows, model_widths,
                      planned_steps, validation_split_sizes)
+from .auth import Principal
 from .errors import validation_error
 
 MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -26,22 +27,24 @@ class Plan:
     steps: int
 
 
-def plan_submission(spec: JobSpec, settings: Settings, store: JobStore) -> Plan:
-    """Accept the spec (or raise a 422 naming each bad field) and plan its steps."""
+def plan_submission(spec: JobSpec, settings: Settings, store: JobStore,
+                    principal: Principal) -> Plan:
+    """Accept the spec (or raise a 422 naming each bad field) and plan its steps. Datasets must
+    belong to the principal's tenant (the job's), even for admins: the worker loads them so."""
     param_count = count_parameters(spec.model)
-    issues = _cap_issues(spec, settings, param_count)
+    issues = _cap_issues(spec, settings, param_count) + _priority_issues(spec, principal)
     sources = [(spec.data, ("body", "data"))]
     if isinstance(spec.data.validation, DataValidation):
         sources.append((spec.data.validation.data, ("body", "data", "validation", "data")))
     datasets = {}
     for source, loc in sources:
-        issues += _source_issues(spec, source, loc, settings, store, datasets)
+        issues += _source_issues(spec, source, loc, settings, store, datasets, principal.tenant)
     n_rows = known_rows(spec.data)
     if n_rows is None and spec.data.id in datasets:
         n_rows = datasets[spec.data.id].n_rows
         issues += _fraction_issues(spec, n_rows)
     if spec.training.init_from is not None:
-        issues += init_from_issues(spec, store)
+        issues += init_from_issues(spec, store, principal.tenant)
     if issues:
         raise validation_error(issues)
     normalised = spec.model_dump(mode="json")
@@ -73,15 +76,23 @@ def _cap_issues(spec: JobSpec, settings: Settings, param_count: int) -> list:
     return issues
 
 
+def _priority_issues(spec: JobSpec, principal: Principal) -> list:
+    highest = principal.limit("max_priority")
+    if highest is not None and spec.priority > highest:
+        return [(("body", "priority"), f"priority {spec.priority} is above this API key's "
+                 f"maximum of {highest}", spec.priority)]
+    return []
+
+
 def _source_issues(spec: JobSpec, source, loc: tuple, settings: Settings, store: JobStore,
-                   datasets: dict[str, Dataset]) -> list:
+                   datasets: dict[str, Dataset], tenant: str) -> list:
     if isinstance(source, InlineSource) and len(source.x) > settings.max_inline_rows:
         return [((*loc, "x"), f"{len(source.x)} inline rows; at most {settings.max_inline_rows} "
                  "are allowed (upload larger data with POST /v1/datasets)", None)]
     if isinstance(source, MnistSource):
         return mnist_issues(source, loc, settings.mnist_dir)
     if isinstance(source, DatasetSource):
-        return _dataset_issues(spec, source, loc, store, datasets)
+        return _dataset_issues(spec, source, loc, store, datasets, tenant)
     return []
 
 
@@ -97,9 +108,9 @@ def mnist_issues(source: MnistSource, loc: tuple, mnist_dir: Path | None) -> lis
 
 
 def _dataset_issues(spec: JobSpec, source: DatasetSource, loc: tuple, store: JobStore,
-                    datasets: dict[str, Dataset]) -> list:
+                    datasets: dict[str, Dataset], tenant: str) -> list:
     try:
-        dataset = datasets[source.id] = store.get_dataset(source.id)
+        dataset = datasets[source.id] = store.get_dataset(source.id, tenant=tenant)
     except NotFound:
         return [((*loc, "id"), f"dataset {source.id!r} does not exist", source.id)]
     in_width, out_width = model_widths(spec.model)
@@ -127,15 +138,17 @@ def _fraction_issues(spec: JobSpec, n_rows: int) -> list:
     return []
 
 
-def init_from_issues(spec: JobSpec, store: JobStore) -> list:
-    """training.init_from must name a succeeded job whose parameters fit this model exactly."""
+def init_from_issues(spec: JobSpec, store: JobStore, tenant: str) -> list:
+    """training.init_from must name a succeeded job of the tenant (another tenant's job does
+    not exist) whose parameters fit this model exactly."""
     loc = ("body", "training", "init_from", "job")
     source_id = spec.training.init_from.job
     try:
-        source = store.get_job(source_id, with_spec=False)
+        source = store.get_job(source_id, with_spec=False, tenant=tenant)
     except NotFound:
         return [(loc, f"job {source_id!r} does not exist", source_id)]
-    parameters = store.get_parameters(source_id) if source.status is Status.succeeded else None
+    parameters = (store.get_parameters(source_id, tenant=tenant) if source.status is Status.succeeded
+                  else None)
     if parameters is None:
         return [(loc, f"job {source_id!r} is {source.status.value}; only a succeeded job's "
                  "parameters can initialise another", source_id)]

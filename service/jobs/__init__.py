@@ -1,6 +1,8 @@
 """Job store, workers and the results facade the API uses."""
-from .records import Dataset, Job, Lease, MetricPoint, Status
-from .store import Conflict, JobStore, LeaseState, NotFound, StoreError
+from .records import DEFAULT_TENANT, ApiKey, Dataset, Job, Lease, MetricPoint, Status
+from .store import (ActiveJobsQuotaExceeded, Conflict, JobStore, LeaseState, NotFound,
+                    QuotaExceeded, StorageQuotaExceeded, StoreError)
 
-__all__ = ["Conflict", "Dataset", "Job", "JobStore", "Lease", "LeaseState", "MetricPoint",
-           "NotFound", "Status", "StoreError"]
+__all__ = ["DEFAULT_TENANT", "ActiveJobsQuotaExceeded", "ApiKey", "Conflict", "Dataset", "Job",
+           "JobStore", "Lease", "LeaseState", "MetricPoint", "NotFound", "QuotaExceeded",
+           "Status", "StorageQuotaExceeded", "StoreError"]

@@ -11,7 +11,7 @@ from ...jobs.results import export_parameters, model_extras
 from ...jobs.results import NonFiniteOutput
 from ...jobs.results import predict as run_model
 from ...specs import ModelSpec, model_widths
-from ..deps import SettingsDep, StoreDep
+from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..evaluation import evaluate_job
 from ..examples import EVALUATE_EXAMPLES, PREDICT_EXAMPLES
@@ -38,10 +38,11 @@ def _body_doc(schema_model, examples: dict, npz: str) -> dict:
 
 @router.get("/metrics", response_model=MetricsPage, summary="Training metrics",
             responses={404: {"description": "Unknown job"}})
-def get_metrics(job_id: str, store: StoreDep, after: Annotated[int, Query(ge=0)] = 0,
+def get_metrics(job_id: str, store: StoreDep, principal: CurrentPrincipal,
+                after: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> MetricsPage:
     """Step points ({"loss"}) and epoch points (train/val loss and error) with seq > after."""
-    points = store.get_metrics(job_id, after=after, limit=limit)
+    points = store.get_metrics(job_id, after=after, limit=limit, tenant=principal.tenant_filter)
     return MetricsPage(points=[MetricPointOut.from_point(p) for p in points],
                        next_after=points[-1].seq if points else after)
 
@@ -51,13 +52,13 @@ def get_metrics(job_id: str, store: StoreDep, after: Annotated[int, Query(ge=0)]
                              "or npz (no pickle)",
                              "content": {"application/json": {}, "application/octet-stream": {}}},
                        **NO_PARAMETERS})
-def get_parameters(job_id: str, store: StoreDep,
+def get_parameters(job_id: str, store: StoreDep, principal: CurrentPrincipal,
                    fmt: Annotated[Literal["json", "safetensors", "npz"], Query(alias="format")]
                    = "json",
                    layout: Literal["needle", "torch"] = "needle") -> Response:
     """The model's state: needle layout (Linear weight (in, out)) or torch layout (loads into
     the equivalent torch.nn module with a strict load_state_dict)."""
-    job, parameters = _trained(store, job_id)
+    job, parameters = _trained(store, job_id, principal.tenant_filter)
     body, media_type = export_parameters(job, parameters, fmt, layout)
     filename = f"{job.id}-{layout}.{EXTENSIONS[fmt]}"
     # safetensors also carries it in its metadata; json and npz files hold only the arrays
@@ -72,14 +73,14 @@ def get_parameters(job_id: str, store: StoreDep,
                                      ".npz archive (np.savez) with x (N, F)"),
              responses={**NO_PARAMETERS, 415: {"description": "Neither JSON nor an .npz body"},
                         422: {"description": "Wrong width or non-finite input"}})
-async def predict(job_id: str, request: Request, store: StoreDep,
-                  settings: SettingsDep) -> Prediction | RegressionPrediction:
+async def predict(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+                  principal: CurrentPrincipal) -> Prediction | RegressionPrediction:
     """Run the trained model in eval mode (BatchNorm uses its running statistics) on raw rows:
     the model's own preprocessing (data.preprocess, e.g. mnist's 1/255) is applied first.
     Classifiers return logits, probabilities and classes; regression models `outputs`. The body
     is JSON {"x": [[...], ...]} or an .npz archive with `x` (Content-Type application/octet-stream)."""
     x = await _predict_inputs(request)
-    job, parameters = await run_in_threadpool(_trained, store, job_id)
+    job, parameters = await run_in_threadpool(_trained, store, job_id, principal.tenant_filter)
     model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
     in_width, _ = model_widths(MODEL_ADAPTER.validate_python(model_spec))
     if len(x) > settings.max_inline_rows:
@@ -140,7 +141,8 @@ def _npz_array(body: bytes, name: str) -> np.ndarray:
                                      ".npz archive (np.savez) with x (N, F) and y"),
              responses={**NO_PARAMETERS, 415: {"description": "Neither JSON nor an .npz body"},
                         422: {"description": "Data that does not fit the model"}})
-async def evaluate(job_id: str, request: Request, store: StoreDep, settings: SettingsDep) -> Evaluation:
+async def evaluate(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+                   principal: CurrentPrincipal) -> Evaluation:
     """Loss and error, accuracy, per-class precision/recall and the confusion matrix
     (classification) or loss, RMSE, MAE and R² (regression) of the trained model, in eval mode
     with its preprocessing, streamed through the data in batches. The body is JSON
@@ -153,15 +155,17 @@ async def evaluate(job_id: str, request: Request, store: StoreDep, settings: Set
             source = EvaluateRequest.model_validate_json(body).data
         except ValidationError as exc:
             raise validation_error([(("body", *e["loc"]), e["msg"], None) for e in exc.errors()]) from None
-        return Evaluation(**await run_in_threadpool(evaluate_job, store, settings, job_id, source=source))
+        return Evaluation(**await run_in_threadpool(evaluate_job, store, settings, job_id, principal.tenant_filter,
+                                                    source=source))
     if content_type.startswith(NPZ_TYPES):
-        return Evaluation(**await run_in_threadpool(evaluate_job, store, settings, job_id, npz=body))
+        return Evaluation(**await run_in_threadpool(evaluate_job, store, settings, job_id, principal.tenant_filter,
+                                                    npz=body))
     raise HTTPException(415, "send JSON {\"data\": {...}} or an .npz archive with x and y")
 
 
-def _trained(store: JobStore, job_id: str) -> tuple[Job, bytes]:
-    job = store.get_job(job_id, with_spec=False)
-    parameters = store.get_parameters(job_id)
+def _trained(store: JobStore, job_id: str, tenant: str | None) -> tuple[Job, bytes]:
+    job = store.get_job(job_id, with_spec=False, tenant=tenant)  # NotFound for another tenant's
+    parameters = store.get_parameters(job_id, tenant=tenant)
     if parameters is None:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
     return job, parameters
