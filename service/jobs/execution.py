@@ -90,6 +90,13 @@ class JobExecution:
         """Snapshot now; serialise and store it on a writer thread (one write in flight at a time)."""
         self._wait_for_checkpoint()
         self.last_checkpoint = time.monotonic()
+        # The metrics up to the snapshot's step must be stored first: a resume keeps the points
+        # up to the checkpoint's step and re-records only those after it.
+        try:
+            self._flush_metrics()
+        except Exception as exc:  # no checkpoint ahead of the stored metrics; retried next time
+            log.warning("job %s: metrics not flushed, checkpoint skipped: %s", self.job.id, exc)
+            return
         self.checkpoint_writer = threading.Thread(target=self._write_checkpoint, args=(run.snapshot(),),
                                                   name=f"checkpoint-{self.job.id}", daemon=True)
         self.checkpoint_writer.start()
