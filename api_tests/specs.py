@@ -46,3 +46,15 @@ def tuned_teacher(epochs: int, seed: int = 0) -> dict:
                             "type": "cosine", "warmup_steps": 50, "min_lr": 0.0001}},
                         clip_grad_norm=0.5, checkpoint_interval_s=0.3,
                         early_stopping={"metric": "train_loss", "patience": 2, "min_delta": 0.01})
+
+
+def sweep_base(epochs: int = 9) -> dict:
+    """A small, stable spirals job for sweeps (layer norm, no dropout): about 0.1 s of training."""
+    return {
+        "model": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 32, "num_blocks": 1,
+                  "num_classes": 3, "norm": "layernorm", "drop_prob": 0.0},
+        "optimizer": {"type": "adam", "lr": 0.01},
+        "data": {"type": "spirals", "n_samples": 600, "seed": 0,
+                 "validation": {"type": "fraction", "fraction": 0.25}},
+        "training": {"epochs": epochs, "batch_size": 32, "seed": 0},
+    }

@@ -9,7 +9,7 @@ from ..settings import Settings
 from .auth import AuthMiddleware
 from .body_limit import BodySizeLimitMiddleware
 from .errors import install_error_handlers
-from .routes import datasets, health, jobs, outputs
+from .routes import datasets, health, jobs, outputs, sweeps
 
 AUTH_RESPONSES = {
     401: {"description": "Missing, unknown or revoked API key (`WWW-Authenticate: Bearer`)"},
@@ -33,7 +33,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
     app.add_middleware(AuthMiddleware, settings=settings)  # added last: runs first
     install_error_handlers(app)
-    for module in (jobs, outputs, datasets):
+    for module in (jobs, outputs, datasets, sweeps):
         app.include_router(module.router, responses=AUTH_RESPONSES)
     app.include_router(health.router)
     return app

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+# a job's statuses after which nothing changes ("pruned": a sweep trial stopped early)
+TERMINAL = frozenset({"succeeded", "failed", "cancelled", "pruned"})
 
 
 @dataclass(frozen=True)

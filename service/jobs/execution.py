@@ -72,6 +72,9 @@ class JobExecution:
             if isinstance(event, EpochDone):
                 self.pending.append(("epoch", event.epoch, event.step, json_safe(event.metrics)))
                 self._flush(run)
+                # recording an epoch may have pruned a sweep trial: look now, so it stops
+                # exactly at the epoch end rather than a few steps into the next epoch
+                self.last_check = float("-inf")
             else:
                 self.pending.append(("step", event.epoch, event.step, {"loss": event.loss, "lr": event.lr}))
             if time.monotonic() - self.last_checkpoint >= self.checkpoint_interval and not run.finished():
@@ -82,6 +85,8 @@ class JobExecution:
                 return "lost"
             if state is LeaseState.cancel:
                 return self._end(Status.cancelled, run=run)
+            if state is LeaseState.prune:
+                return self._end(Status.pruned, run=run)
             if self.should_stop():
                 return self._release(run)
         return self._end(Status.succeeded, run=run)
@@ -198,8 +203,8 @@ class JobExecution:
         if run is not None:
             self._flush(run)
             result = json_safe(run.result())
-            if status is Status.cancelled:
-                result["stopped"] = "cancelled"
+            if status in (Status.cancelled, Status.pruned):
+                result["stopped"] = status.value
             parameters = parameters_to_bytes(run.state_dict(), self.job.spec["model"],
                                              preprocess=run.data.preprocess, task=run.task)
         if not self.store.finish(self.lease, status, error=error, result=result, parameters=parameters):

@@ -99,7 +99,39 @@ MIGRATIONS: list[list[str]] = [
             created_at DOUBLE PRECISION NOT NULL,
             revoked_at DOUBLE PRECISION)""",
     ],
-    [  # 4: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
+    [  # 4: hyperparameter sweeps; their trials are jobs with a sweep_id (status 'waiting' while
+       # max_parallel holds them back); early-stopping decisions are made once per (trial, epoch)
+        """CREATE TABLE sweeps (
+            seq BIGSERIAL NOT NULL UNIQUE,
+            id TEXT PRIMARY KEY,
+            spec TEXT NOT NULL,
+            created_at DOUBLE PRECISION NOT NULL,
+            n_trials INTEGER NOT NULL,
+            max_parallel INTEGER NOT NULL,
+            metric TEXT NOT NULL,
+            mode TEXT NOT NULL,
+            early_stopping TEXT,
+            cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+            tenant TEXT NOT NULL DEFAULT 'default',
+            owner TEXT)""",
+        "ALTER TABLE jobs ADD COLUMN sweep_id TEXT REFERENCES sweeps (id) ON DELETE CASCADE",
+        "ALTER TABLE jobs ADD COLUMN trial INTEGER",
+        "ALTER TABLE jobs ADD COLUMN params TEXT",
+        "ALTER TABLE jobs ADD COLUMN objective DOUBLE PRECISION",
+        "ALTER TABLE jobs ADD COLUMN pruned_at INTEGER",
+        "CREATE INDEX jobs_sweep_trial ON jobs (sweep_id, trial)",
+        """CREATE TABLE sweep_decisions (
+            seq BIGSERIAL PRIMARY KEY,
+            sweep_id TEXT NOT NULL REFERENCES sweeps (id) ON DELETE CASCADE,
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            epoch INTEGER NOT NULL,
+            value DOUBLE PRECISION,
+            keep BOOLEAN NOT NULL,
+            UNIQUE (job_id, epoch))""",
+        "CREATE INDEX sweep_decisions_rung ON sweep_decisions (sweep_id, epoch)",
+        "CREATE INDEX sweeps_tenant_seq ON sweeps (tenant, seq)",
+    ],
+    [  # 5: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
         "ALTER TABLE jobs ADD COLUMN name TEXT",
         "CREATE INDEX jobs_name ON jobs (name)",
         """CREATE TABLE job_tags (
