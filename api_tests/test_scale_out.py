@@ -190,7 +190,7 @@ def test_sigkilled_worker_job_resumes_on_another_worker_identically(cluster, cle
     job_id, at_exit = _interrupt_mid_epoch(cluster, signal.SIGKILL)
     assert at_exit["status"] == "running" and at_exit["attempt"] == 1  # until its lease runs out
     job, lowest_step = _finish_watching_progress(cluster, job_id)
-    assert lowest_step >= 1, "resumed from the checkpoint, not from scratch"
+    assert lowest_step >= 1, f"resumed from the checkpoint, not from scratch\n{cluster.logs()}"
     _assert_identical_to_clean_run(cluster, job, clean_run)
     assert job["attempt"] == 2
 

@@ -95,10 +95,11 @@ class JobExecution:
         """Snapshot now; serialise and store it on a writer thread (one write in flight at a time)."""
         self._wait_for_checkpoint()
         self.last_checkpoint = time.monotonic()
-        # The metrics up to the snapshot's step must be stored first: a resume keeps the points
-        # up to the checkpoint's step and re-records only those after it.
+        # The metrics and progress up to the snapshot's step are stored first: a resume keeps
+        # the points up to the checkpoint's step and re-records only those after it, and the
+        # job never shows less progress than its checkpoint holds.
         try:
-            self._flush_metrics()
+            self._flush(run)
         except Exception as exc:  # no checkpoint ahead of the stored metrics; retried next time
             log.warning("job %s: metrics not flushed, checkpoint skipped: %s", self.job.id, exc)
             return
