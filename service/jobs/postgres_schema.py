@@ -131,7 +131,10 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX sweep_decisions_rung ON sweep_decisions (sweep_id, epoch)",
         "CREATE INDEX sweeps_tenant_seq ON sweeps (tenant, seq)",
     ],
-    [  # 5: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
+    [  # 5: the fair claim enumerates (priority, tenant) pairs of queued jobs by a skip scan
+        "CREATE INDEX jobs_queued_groups ON jobs (priority, tenant) WHERE status = 'queued'",
+    ],
+    [  # 6: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
         "ALTER TABLE jobs ADD COLUMN name TEXT",
         "CREATE INDEX jobs_name ON jobs (name)",
         """CREATE TABLE job_tags (

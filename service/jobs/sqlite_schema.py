@@ -132,7 +132,11 @@ MIGRATIONS: list[str] = [
     CREATE INDEX sweep_decisions_rung ON sweep_decisions (sweep_id, epoch);
     CREATE INDEX sweeps_tenant_seq ON sweeps (tenant, seq);
     """,
-    # 5: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
+    # 5: fair claims count each tenant's running jobs
+    """
+    CREATE INDEX jobs_running_tenant ON jobs (tenant) WHERE status = 'running';
+    """,
+    # 6: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
     """
     ALTER TABLE jobs ADD COLUMN name TEXT;
     CREATE INDEX jobs_name ON jobs (name);
