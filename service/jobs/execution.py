@@ -71,7 +71,11 @@ class JobExecution:
         for event in run.events():
             if isinstance(event, EpochDone):
                 self.pending.append(("epoch", event.epoch, event.step, json_safe(event.metrics)))
-                self._flush(run)
+                # a sweep trial's epoch points may prune it, so they go out at once; other jobs
+                # write them with the step points (every METRICS_FLUSH_SECONDS): a 4-step epoch
+                # must not pay a store write
+                if self.job.sweep_id is not None or time.monotonic() - self.last_flush >= METRICS_FLUSH_SECONDS:
+                    self._flush(run)
                 # recording an epoch may have pruned a sweep trial: look now, so it stops
                 # exactly at the epoch end rather than a few steps into the next epoch
                 self.last_check = float("-inf")
