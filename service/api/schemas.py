@@ -6,13 +6,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..jobs import Dataset, Job, MetricPoint, Status
 from ..jobs.briefs import brief_spec
-from ..specs import FiniteFloat, SourceSpec, table_issues
+from ..specs import Rows, SourceSpec, table_issues
 from ..specs.data import Target
 from ..specs.errors import spec_error
 from .examples import (DATASET_EXAMPLE, EVALUATION_EXAMPLE, JOB_EXAMPLE, JOB_SUMMARY_EXAMPLE,
                        METRICS_EXAMPLE, PREDICTION_EXAMPLE)
 
-Matrix = Annotated[list[Annotated[list[FiniteFloat], Field(min_length=1)]], Field(min_length=1)]
 
 
 class _Out(BaseModel):
@@ -120,9 +119,10 @@ class MetricsPage(_Out):
 
 
 class PredictRequest(_Out):
-    """Rows to classify: x (N, F) finite floats."""
+    """Rows to classify: x (N, F) finite floats, or (N, C, H, W) images for a model with an
+    input_shape (the two forms give the same predictions)."""
 
-    x: Matrix
+    x: Rows
 
     @model_validator(mode="after")
     def _rectangular(self) -> "PredictRequest":
@@ -177,11 +177,11 @@ class Evaluation(_Out):
 
 
 class DatasetCreate(_Out):
-    """A dataset sent as JSON: x (N, F) floats; y (N,) integer labels >= 0, or float regression
-    targets (N,) or (N, K)."""
+    """A dataset sent as JSON: x (N, F) floats or (N, C, H, W) images; y (N,) integer labels
+    >= 0, or float regression targets (N,) or (N, K)."""
 
     name: str | None = Field(default=None, max_length=200)
-    x: Matrix
+    x: Rows
     y: list[Target] = Field(min_length=1)
 
     @model_validator(mode="after")

@@ -24,15 +24,16 @@ def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: 
                 fetch_parameters: Callable[[str], bytes] | None = None) -> TrainingRun:
     """Load the job's data, check it fits the model, and build a fresh run (warm-started from
     training.init_from's parameters, fetched by job id, when the spec says so)."""
-    from service.specs import model_widths
+    from service.specs import model_input_shape, model_widths
     from service.specs.models import ModelSpec
     from pydantic import TypeAdapter
 
     loss = spec["training"].get("loss") or {"type": "cross_entropy"}
     data = load_training_data(spec["data"], spec["training"]["seed"], mnist_dir=mnist_dir,
                               fetch_dataset=fetch_dataset, regression=loss["type"] != "cross_entropy")
-    in_features, num_classes = model_widths(TypeAdapter(ModelSpec).validate_python(spec["model"]))
-    check_fits_model(data, in_features, num_classes)
+    model = TypeAdapter(ModelSpec).validate_python(spec["model"])
+    in_features, num_classes = model_widths(model)
+    check_fits_model(data, in_features, num_classes, model_input_shape(model))
     run = TrainingRun(spec, data)
     init_from = spec["training"].get("init_from")
     if init_from is not None:

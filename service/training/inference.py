@@ -7,7 +7,7 @@ import numpy as np
 
 import needle as ndl
 
-from .builders import build_loss, build_model
+from .builders import build_loss, build_model, model_input
 from .evaluation import EVAL_BATCH, MetricSums, accumulate
 from .params import MEDIA_TYPES, encode, parameters_with_header, to_torch_layout
 from .preprocess import apply_preprocess
@@ -41,26 +41,30 @@ class NonFiniteOutput(ValueError):
 
 
 def _checked_inputs(x: np.ndarray, model_spec: dict[str, Any]) -> np.ndarray:
+    """Raw rows (N, F), or (N, C, H, W) for a model with that input_shape, as finite float32 (N, F)."""
     x = np.asarray(x, dtype=np.float32)
-    width = input_width(model_spec)
+    width, shape = input_width(model_spec), model_spec.get("input_shape")
+    if x.ndim == 4 and (shape is None or list(x.shape[1:]) == list(shape)):
+        x = x.reshape(len(x), -1)
     if x.ndim != 2 or x.shape[1] != width or len(x) == 0:
-        raise ValueError(f"x must have shape (N, {width}) with N >= 1, got {x.shape}")
+        expected = f"(N, {width})" + ("" if shape is None else f" or (N, {', '.join(map(str, shape))})")
+        raise ValueError(f"x must have shape {expected} with N >= 1, got {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or infinite values")
     return x
 
 
 def predict_arrays(parameters: bytes, x: np.ndarray) -> dict[str, list]:
-    """Classification: logits, softmax probabilities and argmax classes for raw x (N, F);
-    regression: outputs (N, K). The model's preprocessing is applied first. NonFiniteOutput
+    """Classification: logits, softmax probabilities and argmax classes for raw x (N, F) (or
+    (N, C, H, W) for a model with that input_shape); regression: outputs (N, K). The model's preprocessing is applied first. NonFiniteOutput
     instead of NaN/inf values (JSON has none)."""
     model, header = load_model_with_header(parameters)
     x = apply_preprocess(header["preprocess"], _checked_inputs(x, header["model"]))
     outputs = []
     with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
         for start in range(0, len(x), EVAL_BATCH):
-            batch = ndl.Tensor(x[start:start + EVAL_BATCH], dtype="float32", requires_grad=False)
-            outputs.append(model(batch).numpy())
+            batch = model_input(header["model"], x[start:start + EVAL_BATCH])  # (B, F) or (B, C, H, W)
+            outputs.append(model(ndl.Tensor(batch, dtype="float32", requires_grad=False)).numpy())
     out = np.concatenate(outputs).astype(np.float64)  # (N, classes) or (N, K)
     bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
     if len(bad_rows):
@@ -89,7 +93,7 @@ def evaluate_arrays(parameters: bytes, chunks: Iterable[tuple[np.ndarray, np.nda
     for x, y in chunks:
         x = apply_preprocess(header["preprocess"], _checked_inputs(x, header["model"]))
         y = _checked_targets(y, len(x), regression, width)
-        accumulate(model, loss_fn, sums, x, y)
+        accumulate(model, loss_fn, sums, model_input(header["model"], x), y)
     if sums.rows == 0:
         raise ValueError("no rows to evaluate")
     return {"task": header["task"], **sums.report()}

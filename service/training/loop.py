@@ -9,7 +9,7 @@ import numpy as np
 import needle as ndl
 from needle import nn
 
-from .builders import build_loss, build_model, build_optimizer, build_schedule
+from .builders import build_loss, build_model, build_optimizer, build_schedule, model_input
 from .checkpoint import Checkpoint
 from .data import TrainingData
 from .early_stopping import EarlyStopping
@@ -56,7 +56,8 @@ class TrainingRun:
         # per step, which would cost ~0.1 ms), so only one run may train at a time per process.
         outer = np.random.get_state()
         np.random.seed(training["seed"])
-        self.model = build_model(spec["model"])
+        self.model_spec = spec["model"]
+        self.model = build_model(self.model_spec)
         self.rng_state = np.random.get_state()
         np.random.set_state(outer)
         self.rng_live = False  # True once events() installed rng_state into np.random
@@ -128,7 +129,8 @@ class TrainingRun:
 
     def _train_batch(self) -> StepDone:
         rows = self.order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
-        x = ndl.Tensor(self.data.x_train[rows], dtype="float32", requires_grad=False)  # (B, F)
+        x = ndl.Tensor(model_input(self.model_spec, self.data.x_train[rows]), dtype="float32",
+                       requires_grad=False)  # (B, F) or (B, C, H, W)
         targets = self.data.y_train[rows]  # (B,) labels or (B, K) regression targets
         y = ndl.Tensor(targets, dtype="float32" if self.regression else "int64", requires_grad=False)
         self.optimizer.reset_grad()
@@ -172,7 +174,8 @@ class TrainingRun:
         if self.data.x_val is None:
             names = ("val_loss", "val_rmse", "val_mae") if self.regression else ("val_loss", "val_error")
             return dict.fromkeys(names)
-        metrics = evaluate_metrics(self.model, self.data.x_val, self.data.y_val, self.loss_fn, self.regression)
+        metrics = evaluate_metrics(self.model, model_input(self.model_spec, self.data.x_val), self.data.y_val,
+                                   self.loss_fn, self.regression)
         self.model.train()
         names = {"loss": "val_loss", "error": "val_error", "rmse": "val_rmse", "mae": "val_mae"}
         return {names[k]: metrics[k] for k in names if k in metrics}
@@ -238,6 +241,7 @@ def _fresh_accumulators() -> dict[str, float | int]:
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean cross-entropy, error rate) of a classifier on (x, y) in eval mode."""
+    """(mean cross-entropy, error rate) of a classifier on (x, y) in eval mode; x (N, ...) as the
+    model takes it (see builders.model_input)."""
     metrics = evaluate_metrics(model, x, y, nn.SoftmaxLoss(), regression=False)
     return metrics["loss"], metrics["error"]

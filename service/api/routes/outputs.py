@@ -1,4 +1,5 @@
 """What a job produces: metrics while it runs, then parameters, predictions and evaluations."""
+import math
 from typing import Annotated, Literal
 
 import numpy as np
@@ -10,7 +11,7 @@ from ...jobs import Job, JobStore
 from ...jobs.results import export_parameters, model_extras
 from ...jobs.results import NonFiniteOutput
 from ...jobs.results import predict as run_model
-from ...specs import ModelSpec, model_widths
+from ...specs import ModelSpec, model_input_shape, model_widths, sample_shape
 from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..evaluation import evaluate_job
@@ -70,7 +71,7 @@ def get_parameters(job_id: str, store: StoreDep, principal: CurrentPrincipal,
 @router.post("/predict", response_model=Prediction | RegressionPrediction,
              summary="Predict with a trained model",
              openapi_extra=_body_doc(PredictRequest, PREDICT_EXAMPLES,
-                                     ".npz archive (np.savez) with x (N, F)"),
+                                     ".npz archive (np.savez) with x (N, F) or (N, C, H, W)"),
              responses={**NO_PARAMETERS, 415: {"description": "Neither JSON nor an .npz body"},
                         422: {"description": "Wrong width or non-finite input"}})
 async def predict(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
@@ -82,13 +83,11 @@ async def predict(job_id: str, request: Request, store: StoreDep, settings: Sett
     x = await _predict_inputs(request)
     job, parameters = await run_in_threadpool(_trained, store, job_id, principal.tenant_filter)
     model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
-    in_width, _ = model_widths(MODEL_ADAPTER.validate_python(model_spec))
+    model = MODEL_ADAPTER.validate_python(model_spec)
     if len(x) > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "
                                  "request", None)])
-    if x.shape[1] != in_width:
-        raise validation_error([(("body", "x", 0), f"rows have {x.shape[1]} features but "
-                                 f"the model expects {in_width}", None)])
+    _check_input_shape(tuple(x.shape[1:]), model)
     try:
         out = await run_in_threadpool(run_model, job, parameters, x)
     except NonFiniteOutput as exc:
@@ -97,7 +96,7 @@ async def predict(job_id: str, request: Request, store: StoreDep, settings: Sett
 
 
 async def _predict_inputs(request: Request) -> np.ndarray:
-    """x (N, F) float32 from a JSON or .npz body; 415/422 otherwise."""
+    """x (N, F) rows or (N, C, H, W) images, float32, from a JSON or .npz body; 415/422 otherwise."""
     content_type = request.headers.get("content-type", "")
     body = await request.body()
     if content_type.startswith("application/json"):
@@ -105,7 +104,7 @@ async def _predict_inputs(request: Request) -> np.ndarray:
             payload = PredictRequest.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error([(("body", *e["loc"]), e["msg"], None) for e in exc.errors()]) from None
-        x = np.asarray(payload.x, dtype=np.float32)  # (N, F)
+        x = np.asarray(payload.x, dtype=np.float32)  # (N, F) or (N, C, H, W)
     elif content_type.startswith(NPZ_TYPES):
         try:
             x = await run_in_threadpool(_npz_array, body, "x")
@@ -113,8 +112,9 @@ async def _predict_inputs(request: Request) -> np.ndarray:
             raise validation_error([(("body",), str(exc), None)]) from None
     else:
         raise HTTPException(415, "send JSON {\"x\": [[...]]} or an .npz archive (application/octet-stream)")
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise validation_error([(("body", "x"), f"x must be (N, F) with N >= 1, got {x.shape}", None)])
+    if x.ndim not in (2, 4) or 0 in x.shape:
+        raise validation_error([(("body", "x"), f"x must be (N, F) or (N, C, H, W) with N >= 1, "
+                                 f"got {x.shape}", None)])
     if not np.isfinite(x).all():
         raise validation_error([(("body", "x"), "values are NaN, infinite or overflow float32", None)])
     return x
@@ -161,6 +161,18 @@ async def evaluate(job_id: str, request: Request, store: StoreDep, settings: Set
         return Evaluation(**await run_in_threadpool(evaluate_job, store, settings, job_id, principal.tenant_filter,
                                                     npz=body))
     raise HTTPException(415, "send JSON {\"data\": {...}} or an .npz archive with x and y")
+
+
+def _check_input_shape(shape: tuple[int, ...], model) -> None:
+    """Rows of the model's width, or images (of its input_shape, if it has one); else a 422."""
+    in_width, _ = model_widths(model)
+    input_shape = model_input_shape(model)
+    if len(shape) == 3 and input_shape is not None and shape != input_shape:
+        raise validation_error([(("body", "x", 0), f"x[0] is an image {list(shape)} but the model "
+                                 f"takes images {list(input_shape)}", None)])
+    if math.prod(shape) != in_width:
+        raise validation_error([(("body", "x", 0), f"rows have {math.prod(shape)} features but "
+                                 f"the model expects {in_width}", None)])
 
 
 def _trained(store: JobStore, job_id: str, tenant: str | None) -> tuple[Job, bytes]:
