@@ -130,3 +130,17 @@ def test_scale_preprocess_multiplies():
     split = load({"type": "inline", "x": [[255.0, 0.0]], "y": [1], "preprocess": {"type": "scale", "factor": 1 / 255}})
     assert split.x_train.tolist() == [[1.0, 0.0]]
     assert split.preprocess == {"type": "scale", "factor": 1 / 255}
+
+
+def test_uploaded_images_are_flattened_and_must_match_the_input_shape():
+    images = np.random.default_rng(0).random((10, 2, 3, 4)).astype(np.float32)  # (N, C, H, W)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=images, y=np.arange(10) % 3)
+    data = load({"type": "dataset", "id": "d", "validation": {"type": "fraction", "fraction": 0.2}},
+                fetch=lambda dataset_id: buffer.getvalue())
+    assert data.image_shape == (2, 3, 4) and data.x_train.shape == (8, 24)
+    assert data.x_val.shape == (2, 24)
+    check_fits_model(data, 24, 3, (2, 3, 4))
+    check_fits_model(data, 24, 3)  # a model of rows takes the flattened images
+    with pytest.raises(TrainingError, match=r"\(C, H, W\) = \(2, 3, 4\).*\[4, 3, 2\]"):
+        check_fits_model(data, 24, 3, (4, 3, 2))
