@@ -80,8 +80,9 @@ async def predict(job_id: str, request: Request, store: StoreDep, settings: Sett
     the model's own preprocessing (data.preprocess, e.g. mnist's 1/255) is applied first.
     Classifiers return logits, probabilities and classes; regression models `outputs`. The body
     is JSON {"x": [[...], ...]} or an .npz archive with `x` (Content-Type application/octet-stream)."""
-    x = await _predict_inputs(request)
+    # the job first: an unknown (or another tenant's) job is a 404 whatever the body
     job, parameters = await run_in_threadpool(_trained, store, job_id, principal.tenant_filter)
+    x = await _predict_inputs(request)
     model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
     model = MODEL_ADAPTER.validate_python(model_spec)
     if len(x) > settings.max_inline_rows:
@@ -148,6 +149,7 @@ async def evaluate(job_id: str, request: Request, store: StoreDep, settings: Set
     with its preprocessing, streamed through the data in batches. The body is JSON
     {"data": <a data source as in job specs: dataset id, inline, a generator, mnist>} or an
     .npz archive with `x` and `y`."""
+    await run_in_threadpool(_trained, store, job_id, principal.tenant_filter)  # 404 / 409 first
     content_type = request.headers.get("content-type", "")
     body = await request.body()
     if content_type.startswith("application/json"):
