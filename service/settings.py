@@ -51,11 +51,6 @@ class Settings(BaseSettings):
     worker_memory_bytes: int = 2 * 1024**3     # activation budget of one worker (train + eval)
     max_step_points: int = 10_000              # step metric points per job (then aggregated)
 
-    # --- inference in the API ---
-    predict_memory_bytes: int = 256 * 1024**2  # activations of one /predict forward pass
-    max_predict_values: int = 2_000_000        # rows x classes of one /predict answer
-    model_cache_models: int = 32               # trained models kept built (LRU by job)
-    model_cache_bytes: int = 512 * 1024**2     # their total parameter bytes
 
     # --- connections (uvicorn) ---
     timeout_keep_alive_s: float = 5.0          # idle keep-alive connections are closed after this
@@ -68,7 +63,8 @@ class Settings(BaseSettings):
     lease_seconds: float = 15.0          # a running job's lease; renewed every heartbeat
     heartbeat_seconds: float = 2.0
     max_attempts: int = 3                 # then the job fails with the reason
-    checkpoint_every_epochs: int = 1      # checkpoint cadence (at least once per epoch)
+    checkpoint_interval_s: float = 10.0   # seconds of training between checkpoints (per-job
+                                          # override: training.checkpoint_interval_s)
     poll_seconds: float = 0.05            # idle worker's poll interval
     worker_nice: int = 10                 # workers train below the API's priority
     worker_threads: int = 1               # BLAS threads per worker

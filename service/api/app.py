@@ -5,7 +5,6 @@ from importlib.metadata import PackageNotFoundError, version
 from fastapi import FastAPI
 
 from ..jobs.backends import open_store
-from ..jobs.results import ModelCache
 from ..settings import Settings
 from .auth import AuthMiddleware
 from .body_limit import BodySizeLimitMiddleware
@@ -32,7 +31,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.pool = None
-    app.state.model_cache = ModelCache(settings.model_cache_models, settings.model_cache_bytes)
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.timeout_body_s)

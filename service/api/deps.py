@@ -6,7 +6,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from ..jobs import JobStore
-from ..jobs.results import ModelCache
 from ..settings import Settings
 from .auth import Principal
 
@@ -54,10 +53,3 @@ async def quick_read(store: JobStore, read: Callable[..., T], *args, **kwargs) -
         return read(*args, **kwargs)
     return await run_in_threadpool(read, *args, **kwargs)
 
-
-async def get_model_cache(request: Request) -> ModelCache:
-    """Trained models built for /predict, kept by job id (LRU)."""
-    return request.app.state.model_cache
-
-
-ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]

@@ -78,6 +78,11 @@ LAYER_COSTS: dict[str, LayerCostFn] = {
     "layernorm1d": _norm,
     "batchnorm2d": _norm,
     "relu": _elementwise(1),
+    "leaky_relu": _elementwise(2),
+    "tanh": _elementwise(8),         # exp-based: a handful of FLOPs per value
+    "sigmoid": _elementwise(8),
+    "gelu": _elementwise(12),
+    "silu": _elementwise(10),
     "dropout": _elementwise(2),      # draw a mask, multiply
     "flatten": _flatten,
     "identity": _elementwise(0),

@@ -1,26 +1,34 @@
-"""Stored parameters -> predictions and exports (the model always runs in eval mode)."""
-import threading
-from collections import OrderedDict
-from typing import Any, Callable
+"""Stored parameters -> predictions, evaluations and exports (the model always runs in eval
+mode, on inputs preprocessed as in training)."""
+import json
+from typing import Any, Iterable
 
 import numpy as np
 
 import needle as ndl
 
-from .builders import build_model, model_input
-from .params import MEDIA_TYPES, encode, parameters_from_bytes, to_torch_layout
+from .builders import build_loss, build_model, model_input
+from .evaluation import EVAL_BATCH, MetricSums, accumulate
+from .params import MEDIA_TYPES, encode, parameters_with_header, to_torch_layout
+from .preprocess import apply_preprocess
 
 
 def load_model(parameters: bytes) -> tuple[Any, dict[str, Any]]:
     """Rebuild the trained needle model (eval mode) and return it with its model spec."""
-    state, model_spec = parameters_from_bytes(parameters)
+    model, header = load_model_with_header(parameters)
+    return model, header["model"]
+
+
+def load_model_with_header(parameters: bytes) -> tuple[Any, dict[str, Any]]:
+    """The trained model (eval mode) and the parameters' header (model, preprocess, task)."""
+    state, header = parameters_with_header(parameters)
     rng_state = np.random.get_state()  # building draws initial weights: leave the caller's stream alone
     try:
-        model = build_model(model_spec)
+        model = build_model(header["model"])
     finally:
         np.random.set_state(rng_state)
     model.load_state_dict(state)
-    return model.eval(), model_spec
+    return model.eval(), header
 
 
 class NonFiniteOutput(ValueError):
@@ -32,91 +40,76 @@ class NonFiniteOutput(ValueError):
                          f"{rows[:10]}: its weights or these inputs are too large")
 
 
-def predict_arrays(parameters: bytes, x: np.ndarray, chunk_rows: int = 1024) -> dict[str, list]:
-    """Logits, softmax probabilities and argmax classes for x (N, F), or (N, C, H, W) for a model
-    with that input_shape; NonFiniteOutput instead of NaN/inf values (JSON has none)."""
-    return TrainedModel(parameters).predict(x, chunk_rows)
+def _checked_inputs(x: np.ndarray, model_spec: dict[str, Any]) -> np.ndarray:
+    """Raw rows (N, F), or (N, C, H, W) for a model with that input_shape, as finite float32 (N, F)."""
+    x = np.asarray(x, dtype=np.float32)
+    width, shape = input_width(model_spec), model_spec.get("input_shape")
+    if x.ndim == 4 and (shape is None or list(x.shape[1:]) == list(shape)):
+        x = x.reshape(len(x), -1)
+    if x.ndim != 2 or x.shape[1] != width or len(x) == 0:
+        expected = f"(N, {width})" + ("" if shape is None else f" or (N, {', '.join(map(str, shape))})")
+        raise ValueError(f"x must have shape {expected} with N >= 1, got {x.shape}")
+    if not np.isfinite(x).all():
+        raise ValueError("x contains NaN or infinite values")
+    return x
 
 
-class TrainedModel:
-    """A trained model rebuilt once from its stored parameters, ready to predict (eval mode).
-    One instance may serve several threads: needle's forward pass keeps no shared state in
-    eval mode and no_grad, so concurrent predictions are independent."""
-
-    def __init__(self, parameters: bytes):
-        self.model, self.model_spec = load_model(parameters)
-        self.width = input_width(self.model_spec)
-        self.shape = self.model_spec.get("input_shape")
-        self.nbytes = len(parameters)
-
-    def predict(self, x: np.ndarray, chunk_rows: int) -> dict[str, list]:
-        """Outputs for x (N, F) or (N, C, H, W), `chunk_rows` rows at a time (bounded memory)."""
-        x = np.asarray(x, dtype=np.float32)
-        if x.ndim == 4 and (self.shape is None or list(x.shape[1:]) == list(self.shape)):
-            x = x.reshape(len(x), -1)
-        if x.ndim != 2 or x.shape[1] != self.width or len(x) == 0:
-            expected = f"(N, {self.width})" + (
-                "" if self.shape is None else f" or (N, {', '.join(map(str, self.shape))})")
-            raise ValueError(f"x must have shape {expected} with N >= 1, got {x.shape}")
-        if not np.isfinite(x).all():
-            raise ValueError("x contains NaN or infinite values")
-        chunks = [self._logits(x[start:start + chunk_rows])
-                  for start in range(0, len(x), max(1, chunk_rows))]
-        logits = np.concatenate(chunks).astype(np.float64)  # (N, classes)
-        bad_rows = np.flatnonzero(~np.isfinite(logits).all(axis=1))
-        if len(bad_rows):
-            raise NonFiniteOutput(bad_rows.tolist())
-        shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
-        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-        return {"logits": logits.tolist(), "probabilities": probabilities.tolist(),
-                "classes": logits.argmax(axis=1).tolist()}
-
-    def _logits(self, rows: np.ndarray) -> np.ndarray:
-        with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
-            return self.model(ndl.Tensor(model_input(self.model_spec, rows), dtype="float32",
-                                         requires_grad=False)).numpy()
+def predict_arrays(parameters: bytes, x: np.ndarray) -> dict[str, list]:
+    """Classification: logits, softmax probabilities and argmax classes for raw x (N, F) (or
+    (N, C, H, W) for a model with that input_shape); regression: outputs (N, K). The model's preprocessing is applied first. NonFiniteOutput
+    instead of NaN/inf values (JSON has none)."""
+    model, header = load_model_with_header(parameters)
+    x = apply_preprocess(header["preprocess"], _checked_inputs(x, header["model"]))
+    outputs = []
+    with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
+        for start in range(0, len(x), EVAL_BATCH):
+            batch = model_input(header["model"], x[start:start + EVAL_BATCH])  # (B, F) or (B, C, H, W)
+            outputs.append(model(ndl.Tensor(batch, dtype="float32", requires_grad=False)).numpy())
+    out = np.concatenate(outputs).astype(np.float64)  # (N, classes) or (N, K)
+    bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
+    if len(bad_rows):
+        raise NonFiniteOutput(bad_rows.tolist())
+    if header["task"] == "regression":
+        return {"outputs": out.tolist()}
+    shifted = np.exp(out - out.max(axis=1, keepdims=True))
+    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+    return {"logits": out.tolist(), "probabilities": probabilities.tolist(),
+            "classes": out.argmax(axis=1).tolist()}
 
 
-class ModelCache:
-    """Trained models by job id, least recently used evicted first, bounded by the number of
-    models and by their total parameter bytes (a job's parameters never change once stored)."""
+def evaluate_arrays(parameters: bytes, chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+                    loss_spec: dict[str, Any] | None) -> dict[str, Any]:
+    """Metrics of the stored model on raw (x, y) chunks, preprocessed as in training: loss, error,
+    accuracy, per-class precision/recall, confusion matrix (classification) or loss, RMSE, MAE,
+    R^2 (regression). ValueError when the data does not fit the model."""
+    model, header = load_model_with_header(parameters)
+    regression = header["task"] == "regression"
+    from service.specs import model_widths
+    from service.specs.models import ModelSpec
+    from pydantic import TypeAdapter
+    _, width = model_widths(TypeAdapter(ModelSpec).validate_python(header["model"]))
+    loss_fn = build_loss(loss_spec)
+    sums = MetricSums(regression, width, confusion=True)
+    for x, y in chunks:
+        x = apply_preprocess(header["preprocess"], _checked_inputs(x, header["model"]))
+        y = _checked_targets(y, len(x), regression, width)
+        accumulate(model, loss_fn, sums, model_input(header["model"], x), y)
+    if sums.rows == 0:
+        raise ValueError("no rows to evaluate")
+    return {"task": header["task"], **sums.report()}
 
-    def __init__(self, max_models: int, max_bytes: int):
-        self.max_models, self.max_bytes = max_models, max_bytes
-        self._models: OrderedDict[str, TrainedModel] = OrderedDict()
-        self._lock = threading.Lock()
-        self.hits = self.misses = 0
 
-    def get(self, key: str, load_parameters: Callable[[], bytes]) -> TrainedModel:
-        """The cached model for `key`, or build it from load_parameters() and keep it."""
-        return self.lookup(key, load_parameters)[0]
-
-    def lookup(self, key: str, load_parameters: Callable[[], bytes]) -> tuple[TrainedModel, bool]:
-        """(model, whether it came from the cache)."""
-        with self._lock:
-            model = self._models.get(key)
-            if model is not None:
-                self._models.move_to_end(key)
-                self.hits += 1
-                return model, True
-            self.misses += 1
-        model = TrainedModel(load_parameters())  # outside the lock: building can take seconds
-        with self._lock:
-            if self.max_models > 0 and model.nbytes <= self.max_bytes:
-                self._models[key] = model
-                self._models.move_to_end(key)
-                self._evict()
-        return model, False
-
-    def discard(self, key: str) -> None:
-        """Forget a model (its job was deleted)."""
-        with self._lock:
-            self._models.pop(key, None)
-
-    def _evict(self) -> None:
-        while self._models and (len(self._models) > self.max_models or
-                                sum(m.nbytes for m in self._models.values()) > self.max_bytes):
-            self._models.popitem(last=False)
+def _checked_targets(y: np.ndarray, rows: int, regression: bool, width: int) -> np.ndarray:
+    if len(y) != rows:
+        raise ValueError(f"y has {len(y)} rows but x has {rows}")
+    if regression:
+        y = np.asarray(y, dtype=np.float32).reshape(rows, -1)
+        if y.shape[1] != width or not np.isfinite(y).all():
+            raise ValueError(f"y must be {width} finite target(s) per row, got shape {y.shape}")
+        return y
+    if y.ndim != 1 or not np.all(np.mod(y, 1) == 0) or (len(y) and (y.min() < 0 or y.max() >= width)):
+        raise ValueError(f"y must be integer class labels in [0, {width})")
+    return np.asarray(y, dtype=np.int64)
 
 
 def input_width(model_spec: dict[str, Any]) -> int:
@@ -130,11 +123,20 @@ def input_width(model_spec: dict[str, Any]) -> int:
 
 def export_arrays(parameters: bytes, fmt: str, layout: str, batches_tracked: int = 0) -> tuple[bytes, str]:
     """Stored parameters -> (body, media type) in the requested format and layout."""
+    body, media_type, _ = export_with_preprocess(parameters, fmt, layout, batches_tracked)
+    return body, media_type
+
+
+def export_with_preprocess(parameters: bytes, fmt: str, layout: str,
+                           batches_tracked: int = 0) -> tuple[bytes, str, str]:
+    """(body, media type, JSON of {"preprocess", "task"}): safetensors carries the latter in its
+    metadata; the API also sends it as a response header for every format."""
     if fmt not in MEDIA_TYPES:
         raise ValueError(f"unknown export format {fmt!r}: use json, safetensors or npz")
     if layout not in ("needle", "torch"):
         raise ValueError(f"unknown layout {layout!r}: use needle or torch")
-    state, model_spec = parameters_from_bytes(parameters)
+    state, header = parameters_with_header(parameters)
     if layout == "torch":
         state = to_torch_layout(state, batches_tracked)
-    return encode(state, fmt, model_spec, layout), MEDIA_TYPES[fmt]
+    extra = {"preprocess": header["preprocess"], "task": header["task"]}
+    return encode(state, fmt, header["model"], layout, extra), MEDIA_TYPES[fmt], json.dumps(extra)

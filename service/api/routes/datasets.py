@@ -130,7 +130,9 @@ async def _prepare(loc: tuple, *, data: bytes | None = None, x=None, y=None,
     `label_column`, `data` is CSV, else .npz (inflating at most `max_inflated` bytes)."""
     def work() -> PreparedDataset:
         if data is None:
-            arrays = (np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.int64))  # (N, F), (N,)
+            labels = all(isinstance(v, int) for v in y)  # class labels, else regression targets
+            arrays = (np.asarray(x, dtype=np.float64),  # (N, F) or (N, C, H, W)
+                      np.asarray(y, dtype=np.int64 if labels else np.float64))  # (N,) or (N, K)
         elif label_column is not None:
             arrays = arrays_from_csv(data, label_column)
         else:

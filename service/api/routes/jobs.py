@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from ...jobs import Status
 from ...specs import JobSpec
-from ..deps import CurrentPrincipal, ModelCacheDep, SettingsDep, StoreDep, quick_read
+from ..deps import CurrentPrincipal, SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..examples import JOB_EXAMPLES
 from ..json_body import json_body, parse_json
@@ -61,12 +61,24 @@ def _queue(spec: JobSpec, response: Response, settings, store, principal,
 def list_jobs(store: StoreDep, principal: CurrentPrincipal,
               status_filter: Annotated[Status | None, Query(alias="status")] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              cursor: JobCursor = None) -> JobPage:
+              cursor: JobCursor = None,
+              tag: Annotated[list[str], Query(max_length=10, description=
+                             "key:value; repeat for jobs carrying every one of them")] = [],
+              name_prefix: Annotated[str | None, Query(min_length=1, max_length=200, description=
+                                     "jobs whose name starts with this (case-sensitive)")] = None,
+              ) -> JobPage:
     """One page of the caller's tenant's jobs (every tenant's for admin keys), filtered before
-    the limit; follow next_cursor for more."""
+    the limit (status, tags, name prefix); follow next_cursor for more."""
+    tags = []
+    for index, item in enumerate(tag):
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise validation_error([(("query", "tag", index), "expected key:value", item)])
+        tags.append((key, value))
     try:
         jobs, next_cursor = store.list_jobs(status=status_filter, limit=limit, cursor=cursor,
-                                            tenant=principal.tenant_filter)
+                                            tenant=principal.tenant_filter, tags=tags,
+                                            name_prefix=name_prefix)
     except ValueError as exc:
         raise validation_error([(("query", "cursor"), str(exc), cursor)]) from None
     return JobPage(items=[JobSummary.from_job(job) for job in jobs], next_cursor=next_cursor)
@@ -102,9 +114,7 @@ def cancel_job(job_id: JobId, store: StoreDep, principal: CurrentPrincipal) -> J
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a finished job", responses=ERRORS)
-def delete_job(job_id: JobId, store: StoreDep, cache: ModelCacheDep,
-               principal: CurrentPrincipal) -> Response:
+def delete_job(job_id: JobId, store: StoreDep, principal: CurrentPrincipal) -> Response:
     """Remove a job that has ended, with its metrics and parameters (409 while it is active)."""
     store.delete_job(job_id, tenant=principal.tenant_filter)
-    cache.discard(job_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
