@@ -118,7 +118,7 @@ def test_step_metrics_beyond_the_budget_are_averaged_in_groups(bounded):
     points = bounded.client.get(f"/v1/jobs/{job['id']}/metrics").json()["points"]
     steps = [p for p in points if p["kind"] == "step"]
     assert 8 <= len(steps) <= 50 + 8            # groups of 3 steps (ceil(120 / 50)), per epoch
-    assert all(set(p["values"]) == {"loss"} for p in steps)
+    assert all(set(p["values"]) == {"loss", "lr"} for p in steps)  # the keys of a raw point
     assert [p["step"] for p in steps][:5] == [3, 6, 9, 12, 15]
     assert steps[-1]["step"] == 120
     small = bounded.train(spirals(epochs=2, batch_size=10))  # 30 steps: every step, exactly

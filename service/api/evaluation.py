@@ -26,7 +26,7 @@ def evaluate_job(store: JobStore, settings: Settings, job_id: str, tenant: str |
     arrays = None
     if npz is not None:
         try:
-            arrays = arrays_from_npz(npz)
+            arrays = arrays_from_npz(npz, settings.max_upload_bytes)
         except BadUpload as exc:
             raise validation_error([(("body",), str(exc), None)]) from None
     else:

@@ -16,6 +16,7 @@ from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..evaluation import evaluate_job
 from ..examples import EVALUATE_EXAMPLES, PREDICT_EXAMPLES
+from ..params import JobId, MetricsAfter
 from ..schemas import (EvaluateRequest, Evaluation, MetricPointOut, MetricsPage, Prediction,
                        PredictRequest, RegressionPrediction)
 from ..uploads import BadUpload, arrays_from_npz
@@ -39,8 +40,8 @@ def _body_doc(schema_model, examples: dict, npz: str) -> dict:
 
 @router.get("/metrics", response_model=MetricsPage, summary="Training metrics",
             responses={404: {"description": "Unknown job"}})
-def get_metrics(job_id: str, store: StoreDep, principal: CurrentPrincipal,
-                after: Annotated[int, Query(ge=0)] = 0,
+def get_metrics(job_id: JobId, store: StoreDep, principal: CurrentPrincipal,
+                after: MetricsAfter = 0,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> MetricsPage:
     """Step points ({"loss"}) and epoch points (train/val loss and error) with seq > after."""
     points = store.get_metrics(job_id, after=after, limit=limit, tenant=principal.tenant_filter)
@@ -53,7 +54,7 @@ def get_metrics(job_id: str, store: StoreDep, principal: CurrentPrincipal,
                              "or npz (no pickle)",
                              "content": {"application/json": {}, "application/octet-stream": {}}},
                        **NO_PARAMETERS})
-def get_parameters(job_id: str, store: StoreDep, principal: CurrentPrincipal,
+def get_parameters(job_id: JobId, store: StoreDep, principal: CurrentPrincipal,
                    fmt: Annotated[Literal["json", "safetensors", "npz"], Query(alias="format")]
                    = "json",
                    layout: Literal["needle", "torch"] = "needle") -> Response:
@@ -74,7 +75,7 @@ def get_parameters(job_id: str, store: StoreDep, principal: CurrentPrincipal,
                                      ".npz archive (np.savez) with x (N, F) or (N, C, H, W)"),
              responses={**NO_PARAMETERS, 415: {"description": "Neither JSON nor an .npz body"},
                         422: {"description": "Wrong width or non-finite input"}})
-async def predict(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+async def predict(job_id: JobId, request: Request, store: StoreDep, settings: SettingsDep,
                   principal: CurrentPrincipal) -> Prediction | RegressionPrediction:
     """Run the trained model in eval mode (BatchNorm uses its running statistics) on raw rows:
     the model's own preprocessing (data.preprocess, e.g. mnist's 1/255) is applied first.
@@ -142,7 +143,7 @@ def _npz_array(body: bytes, name: str) -> np.ndarray:
                                      ".npz archive (np.savez) with x (N, F) and y"),
              responses={**NO_PARAMETERS, 415: {"description": "Neither JSON nor an .npz body"},
                         422: {"description": "Data that does not fit the model"}})
-async def evaluate(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+async def evaluate(job_id: JobId, request: Request, store: StoreDep, settings: SettingsDep,
                    principal: CurrentPrincipal) -> Evaluation:
     """Loss and error, accuracy, per-class precision/recall and the confusion matrix
     (classification) or loss, RMSE, MAE and R² (regression) of the trained model, in eval mode
