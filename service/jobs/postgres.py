@@ -20,8 +20,10 @@ from psycopg.types.json import Jsonb
 from .briefs import brief_spec
 from .postgres_pool import NOT_RECOVERED, ConnectionPool, run_with_retry
 from .postgres_schema import MIGRATIONS, applied_version, apply_migrations
-from .records import Dataset, Job, Lease, MetricPoint, Status
+from .postgres_events import ChangeListener
+from .records import Dataset, Job, JobMark, JobStats, Lease, MetricPoint, Status
 from .store import Conflict, JobStore, LeaseState, NotFound
+from .watch_sql import MARK_COLUMNS, mark_from_row, stats_from_rows, stats_query
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 T = TypeVar("T")
@@ -238,6 +240,27 @@ class PostgresStore(JobStore):
             row = conn.execute("SELECT blob FROM parameters WHERE job_id = %s", (job_id,)).fetchone()
             return None if row is None else bytes(row[0])
         return self._run(op)
+
+    # ---- following jobs and monitoring ----
+    def watch_marks(self, job_ids) -> dict[str, JobMark]:
+        """Marks of the existing jobs among job_ids, in one query."""
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return {}
+        return self._run(lambda conn: dict(mark_from_row(row) for row in conn.execute(
+            f"SELECT {MARK_COLUMNS} FROM jobs j WHERE j.id = ANY(%s)", (ids,)).fetchall()))
+
+    def watch_changes(self, on_change) -> Callable[[], None]:
+        """LISTEN on this schema's event channel (the triggers of migration 3 NOTIFY it) on one
+        dedicated connection and thread; returns the function that stops it."""
+        listener = ChangeListener(self._pool.open_unpooled, on_change)
+        listener.start()
+        return listener.stop
+
+    def job_stats(self, duration_bounds: tuple[float, ...]) -> JobStats:
+        """Counts, durations and steps in one grouped scan."""
+        return self._run(lambda conn: stats_from_rows(
+            conn.execute(stats_query(duration_bounds)).fetchall()))
 
     # ---- jobs: worker side ----
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:

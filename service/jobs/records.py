@@ -77,3 +77,32 @@ class Dataset:
     n_classes: int                    # max(y) + 1
     size_bytes: int
     created_at: float
+
+
+@dataclass(frozen=True)
+class JobMark:
+    """What an event follower compares between two looks at a job: its state and newest point."""
+
+    status: Status
+    progress: tuple[int, int, int, int]  # (epoch, epochs, step, steps)
+    attempt: int
+    cancel_requested: bool
+    last_seq: int                     # newest metric point's seq (0: none yet)
+
+
+@dataclass(frozen=True)
+class DurationHistogram:
+    """Finished jobs' training time (finished_at - started_at) of one final status."""
+
+    bucket_counts: tuple[int, ...]    # cumulative: jobs with duration <= each bound, in order
+    count: int
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """Store-wide figures for monitoring, computed in one query at scrape time."""
+
+    jobs_by_status: dict[str, int]    # every Status value, 0 when none
+    durations: dict[str, DurationHistogram]   # by terminal status, jobs that ran
+    steps_total: int                  # optimizer steps recorded by every job in the store

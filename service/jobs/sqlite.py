@@ -11,9 +11,10 @@ from pathlib import Path
 from typing import Iterator
 
 from .briefs import brief_spec
-from .records import Dataset, Job, Lease, MetricPoint, Status
+from .records import Dataset, Job, JobMark, JobStats, Lease, MetricPoint, Status
 from .sqlite_schema import apply_migrations
 from .store import Conflict, JobStore, LeaseState, NotFound
+from .watch_sql import MARK_COLUMNS, mark_from_row, stats_from_rows, stats_query
 
 # jobs.spec holds the brief spec; the full one is in job_specs.full_spec (schema version 2)
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
@@ -226,6 +227,20 @@ class SQLiteStore(JobStore):
         """The trained state as safetensors bytes, or None."""
         row = self._one("SELECT blob FROM parameters WHERE job_id = ?", (job_id,))
         return bytes(row[0]) if row else None
+
+    # ---- following jobs and monitoring ----
+    def watch_marks(self, job_ids) -> dict[str, JobMark]:
+        """Marks of the existing jobs among job_ids, in one query."""
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return {}
+        rows = self._conn().execute(f"SELECT {MARK_COLUMNS} FROM jobs j WHERE j.id IN "
+                                    f"({', '.join('?' * len(ids))})", ids).fetchall()
+        return dict(mark_from_row(row) for row in rows)
+
+    def job_stats(self, duration_bounds: tuple[float, ...]) -> JobStats:
+        """Counts, durations and steps in one grouped scan."""
+        return stats_from_rows(self._conn().execute(stats_query(duration_bounds)).fetchall())
 
     # ---- jobs: worker side ----
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:

@@ -1,8 +1,9 @@
 """The job store interface: the jobs table is the queue. SQLite and PostgreSQL implement it."""
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from enum import Enum
 
-from .records import Dataset, Job, Lease, MetricPoint, Status
+from .records import Dataset, Job, JobMark, JobStats, Lease, MetricPoint, Status
 
 
 class StoreError(Exception):
@@ -88,6 +89,24 @@ class JobStore(ABC):
     @abstractmethod
     def get_parameters(self, job_id: str) -> bytes | None:
         """The stored trained state (safetensors bytes), or None if the job has none yet."""
+
+    # ---- following jobs (event streams) and monitoring ----
+    @abstractmethod
+    def watch_marks(self, job_ids: Iterable[str]) -> dict[str, JobMark]:
+        """One read for many jobs: each existing job's mark (unknown ids are left out). An event
+        follower compares marks between polls and only reads the jobs whose mark changed."""
+
+    def watch_changes(self, on_change: Callable[[str | None], None]) -> Callable[[], None] | None:
+        """Push instead of poll: call on_change(job_id) (from another thread) soon after a job's
+        status, progress or metrics change is committed, and on_change(None) when changes may
+        have been missed (reconnect). Returns a function that stops it, or None when this store
+        cannot push (followers then poll watch_marks)."""
+        return None
+
+    @abstractmethod
+    def job_stats(self, duration_bounds: tuple[float, ...]) -> JobStats:
+        """Counts by status, finished jobs' training times bucketed by `duration_bounds`
+        (ascending seconds) per final status, and the steps every job recorded."""
 
     # ---- jobs: worker side ----
     @abstractmethod
