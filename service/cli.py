@@ -56,12 +56,15 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
+    from .api.serving import StreamEndingServer
     settings = settings_from(args, SERVE_OPTIONS)
     app = create_app(settings)
     # FastAPI, pydantic and the routes (~70k objects) live as long as the server: out of the
     # collector's sight, a full collection no longer stalls the event loop for ~40 ms.
     gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=10)
+    StreamEndingServer(config, app).run()
     return 0
 
 

@@ -8,7 +8,8 @@ from ..jobs.backends import open_store, uses_sqlite
 from ..settings import Settings
 from .body_limit import BodySizeLimitMiddleware
 from .errors import install_error_handlers
-from .routes import datasets, health, jobs, outputs
+from .routes import datasets, events, health, jobs, outputs
+from .streams import EventHub
 
 DESCRIPTION = """Train neural networks on demand on **needle**, a numpy deep-learning engine.
 
@@ -24,10 +25,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.store = None
     app.state.pool = None
+    app.state.events = None
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
     install_error_handlers(app)
-    for module in (jobs, outputs, datasets, health):
+    for module in (jobs, events, outputs, datasets, health):
         app.include_router(module.router)
     return app
 
@@ -40,10 +42,14 @@ async def _lifespan(app: FastAPI):
         # the embedded workers died with the previous server: their jobs go back to the queue
         store.requeue_running(settings.max_attempts)
     pool = _start_pool(settings) if settings.workers > 0 else None
-    app.state.store, app.state.pool = store, pool
+    hub = EventHub(store, poll_seconds=settings.events_poll_seconds,
+                   push_poll_seconds=settings.events_push_poll_seconds)
+    await hub.start()
+    app.state.store, app.state.pool, app.state.events = store, pool, hub
     try:
         yield
     finally:
+        await hub.close()
         if pool is not None:
             pool.stop(timeout=10)
         store.close()
