@@ -7,8 +7,11 @@ from fastapi import FastAPI
 from ..jobs.backends import open_store, uses_sqlite
 from ..settings import Settings
 from .body_limit import BodySizeLimitMiddleware
+from .dashboard import install_dashboard
+from .docs import install_docs
 from .errors import install_error_handlers
 from .routes import datasets, events, health, jobs, outputs
+from .security_headers import SecurityHeadersMiddleware
 from .streams import EventHub
 
 DESCRIPTION = """Train neural networks on demand on **needle**, a numpy deep-learning engine.
@@ -21,16 +24,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; the lifespan opens the store and starts `settings.workers` local workers."""
     settings = settings or Settings()
     app = FastAPI(title="needle-service", version=_version(), description=DESCRIPTION,
-                  lifespan=_lifespan)
+                  lifespan=_lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.store = None
     app.state.pool = None
     app.state.events = None
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
+    app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     for module in (jobs, events, outputs, datasets, health):
         app.include_router(module.router)
+    install_docs(app)
+    install_dashboard(app)
     return app
 
 
