@@ -10,6 +10,7 @@ from .body_limit import BodySizeLimitMiddleware
 from .dashboard import install_dashboard
 from .docs import install_docs
 from .errors import install_error_handlers
+from .monitoring import install_monitoring
 from .routes import datasets, events, health, jobs, outputs
 from .security_headers import SecurityHeadersMiddleware
 from .streams import EventHub
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (jobs, events, outputs, datasets, health):
         app.include_router(module.router)
+    install_monitoring(app)
     install_docs(app)
     install_dashboard(app)
     return app
