@@ -11,7 +11,7 @@ from .dashboard import install_dashboard
 from .docs import install_docs
 from .errors import install_error_handlers
 from .monitoring import install_monitoring
-from .routes import datasets, events, health, jobs, outputs
+from .routes import datasets, events, health, jobs, outputs, series
 from .security_headers import SecurityHeadersMiddleware
 from .streams import EventHub
 
@@ -34,7 +34,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
-    for module in (jobs, events, outputs, datasets, health):
+    for module in (jobs, events, outputs, series, datasets, health):
         app.include_router(module.router)
     install_monitoring(app)
     install_docs(app)

@@ -21,9 +21,9 @@ from .briefs import brief_spec
 from .postgres_pool import NOT_RECOVERED, ConnectionPool, run_with_retry
 from .postgres_schema import MIGRATIONS, applied_version, apply_migrations
 from .postgres_events import ChangeListener
-from .records import Dataset, Job, JobMark, JobStats, Lease, MetricPoint, Status
+from .records import Dataset, Job, JobMark, JobStats, Lease, MetricCurve, MetricPoint, Status
 from .store import Conflict, JobStore, LeaseState, NotFound
-from .watch_sql import MARK_COLUMNS, mark_from_row, stats_from_rows, stats_query
+from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 T = TypeVar("T")
@@ -232,6 +232,22 @@ class PostgresStore(JobStore):
                 self._fetch_job(conn, job_id)  # NotFound for an unknown job
             return [MetricPoint(seq=seq, kind=kind, epoch=epoch, step=step, values=json.loads(vals))
                     for seq, kind, epoch, step, vals in rows]
+        return self._run(op)
+
+    def metric_curve(self, job_id: str, key: str) -> MetricCurve:
+        """Step values and epoch points up to the newest seq (seq bounds the two reads)."""
+        def op(conn: psycopg.Connection) -> MetricCurve:
+            row = conn.execute("SELECT (SELECT MAX(seq) FROM metrics WHERE job_id = j.id) FROM jobs j "
+                               "WHERE j.id = %s", (job_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"job {job_id} not found")
+            last = row[0] or 0
+            steps = conn.execute("""SELECT step, vals FROM metrics WHERE job_id = %s AND kind = 'step'
+                                    AND seq <= %s ORDER BY seq""", (job_id, last)).fetchall()
+            epochs = conn.execute("""SELECT seq, epoch, step, vals FROM metrics WHERE job_id = %s
+                                     AND kind = 'epoch' AND seq <= %s ORDER BY seq""",
+                                  (job_id, last)).fetchall()
+            return curve_from_rows(key, steps, epochs, last)
         return self._run(op)
 
     def get_parameters(self, job_id: str) -> bytes | None:

@@ -106,3 +106,13 @@ class JobStats:
     jobs_by_status: dict[str, int]    # every Status value, 0 when none
     durations: dict[str, DurationHistogram]   # by terminal status, jobs that ran
     steps_total: int                  # optimizer steps recorded by every job in the store
+
+
+@dataclass(frozen=True)
+class MetricCurve:
+    """One step value's whole curve and the epoch points, read up to one seq (display series)."""
+
+    steps: list[int]                  # steps of the step points holding the value, in seq order
+    values: list[float]
+    epochs: list[MetricPoint]
+    last_seq: int                     # every point with seq <= last_seq is in here (0: none)

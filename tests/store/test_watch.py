@@ -3,7 +3,7 @@ import queue
 
 import pytest
 
-from service.jobs import Status
+from service.jobs import NotFound, Status
 
 from .test_contract import claim_lease, make_job
 
@@ -76,3 +76,22 @@ def test_postgres_pushes_changes_from_another_process_store(store_factory):
 
 def _next_id(seen: queue.Queue) -> str:
     return seen.get(timeout=10)
+
+
+def test_metric_curve_reads_one_value_and_the_epoch_points(store):
+    job = make_job(store)
+    _, lease = claim_lease(store)
+    assert store.add_metrics(lease, [("step", 0, 1, {"loss": 2.0, "lr": 0.1}),
+                                     ("step", 0, 2, {"loss": float("nan")}),  # skipped
+                                     ("step", 0, 3, {"lr": 0.1}),              # no loss: skipped
+                                     ("epoch", 1, 3, {"train_loss": 1.5, "val_loss": None}),
+                                     ("step", 1, 4, {"loss": 1.0})])
+    curve = store.metric_curve(job.id, "loss")
+    assert (curve.steps, curve.values) == ([1, 4], [2.0, 1.0])
+    assert [(p.epoch, p.values) for p in curve.epochs] == [(1, {"train_loss": 1.5, "val_loss": None})]
+    assert curve.last_seq == store.get_metrics(job.id)[-1].seq
+    assert store.metric_curve(job.id, "lr").steps == [1, 3]
+    empty = store.metric_curve(make_job(store).id, "loss")
+    assert (empty.steps, empty.epochs, empty.last_seq) == ([], [], 0)
+    with pytest.raises(NotFound):
+        store.metric_curve("unknown", "loss")
