@@ -1,5 +1,5 @@
 # needle-service: the API (`serve`) and the workers (`worker`) share this image.
-FROM python:3.11-slim
+FROM python:3.11.10-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -107,6 +107,26 @@ class Server:
         wait_answering(self.client, self.process, "/readyz", 60, "server", self.log)
         return self
 
+    def create_key(self, name: str, *options: str) -> str:
+        """`needle-service keys create --name NAME OPTIONS` on this server's store (before or
+        after start); returns the key, which the command prints alone on its last line."""
+        done = subprocess.run([sys.executable, "-m", "service.cli", "keys", "create", "--name",
+                               name, *options, "--data-dir", str(self.data_dir)], env=self.env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    def keys_command(self, *args: str) -> subprocess.CompletedProcess:
+        """Another `needle-service keys ...` command on this server's store."""
+        return subprocess.run([sys.executable, "-m", "service.cli", "keys", *args, "--data-dir",
+                               str(self.data_dir)], env=self.env, capture_output=True, text=True,
+                              timeout=60)
+
+    def client_for(self, key: str) -> httpx.Client:
+        """A client of this server that sends `key` as its bearer token (close it when done)."""
+        return httpx.Client(base_url=self.client.base_url, timeout=30,
+                            headers={"Authorization": f"Bearer {key}"})
+
     def log(self) -> str:
         """The tail of the server's output (for assertion messages)."""
         return self.log_path.read_text(errors="replace")[-4000:]

@@ -1,7 +1,7 @@
 """needle: a numpy deep-learning engine following the CMU 10-414/714 needle API."""
 from . import ops
 from .ops import *  # noqa: F401,F403
-from .autograd import Tensor, cpu, all_devices, default_device, no_grad  # noqa: F401
+from .autograd import Tensor, TensorTuple, cpu, all_devices, default_device, no_grad  # noqa: F401
 from . import init
 
 # Imported after the core above: these modules import needle.ops/init/autograd themselves.

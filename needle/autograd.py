@@ -157,13 +157,59 @@ class Value:
 
 
 def _array_from_data(data, dtype):
-    """Copy data into a fresh numpy array; floats default to float32, integers/bools keep their dtype."""
-    if dtype is not None:
-        return numpy.array(data, dtype=dtype)
-    array = numpy.array(data)
-    if array.dtype.kind == "f" and array.dtype != numpy.float32:
-        array = array.astype(numpy.float32)
-    return array
+    """Copy data into a fresh numpy array of numpy's own dtype unless one is given (course semantics:
+    Python floats and float64 arrays stay float64, float32 stays float32, integers stay integers)."""
+    return numpy.array(data, dtype=dtype)
+
+
+class TensorTupleOp(Op):
+    """Op class specialised to output TensorTuples (course hw4)."""
+
+    def __call__(self, *args):
+        return TensorTuple.make_from_op(self, args)
+
+
+class TensorTuple(Value):
+    """A tuple of tensors as one graph value (course hw4); its cached data is a tuple of arrays.
+
+    Nested tuples are not supported, as in the course.
+    """
+
+    __slots__ = ()
+
+    def __len__(self):
+        return len(self.realize_cached_data())
+
+    def __getitem__(self, index: int):
+        return needle_ops.tuple_get_item(self, index)
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+    def tuple(self):
+        """The items as a Python tuple of Tensors."""
+        return tuple(self)
+
+    def __repr__(self):
+        return "needle.TensorTuple" + str(self.tuple())
+
+    def __str__(self):
+        return self.__repr__()
+
+    def __add__(self, other):
+        """Item-wise sum of two tuples of the same length."""
+        if not isinstance(other, TensorTuple) or len(self) != len(other):
+            raise ValueError("a TensorTuple adds only to a TensorTuple of the same length")
+        return needle_ops.make_tuple(*[self[i] + other[i] for i in range(len(self))])
+
+    def detach(self):
+        """A new TensorTuple sharing the arrays, detached from the graph."""
+        return TensorTuple.make_const(self.realize_cached_data())
+
+    @property
+    def dtype(self):
+        """The items' dtypes, as a tuple."""
+        return tuple(a.dtype for a in self.realize_cached_data())
 
 
 class Tensor(Value):
@@ -318,10 +364,17 @@ def _sum_partials(partials):
     """Sum of several adjoints: in numpy when no graph is being recorded, else with graph ops."""
     if _GRAD_MODE.enabled:  # create_graph=True: the sum must be differentiable
         return sum_node_list(partials)
-    total = partials[0].realize_cached_data()
-    for node in partials[1:]:
-        total = total + node.realize_cached_data()  # not in place: numpy promotes mixed dtypes
-    return Tensor.make_const(total)
+    arrays = [node.realize_cached_data() for node in partials]
+    if isinstance(partials[0], TensorTuple):  # adjoints of a tuple add item by item
+        return TensorTuple.make_const(tuple(_sum_arrays(items) for items in zip(*arrays)))
+    return Tensor.make_const(_sum_arrays(arrays))
+
+
+def _sum_arrays(arrays):
+    total = arrays[0]
+    for array in arrays[1:]:
+        total = total + array  # not in place: numpy promotes mixed dtypes
+    return total
 
 
 def find_topo_sort(node_list):

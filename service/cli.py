@@ -1,13 +1,16 @@
-"""needle-service: `serve` the API (with local workers), run a `worker`, or write `openapi` JSON."""
+"""needle-service: `serve` the API (with local workers), run a `worker`, manage API `keys`, or
+write `openapi` JSON."""
 import argparse
 import gc
 import os
 import sys
 from pathlib import Path
 
+from .keys_cli import add_keys_parser, run_keys
+
 # CLI option -> Settings field; explicit options are exported as NEEDLE_* so worker processes
 # spawned by `serve` see the same configuration.
-SERVE_OPTIONS = ("host", "port", "data_dir", "workers", "database_url", "mnist_dir")
+SERVE_OPTIONS = ("host", "port", "data_dir", "workers", "database_url", "mnist_dir", "auth")
 WORKER_OPTIONS = ("data_dir", "database_url", "mnist_dir")
 
 
@@ -21,12 +24,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int)
     serve.add_argument("--workers", type=int, help="local worker processes (0 = API only; "
                        "default: CPU count)")
+    serve.add_argument("--auth", choices=("auto", "required", "off"),
+                       help="API keys: auto (default) requires them unless --host is loopback")
     _add_store_options(serve)
     serve.add_argument("--log-level", default="info")
 
     worker = commands.add_parser("worker", help="run one training worker against the store")
     _add_store_options(worker)
     worker.add_argument("--parent-pid", type=int, help="exit when this process is gone")
+
+    add_keys_parser(commands, _add_store_options)
 
     openapi = commands.add_parser("openapi", help="write openapi.json, or --check it is current")
     openapi.add_argument("--output", type=Path, default=Path("openapi.json"))
@@ -58,6 +65,10 @@ def serve(args: argparse.Namespace) -> int:
     from .api import create_app
     from .api.serving import StreamEndingServer
     settings = settings_from(args, SERVE_OPTIONS)
+    refusal = _prepare_keys(settings)
+    if refusal:
+        print(refusal, file=sys.stderr)
+        return 2
     app = create_app(settings)
     # FastAPI, pydantic and the routes (~70k objects) live as long as the server: out of the
     # collector's sight, a full collection no longer stalls the event loop for ~40 ms.
@@ -66,6 +77,38 @@ def serve(args: argparse.Namespace) -> int:
                             timeout_graceful_shutdown=10)
     StreamEndingServer(config, app).run()
     return 0
+
+
+def _prepare_keys(settings) -> str | None:
+    """Create the NEEDLE_ADMIN_KEY key if it is set; then, if auth is required but the store
+    holds no active key, why serving must not start."""
+    from .api.auth import auth_required
+    if not auth_required(settings) and settings.admin_key is None:
+        return None
+    from .jobs.backends import open_store
+    from .jobs.keys import ensure_admin_key
+    store = open_store(settings)
+    try:
+        if settings.admin_key is not None:
+            ensure_admin_key(store, settings.admin_key.get_secret_value())
+        if not auth_required(settings) or any(key.active for key in store.list_keys()):
+            return None
+    finally:
+        store.close()
+    why = (f"--host {settings.host} is not a loopback address" if settings.auth == "auto"
+           else "NEEDLE_AUTH=required")
+    return (f"refusing to start: API keys are required ({why}) but none exists. Create one "
+            "with the same store options, e.g.\n"
+            "  needle-service keys create --name admin --admin"
+            + (" --database-url <the same URL>" if settings.database_url
+               else f" --data-dir {settings.data_dir}")
+            + "\nand send it as `Authorization: Bearer <key>`; or serve on 127.0.0.1, or set "
+            "NEEDLE_AUTH=off only where the network itself is trusted.")
+
+
+def keys(args: argparse.Namespace) -> int:
+    """Create, list or revoke API keys."""
+    return run_keys(args, settings_from(args, WORKER_OPTIONS))
 
 
 def worker(args: argparse.Namespace) -> int:
@@ -96,7 +139,7 @@ def openapi(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = build_parser().parse_args(argv)
-    return {"serve": serve, "worker": worker, "openapi": openapi}[args.command](args)
+    return {"serve": serve, "worker": worker, "keys": keys, "openapi": openapi}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
 """All configuration in one place; every field is also an environment variable (NEEDLE_<NAME>)."""
 import os
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +22,18 @@ class Settings(BaseSettings):
         default=None,
         description="postgresql://... for PostgreSQL; unset means SQLite at <data_dir>/jobs.db.")
     mnist_dir: Path | None = Field(default=None, description="Directory holding the MNIST IDX files.")
+
+    # --- authentication (see README "Security") ---
+    auth: Literal["auto", "required", "off"] = Field(
+        default="auto", description="auto: required when `host` is not a loopback address.")
+    public_readyz: bool = True            # /readyz without a key (probes); False: key needed
+    public_docs: bool = True              # /docs, /redoc, /openapi.json without a key
+    public_metrics: bool = False          # /metrics without a key
+    admin_key: SecretStr | None = Field(
+        default=None, min_length=32, description="An admin API key `serve` makes sure exists "
+        "(as `env-admin-<hash prefix>`), e.g. from a container's environment.")
+    auth_cache_seconds: float = Field(default=5.0, ge=0, description="How long an API process "
+                                      "trusts a key lookup (a revocation takes this long to bite).")
 
     # --- submission caps ---
     max_parameters: int = 5_000_000

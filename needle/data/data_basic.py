@@ -27,14 +27,12 @@ class Dataset:
 
 
 def _to_tensor(array) -> Tensor:
-    """Batch array -> constant Tensor: floating data as float32, integer labels keep their dtype.
+    """Batch array -> constant Tensor of the array's own dtype (course: `Tensor(x)`).
 
     An array that owns its memory (e.g. the fresh result of fancy indexing) is wrapped without a
     copy; anything else (a view into the dataset's storage) is copied, as Tensor() always did.
     """
     array = np.asarray(array)
-    if np.issubdtype(array.dtype, np.floating) and array.dtype != np.float32:
-        return Tensor.make_const(array.astype(np.float32))  # the cast is the copy
     if not array.flags.owndata:
         array = array.copy()
     return Tensor.make_const(array)

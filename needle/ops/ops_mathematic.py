@@ -1,7 +1,9 @@
 """Operator implementations: element-wise, scalar, shape and matmul ops (course needle API).
 
 Every op keeps the input dtype: scalars are stored as Python numbers so that numpy's
-promotion rules (NEP 50) never upcast a float32 array to float64.
+promotion rules (NEP 50) never upcast a float32 array to float64, and scalar ops cast a floating
+result back to the input's dtype anyway (as the course's backend does). Integer inputs follow
+numpy (int * 0.5 is float64). Tensor-Tensor ops follow numpy's promotion, as in the course.
 """
 from functools import lru_cache
 
@@ -23,6 +25,13 @@ def _python_scalar(value):
     if isinstance(value, (np.generic, np.ndarray)):
         return value.item()
     return value
+
+
+def keep_float_dtype(result, a):
+    """result in the dtype of the float array a (a no-op unless something promoted it)."""
+    if result.dtype != a.dtype and a.dtype.kind == "f":
+        return result.astype(a.dtype)
+    return result
 
 
 def _normalize_axes(axes, ndim):
@@ -77,7 +86,7 @@ class AddScalar(TensorOp):
         self.scalar = _python_scalar(scalar)
 
     def compute(self, a):
-        return a + self.scalar
+        return keep_float_dtype(a + self.scalar, a)
 
     def gradient(self, out_grad, node):
         return out_grad
@@ -109,7 +118,7 @@ class MulScalar(TensorOp):
         self.scalar = _python_scalar(scalar)
 
     def compute(self, a):
-        return a * self.scalar
+        return keep_float_dtype(a * self.scalar, a)
 
     def gradient(self, out_grad, node):
         return mul_scalar(out_grad, self.scalar)
@@ -126,7 +135,7 @@ class PowerScalar(TensorOp):
         self.scalar = _python_scalar(scalar)
 
     def compute(self, a):
-        return a ** self.scalar
+        return keep_float_dtype(a ** self.scalar, a)
 
     def gradient(self, out_grad, node):
         a = node.inputs[0]
@@ -180,7 +189,7 @@ class DivScalar(TensorOp):
         self.scalar = _python_scalar(scalar)
 
     def compute(self, a):
-        return a / self.scalar
+        return keep_float_dtype(a / self.scalar, a)
 
     def gradient(self, out_grad, node):
         return divide_scalar(out_grad, self.scalar)

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from ..jobs.backends import open_store, uses_sqlite
 from ..settings import Settings
+from .auth import AuthMiddleware
 from .body_limit import BodySizeLimitMiddleware
 from .dashboard import install_dashboard
 from .docs import install_docs
@@ -15,6 +16,10 @@ from .routes import datasets, events, health, jobs, outputs, series
 from .security_headers import SecurityHeadersMiddleware
 from .streams import EventHub
 
+AUTH_RESPONSES = {
+    401: {"description": "Missing, unknown or revoked API key (`WWW-Authenticate: Bearer`)"},
+    429: {"description": "Rate limit or active-job quota exceeded; see `Retry-After`"},
+}
 DESCRIPTION = """Train neural networks on demand on **needle**, a numpy deep-learning engine.
 
 Submit a job spec, poll it, read its metrics, download its parameters (json, safetensors, npz;
@@ -32,11 +37,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.events = None
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)  # added later runs earlier: 401s get them too
     install_error_handlers(app)
-    for module in (jobs, events, outputs, series, datasets, health):
-        app.include_router(module.router)
-    install_monitoring(app)
+    for module in (jobs, events, outputs, series, datasets):
+        app.include_router(module.router, responses=AUTH_RESPONSES)
+    app.include_router(health.router)
+    install_monitoring(app)  # its middleware is added last: it runs first and times everything
     install_docs(app)
     install_dashboard(app)
     return app

@@ -1,11 +1,18 @@
 """Request dependencies, declared once as Annotated aliases."""
 from typing import Annotated, Callable, TypeVar
 
-from fastapi import Depends, Request
+from fastapi import Depends, HTTPException, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from ..jobs import JobStore
 from ..settings import Settings
+from .auth import Principal
+
+# Declares the bearer scheme in OpenAPI (Swagger UI's Authorize button); AuthMiddleware checks it.
+BEARER = HTTPBearer(auto_error=False, scheme_name="APIKey",
+                    description="An API key from `needle-service keys create` (not needed while "
+                                "auth is off, e.g. on loopback with auth `auto`).")
 
 
 # async although they do not await: FastAPI runs a sync dependency in its threadpool, a
@@ -20,8 +27,20 @@ async def get_store(request: Request) -> JobStore:
     return request.app.state.store
 
 
+async def get_principal(
+        request: Request,
+        _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)]) -> Principal:
+    """The caller AuthMiddleware identified (the default principal while auth is off)."""
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is None:  # an open path (see auth.open_paths) has no principal
+        raise HTTPException(401, "this route needs an API key", headers={"WWW-Authenticate": "Bearer"})
+    return principal
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
+# Every route touching tenant data takes this; pass principal.tenant_filter to store reads.
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
 
 
 T = TypeVar("T")

@@ -8,7 +8,7 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from ..jobs import Conflict, NotFound
+from ..jobs import ActiveJobsQuotaExceeded, Conflict, NotFound, StorageQuotaExceeded
 
 log = logging.getLogger(__name__)
 Loc = tuple[str | int, ...]
@@ -18,6 +18,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Register the handlers on `app`."""
     app.add_exception_handler(NotFound, _not_found)
     app.add_exception_handler(Conflict, _conflict)
+    app.add_exception_handler(ActiveJobsQuotaExceeded, _too_many_active_jobs)
+    app.add_exception_handler(StorageQuotaExceeded, _storage_quota)
     app.add_exception_handler(RequestValidationError, _validation_failed)
     app.add_exception_handler(Exception, _internal_error)
 
@@ -85,6 +87,20 @@ async def _not_found(request: Request, exc: NotFound) -> JSONResponse:
 
 async def _conflict(request: Request, exc: Conflict) -> JSONResponse:
     return JSONResponse({"detail": str(exc) or "conflict"}, status_code=409)
+
+
+# An active-job quota frees up when one of the key's jobs ends, which the API cannot foresee:
+# clients are told to come back after a typical short job.
+ACTIVE_JOBS_RETRY_AFTER_SECONDS = 10
+
+
+async def _too_many_active_jobs(request: Request, exc: ActiveJobsQuotaExceeded) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=429,
+                        headers={"Retry-After": str(ACTIVE_JOBS_RETRY_AFTER_SECONDS)})
+
+
+async def _storage_quota(request: Request, exc: StorageQuotaExceeded) -> JSONResponse:
+    return JSONResponse({"detail": str(exc)}, status_code=413)
 
 
 async def _internal_error(request: Request, exc: Exception) -> JSONResponse:

@@ -59,7 +59,7 @@ JOB_SUMMARY_EXAMPLE = {
     "param_count": 3779,
     "result": {"train_loss": 0.09, "train_error": 0.02, "val_loss": 0.06, "val_error": 0.017,
                "epochs": 5, "steps": 75, "runtime_s": 0.09},
-    "error": None,
+    "error": None, "tenant": "default", "priority": 0,
 }
 JOB_EXAMPLE = {**JOB_SUMMARY_EXAMPLE, "spec": {
     "model": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 32, "num_blocks": 1,
@@ -69,7 +69,7 @@ JOB_EXAMPLE = {**JOB_SUMMARY_EXAMPLE, "spec": {
     "data": {"type": "spirals", "n_samples": 600, "n_classes": 3, "noise": 0.2, "seed": 0,
              "validation": {"type": "fraction", "fraction": 0.2}},
     "training": {"epochs": 5, "batch_size": 32, "shuffle": True, "seed": 0,
-                 "stopping": {"max_steps": None, "max_runtime_s": None}}}}
+                 "stopping": {"max_steps": None, "max_runtime_s": None}}, "priority": 0}}
 METRICS_EXAMPLE = {"points": [
     {"seq": 41, "kind": "step", "epoch": 0, "step": 15, "values": {"loss": 0.82}},
     {"seq": 42, "kind": "epoch", "epoch": 1, "step": 15,
@@ -79,4 +79,4 @@ PREDICTION_EXAMPLE = {"logits": [[2.1, -0.4, -1.3]], "probabilities": [[0.89, 0.
                       "classes": [0]}
 DATASET_EXAMPLE = {"id": "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e", "name": "xor", "n_rows": 4,
                    "n_features": 2, "n_classes": 2, "size_bytes": 530,
-                   "created_at": "2026-01-01T12:00:00Z"}
+                   "created_at": "2026-01-01T12:00:00Z", "tenant": "default"}

@@ -5,7 +5,7 @@ number of API and worker processes; HTTP figures are this API process's own (scr
 """
 import time
 
-from fastapi import APIRouter, FastAPI, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
@@ -118,8 +118,13 @@ def install_monitoring(app: FastAPI) -> None:
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response,
             responses={200: {"description": "Prometheus text exposition format",
-                             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}}})
+                             "content": {CONTENT_TYPE_LATEST.split(";")[0]: {}}},
+                       403: {"description": "Not an admin key"}})
 def prometheus_metrics(request: Request) -> Response:
-    """Jobs by status, live workers, training time of finished jobs, steps, HTTP requests."""
+    """Jobs by status, live workers, training time of finished jobs, steps, HTTP requests. Counts
+    span every tenant: with auth on, an admin key (or NEEDLE_PUBLIC_METRICS=true)."""
+    principal = request.scope.get("state", {}).get("principal")
+    if principal is not None and not principal.admin:
+        raise HTTPException(403, "/metrics covers every tenant: it needs an admin key")
     return Response(generate_latest(request.app.state.metrics_registry),
                     media_type=CONTENT_TYPE_LATEST)

@@ -48,6 +48,8 @@ class JobSummary(_Out):
     param_count: int
     result: dict[str, Any] | None = Field(description="Final metrics once the job has ended")
     error: str | None
+    tenant: str = Field(description="The owning tenant (the creating API key's)")
+    priority: int = Field(description="Higher is claimed first")
 
     @classmethod
     def from_job(cls, job: Job, **extra: Any) -> "JobSummary":
@@ -58,7 +60,8 @@ class JobSummary(_Out):
                    attempt=job.attempt, created_at=_utc(job.created_at),
                    started_at=_utc(job.started_at), finished_at=_utc(job.finished_at),
                    cancel_requested=job.cancel_requested, has_parameters=job.has_parameters,
-                   param_count=job.param_count, result=job.result, error=job.error, **extra)
+                   param_count=job.param_count, result=job.result, error=job.error,
+                   tenant=job.tenant, priority=job.priority, **extra)
 
 
 class JobOut(JobSummary):
@@ -172,13 +175,15 @@ class DatasetOut(_Out):
     n_classes: int = Field(description="max(y) + 1")
     size_bytes: int
     created_at: datetime
+    tenant: str = Field(description="The owning tenant; only its jobs may train on it")
 
     @classmethod
     def from_dataset(cls, dataset: Dataset) -> "DatasetOut":
         """Present stored metadata."""
         return cls(id=dataset.id, name=dataset.name, n_rows=dataset.n_rows,
                    n_features=dataset.n_features, n_classes=dataset.n_classes,
-                   size_bytes=dataset.size_bytes, created_at=_utc(dataset.created_at))
+                   size_bytes=dataset.size_bytes, created_at=_utc(dataset.created_at),
+                   tenant=dataset.tenant)
 
 
 class Health(_Out):

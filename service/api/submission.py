@@ -8,6 +8,7 @@ from ..settings import Settings
 from ..specs import (DatasetSource, DataValidation, FractionValidation, InlineSource, JobSpec,
                      MnistSource, count_parameters, known_rows, model_widths, planned_steps,
                      validation_split_sizes)
+from .auth import Principal
 from .errors import validation_error
 
 MNIST_FILES = {"train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -25,16 +26,18 @@ class Plan:
     steps: int
 
 
-def plan_submission(spec: JobSpec, settings: Settings, store: JobStore) -> Plan:
-    """Accept the spec (or raise a 422 naming each bad field) and plan its steps."""
+def plan_submission(spec: JobSpec, settings: Settings, store: JobStore,
+                    principal: Principal) -> Plan:
+    """Accept the spec (or raise a 422 naming each bad field) and plan its steps. Datasets must
+    belong to the principal's tenant (the job's), even for admins: the worker loads them so."""
     param_count = count_parameters(spec.model)
-    issues = _cap_issues(spec, settings, param_count)
+    issues = _cap_issues(spec, settings, param_count) + _priority_issues(spec, principal)
     sources = [(spec.data, ("body", "data"))]
     if isinstance(spec.data.validation, DataValidation):
         sources.append((spec.data.validation.data, ("body", "data", "validation", "data")))
     datasets = {}
     for source, loc in sources:
-        issues += _source_issues(spec, source, loc, settings, store, datasets)
+        issues += _source_issues(spec, source, loc, settings, store, datasets, principal.tenant)
     n_rows = known_rows(spec.data)
     if n_rows is None and spec.data.id in datasets:
         n_rows = datasets[spec.data.id].n_rows
@@ -70,15 +73,23 @@ def _cap_issues(spec: JobSpec, settings: Settings, param_count: int) -> list:
     return issues
 
 
+def _priority_issues(spec: JobSpec, principal: Principal) -> list:
+    highest = principal.limit("max_priority")
+    if highest is not None and spec.priority > highest:
+        return [(("body", "priority"), f"priority {spec.priority} is above this API key's "
+                 f"maximum of {highest}", spec.priority)]
+    return []
+
+
 def _source_issues(spec: JobSpec, source, loc: tuple, settings: Settings, store: JobStore,
-                   datasets: dict[str, Dataset]) -> list:
+                   datasets: dict[str, Dataset], tenant: str) -> list:
     if isinstance(source, InlineSource) and len(source.x) > settings.max_inline_rows:
         return [((*loc, "x"), f"{len(source.x)} inline rows; at most {settings.max_inline_rows} "
                  "are allowed (upload larger data with POST /v1/datasets)", None)]
     if isinstance(source, MnistSource):
         return _mnist_issues(source, loc, settings.mnist_dir)
     if isinstance(source, DatasetSource):
-        return _dataset_issues(spec, source, loc, store, datasets)
+        return _dataset_issues(spec, source, loc, store, datasets, tenant)
     return []
 
 
@@ -94,9 +105,9 @@ def _mnist_issues(source: MnistSource, loc: tuple, mnist_dir: Path | None) -> li
 
 
 def _dataset_issues(spec: JobSpec, source: DatasetSource, loc: tuple, store: JobStore,
-                    datasets: dict[str, Dataset]) -> list:
+                    datasets: dict[str, Dataset], tenant: str) -> list:
     try:
-        dataset = datasets[source.id] = store.get_dataset(source.id)
+        dataset = datasets[source.id] = store.get_dataset(source.id, tenant=tenant)
     except NotFound:
         return [((*loc, "id"), f"dataset {source.id!r} does not exist", source.id)]
     in_width, out_width = model_widths(spec.model)

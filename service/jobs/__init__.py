@@ -1,6 +1,10 @@
 """Job store, workers and the results facade the API uses."""
-from .records import Dataset, DurationHistogram, Job, JobMark, JobStats, Lease, MetricPoint, Status
-from .store import Conflict, JobStore, LeaseState, NotFound, StoreError
+from .records import (DEFAULT_TENANT, ApiKey, Dataset, DurationHistogram, Job, JobMark, JobStats,
+                      Lease, MetricPoint, Status)
+from .store import (ActiveJobsQuotaExceeded, Conflict, JobStore, LeaseState, NotFound,
+                    QuotaExceeded, StorageQuotaExceeded, StoreError)
 
-__all__ = ["Conflict", "Dataset", "DurationHistogram", "Job", "JobMark", "JobStats", "JobStore",
-           "Lease", "LeaseState", "MetricPoint", "NotFound", "Status", "StoreError"]
+__all__ = ["DEFAULT_TENANT", "ActiveJobsQuotaExceeded", "ApiKey", "Conflict", "Dataset",
+           "DurationHistogram", "Job", "JobMark", "JobStats", "JobStore", "Lease", "LeaseState",
+           "MetricPoint", "NotFound", "QuotaExceeded", "Status", "StorageQuotaExceeded",
+           "StoreError"]

@@ -102,7 +102,8 @@ class JobExecution:
 
     def _fetch_dataset(self, dataset_id: str) -> bytes:
         try:
-            return self.store.get_dataset_blob(dataset_id)
+            # scoped to the job's tenant: a job trains only on its own tenant's datasets
+            return self.store.get_dataset_blob(dataset_id, tenant=self.job.tenant)
         except NotFound:
             raise TrainingError(f"dataset {dataset_id} no longer exists (it was deleted)") from None
 

@@ -21,8 +21,9 @@ from .briefs import brief_spec
 from .postgres_pool import NOT_RECOVERED, ConnectionPool, run_with_retry
 from .postgres_schema import MIGRATIONS, applied_version, apply_migrations
 from .postgres_events import ChangeListener
-from .records import Dataset, Job, JobMark, JobStats, Lease, MetricCurve, MetricPoint, Status
-from .store import Conflict, JobStore, LeaseState, NotFound
+from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
+                      MetricPoint, Status)
+from .store import Conflict, JobStore, LeaseState, NotFound, check_active_jobs, check_storage
 from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
@@ -30,8 +31,31 @@ T = TypeVar("T")
 
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
                "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
-               "has_parameters, idempotency_key")
-DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at"
+               "has_parameters, idempotency_key, tenant, owner, priority")
+DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at, tenant, owner"
+KEY_COLUMNS = ("name, tenant, admin, max_active_jobs, max_dataset_bytes, max_priority, rate_limit, "
+               "max_job_cost, created_at, revoked_at")
+# Serialises one key's quota-checked inserts (count, then insert) across processes and hosts.
+QUOTA_LOCK = ("SELECT pg_advisory_xact_lock(hashtext('needle-service:quota:' "
+              "|| COALESCE(current_schema(), '') || ':' || COALESCE(%s, '')))")
+# One statement (see JobStore.claim): queued jobs in the fair order, the first unlocked one wins.
+# Per-tenant figures come from indexed lookups, one per tenant with queued jobs.
+FAIR_CLAIM = f"""
+    WITH stats AS (
+        SELECT t.tenant,
+               (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.tenant = t.tenant) AS running,
+               (SELECT MAX(c.claimed_at) FROM jobs c WHERE c.tenant = t.tenant) AS last_claim
+        FROM (SELECT DISTINCT tenant FROM jobs WHERE status = 'queued') t),
+    j AS (
+        UPDATE jobs SET status = 'running', worker_id = %(worker)s, attempt = attempt + 1,
+               lease_expires_at = %(until)s, started_at = COALESCE(started_at, %(now)s),
+               claimed_at = %(now)s
+        WHERE id = (SELECT q.id FROM jobs q JOIN stats s ON s.tenant = q.tenant
+                    WHERE q.status = 'queued'
+                    ORDER BY q.priority DESC, s.running, s.last_claim NULLS FIRST, q.seq
+                    FOR UPDATE OF q SKIP LOCKED LIMIT 1)
+        RETURNING {JOB_COLUMNS})
+    SELECT {JOB_COLUMNS}, (SELECT full_spec FROM job_specs WHERE job_id = j.id) FROM j"""
 # A job row with its full spec (claim and get_job(with_spec=True)); `j` is the jobs row or CTE.
 FULL_SPEC = "(SELECT full_spec FROM job_specs WHERE job_id = j.id)"
 FENCE = "id = %(job_id)s AND status = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s"
@@ -45,21 +69,32 @@ def _job_from_row(row: tuple, spec: dict | None = None) -> Job:
     """Build a Job from a row selected with JOB_COLUMNS (whose spec column is the brief spec)."""
     (job_id, status, brief, param_count, created_at, started_at, finished_at, epoch, epochs, step,
      steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters,
-     idempotency_key) = row
+     idempotency_key, tenant, owner, priority) = row
     return Job(id=job_id, status=Status(status), spec=spec, param_count=param_count,
                created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
                epochs=epochs, step=step, steps=steps, attempt=attempt, worker_id=worker_id,
                lease_expires_at=lease_expires_at, cancel_requested=cancel_requested, error=error,
                result=None if result is None else json.loads(result),
                has_parameters=has_parameters, idempotency_key=idempotency_key,
-               brief=brief_spec(brief))
+               brief=brief_spec(brief), tenant=tenant, owner=owner, priority=priority)
 
 
 def _dataset_from_row(row: tuple) -> Dataset:
     """Build a Dataset from a row selected with DATASET_COLUMNS."""
-    dataset_id, name, n_rows, n_features, n_classes, size_bytes, created_at = row
+    dataset_id, name, n_rows, n_features, n_classes, size_bytes, created_at, tenant, owner = row
     return Dataset(id=dataset_id, name=name, n_rows=n_rows, n_features=n_features,
-                   n_classes=n_classes, size_bytes=size_bytes, created_at=created_at)
+                   n_classes=n_classes, size_bytes=size_bytes, created_at=created_at,
+                   tenant=tenant, owner=owner)
+
+
+def _key_from_row(row: tuple) -> ApiKey:
+    """Build an ApiKey from a row selected with KEY_COLUMNS."""
+    return ApiKey(*row)
+
+
+def _scope(tenant: str | None, column: str = "tenant") -> str:
+    """An extra WHERE condition on the %(tenant)s parameter (none for None: admins)."""
+    return "" if tenant is None else f" AND {column} = %(tenant)s"
 
 
 def _fence(lease: Lease, **extra: Any) -> dict[str, Any]:
@@ -85,11 +120,11 @@ class PostgresStore(JobStore):
 
     @staticmethod
     def _fetch_job(conn: psycopg.Connection, job_id: str, *, lock: bool = False,
-                   with_spec: bool = False) -> Job:
+                   with_spec: bool = False, tenant: str | None = None) -> Job:
         spec_column = FULL_SPEC if with_spec else "NULL"
-        sql = (f"SELECT {JOB_COLUMNS}, {spec_column} FROM jobs j WHERE id = %s"
+        sql = (f"SELECT {JOB_COLUMNS}, {spec_column} FROM jobs j WHERE id = %(id)s{_scope(tenant)}"
                + (" FOR UPDATE" if lock else ""))
-        row = conn.execute(sql, (job_id,)).fetchone()
+        row = conn.execute(sql, {"id": job_id, "tenant": tenant}).fetchone()
         if row is None:
             raise NotFound(f"job {job_id} not found")
         return _job_from_row(row[:-1], row[-1])
@@ -123,22 +158,33 @@ class PostgresStore(JobStore):
 
     # ---- jobs: API side ----
     def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,
-                   idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
-        """Insert a queued job, or return the one already made with this idempotency key."""
+                   idempotency_key: str | None = None, request_hash: str | None = None,
+                   tenant: str = DEFAULT_TENANT, owner: str | None = None, priority: int = 0,
+                   max_active_jobs: int | None = None) -> tuple[Job, bool]:
+        """Insert a queued job, or return the one already made with this idempotency key. A quota
+        check takes a transaction-scoped advisory lock per owner, so counting and inserting are
+        one step for concurrent submissions from any number of processes."""
         job_id = uuid.uuid4().hex  # chosen once, so a retried insert cannot make a second job
         params = {"id": job_id, "brief": Jsonb(brief_spec(spec)), "full": Jsonb(spec),
                   "param_count": param_count, "now": time.time(), "epochs": epochs, "steps": steps,
-                  "key": idempotency_key, "hash": request_hash}
+                  "key": idempotency_key, "hash": request_hash, "tenant": tenant, "owner": owner,
+                  "priority": priority}
 
         def op(conn: psycopg.Connection) -> tuple[Job, bool]:
+            if max_active_jobs is not None:
+                earlier = self._quota_checked(conn, job_id, tenant, owner, idempotency_key,
+                                              request_hash, max_active_jobs)
+                if earlier is not None:
+                    return replace(earlier[0], spec=spec), earlier[1]
             row = conn.execute(
                 f"""INSERT INTO jobs (id, status, spec, param_count, created_at, epochs, steps,
-                                      idempotency_key, request_hash)
+                                      idempotency_key, request_hash, tenant, owner, priority)
                     VALUES (%(id)s, 'queued', %(brief)s, %(param_count)s, %(now)s, %(epochs)s,
-                            %(steps)s, %(key)s, %(hash)s)
+                            %(steps)s, %(key)s, %(hash)s, %(tenant)s, %(owner)s, %(priority)s)
                     ON CONFLICT DO NOTHING RETURNING {JOB_COLUMNS}""", params).fetchone()
             if row is None:
-                job, created = self._existing_for_key(conn, job_id, idempotency_key, request_hash)
+                job, created = self._existing_for_key(conn, job_id, tenant, idempotency_key,
+                                                      request_hash)
             else:
                 conn.execute("INSERT INTO job_specs (job_id, full_spec) VALUES (%(id)s, %(full)s)", params)
                 conn.execute(NOTIFY_JOBS, (job_id,))  # delivered at commit
@@ -152,26 +198,43 @@ class PostgresStore(JobStore):
                 return op(conn)
         return self._run(op_in_transaction)
 
-    def _existing_for_key(self, conn: psycopg.Connection, job_id: str, key: str | None,
+    def _quota_checked(self, conn: psycopg.Connection, job_id: str, tenant: str,
+                       owner: str | None, key: str | None, request_hash: str | None,
+                       limit: int) -> tuple[Job, bool] | None:
+        """Under the owner's quota lock: the job an earlier try or request made (which a quota
+        never refuses), else None once the owner is below its limit (or the quota error)."""
+        conn.execute(QUOTA_LOCK, (owner,))
+        mine = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
+        if mine is not None:
+            return _job_from_row(mine), True
+        if key is not None and conn.execute("SELECT 1 FROM jobs WHERE tenant = %s AND idempotency_key = %s",
+                                            (tenant, key)).fetchone() is not None:
+            return self._existing_for_key(conn, job_id, tenant, key, request_hash)
+        used = conn.execute("""SELECT COUNT(*) FROM jobs WHERE owner IS NOT DISTINCT FROM %s
+                               AND status IN ('queued', 'running')""", (owner,)).fetchone()[0]
+        check_active_jobs(owner, used, limit)
+        return None
+
+    def _existing_for_key(self, conn: psycopg.Connection, job_id: str, tenant: str, key: str | None,
                           request_hash: str | None) -> tuple[Job, bool]:
         """The insert hit a unique key: our own earlier try (by id) or an earlier request (by key)."""
         row = conn.execute(f"SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE id = %s", (job_id,)).fetchone()
         if row is not None:
             return _job_from_row(row[:-1]), True
-        row = conn.execute(f"SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE idempotency_key = %s",
-                           (key,)).fetchone()
+        row = conn.execute(f"""SELECT {JOB_COLUMNS}, request_hash FROM jobs
+                               WHERE tenant = %s AND idempotency_key = %s""", (tenant, key)).fetchone()
         if row is None:  # deleted between our insert and this read; a retry inserts afresh
             raise psycopg.OperationalError("idempotency key vanished; retrying")
         if row[-1] != request_hash:
             raise Conflict(f"idempotency key {key!r} was already used with a different request")
         return _job_from_row(row[:-1]), False
 
-    def get_job(self, job_id: str, *, with_spec: bool = True) -> Job:
+    def get_job(self, job_id: str, *, with_spec: bool = True, tenant: str | None = None) -> Job:
         """The job, or NotFound; with_spec=False skips the full spec (Job.brief is enough to poll)."""
-        return self._run(lambda conn: self._fetch_job(conn, job_id, with_spec=with_spec))
+        return self._run(lambda conn: self._fetch_job(conn, job_id, with_spec=with_spec, tenant=tenant))
 
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
-                  cursor: str | None = None) -> tuple[list[Job], str | None]:
+                  cursor: str | None = None, tenant: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the seq of the last job on the previous page."""
         before = _parse_cursor(cursor)
 
@@ -179,20 +242,20 @@ class PostgresStore(JobStore):
             rows = conn.execute(
                 f"""SELECT {JOB_COLUMNS}, seq FROM jobs
                     WHERE (%(status)s::text IS NULL OR status = %(status)s)
-                      AND (%(before)s::bigint IS NULL OR seq < %(before)s)
+                      AND (%(before)s::bigint IS NULL OR seq < %(before)s){_scope(tenant)}
                     ORDER BY seq DESC LIMIT %(limit)s""",
                 {"status": None if status is None else Status(status).value, "before": before,
-                 "limit": limit + 1}).fetchall()
+                 "limit": limit + 1, "tenant": tenant}).fetchall()
             page = rows[:limit]
             next_cursor = str(page[-1][-1]) if len(rows) > limit else None
             return [_job_from_row(row[:-1]) for row in page], next_cursor
         return self._run(op)
 
-    def request_cancel(self, job_id: str) -> Job:
+    def request_cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
         """Queued -> cancelled; running -> cancel_requested; terminal -> Conflict."""
         def op(conn: psycopg.Connection) -> Job:
             with conn.transaction():
-                job = self._fetch_job(conn, job_id, lock=True)
+                job = self._fetch_job(conn, job_id, lock=True, tenant=tenant)
                 if job.status == Status.queued:
                     conn.execute("""UPDATE jobs SET status = 'cancelled', cancel_requested = TRUE,
                                     finished_at = %s WHERE id = %s""", (time.time(), job_id))
@@ -204,15 +267,15 @@ class PostgresStore(JobStore):
                 return self._fetch_job(conn, job_id)
 
         def recover(conn: psycopg.Connection) -> Any:
-            job = self._fetch_job(conn, job_id)
+            job = self._fetch_job(conn, job_id, tenant=tenant)
             return job if job.cancel_requested else NOT_RECOVERED
         return self._run(op, recover)
 
-    def delete_job(self, job_id: str) -> None:
+    def delete_job(self, job_id: str, *, tenant: str | None = None) -> None:
         """Remove a terminal job; metrics, checkpoint and parameters go with it (ON DELETE CASCADE)."""
         def op(conn: psycopg.Connection) -> None:
             with conn.transaction():
-                job = self._fetch_job(conn, job_id, lock=True)
+                job = self._fetch_job(conn, job_id, lock=True, tenant=tenant)
                 if not job.status.terminal:
                     raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
                 conn.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
@@ -222,23 +285,27 @@ class PostgresStore(JobStore):
             return None if gone else NOT_RECOVERED
         self._run(op, recover)
 
-    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
+    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000,
+                    tenant: str | None = None) -> list[MetricPoint]:
         """Points with seq > after, in seq order."""
         def op(conn: psycopg.Connection) -> list[MetricPoint]:
+            if tenant is not None:
+                self._fetch_job(conn, job_id, tenant=tenant)  # NotFound for another tenant's job
             rows = conn.execute("""SELECT seq, kind, epoch, step, vals FROM metrics
                                    WHERE job_id = %s AND seq > %s ORDER BY seq LIMIT %s""",
                                 (job_id, after, limit)).fetchall()
-            if not rows:
+            if not rows and tenant is None:
                 self._fetch_job(conn, job_id)  # NotFound for an unknown job
             return [MetricPoint(seq=seq, kind=kind, epoch=epoch, step=step, values=json.loads(vals))
                     for seq, kind, epoch, step, vals in rows]
         return self._run(op)
 
-    def metric_curve(self, job_id: str, key: str) -> MetricCurve:
+    def metric_curve(self, job_id: str, key: str, *, tenant: str | None = None) -> MetricCurve:
         """Step values and epoch points up to the newest seq (seq bounds the two reads)."""
         def op(conn: psycopg.Connection) -> MetricCurve:
             row = conn.execute("SELECT (SELECT MAX(seq) FROM metrics WHERE job_id = j.id) FROM jobs j "
-                               "WHERE j.id = %s", (job_id,)).fetchone()
+                               f"WHERE j.id = %(id)s{_scope(tenant, 'j.tenant')}",
+                               {"id": job_id, "tenant": tenant}).fetchone()
             if row is None:
                 raise NotFound(f"job {job_id} not found")
             last = row[0] or 0
@@ -250,10 +317,12 @@ class PostgresStore(JobStore):
             return curve_from_rows(key, steps, epochs, last)
         return self._run(op)
 
-    def get_parameters(self, job_id: str) -> bytes | None:
+    def get_parameters(self, job_id: str, *, tenant: str | None = None) -> bytes | None:
         """The stored trained state, or None."""
         def op(conn: psycopg.Connection) -> bytes | None:
-            row = conn.execute("SELECT blob FROM parameters WHERE job_id = %s", (job_id,)).fetchone()
+            row = conn.execute(f"""SELECT p.blob FROM parameters p JOIN jobs j ON j.id = p.job_id
+                                   WHERE p.job_id = %(id)s{_scope(tenant, 'j.tenant')}""",
+                               {"id": job_id, "tenant": tenant}).fetchone()
             return None if row is None else bytes(row[0])
         return self._run(op)
 
@@ -280,19 +349,12 @@ class PostgresStore(JobStore):
 
     # ---- jobs: worker side ----
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
-        """Take the oldest queued job in ONE statement; SKIP LOCKED lets claimers pass each other."""
+        """Take the next job in the fair order (JobStore.claim) in ONE statement; SKIP LOCKED
+        lets claimers pass each other."""
         def op(conn: psycopg.Connection) -> Job | None:
             now = time.time()
-            row = conn.execute(
-                f"""WITH j AS (
-                        UPDATE jobs SET status = 'running', worker_id = %(worker)s,
-                               attempt = attempt + 1, lease_expires_at = %(until)s,
-                               started_at = COALESCE(started_at, %(now)s)
-                        WHERE id = (SELECT id FROM jobs WHERE status = 'queued' ORDER BY seq
-                                    FOR UPDATE SKIP LOCKED LIMIT 1)
-                        RETURNING {JOB_COLUMNS})
-                    SELECT {JOB_COLUMNS}, {FULL_SPEC} FROM j""",
-                {"worker": worker_id, "until": now + lease_seconds, "now": now}).fetchone()
+            row = conn.execute(FAIR_CLAIM, {"worker": worker_id, "until": now + lease_seconds,
+                                            "now": now}).fetchone()
             return None if row is None else _job_from_row(row[:-1], row[-1])
 
         def recover(conn: psycopg.Connection) -> Any:
@@ -509,55 +571,114 @@ class PostgresStore(JobStore):
 
     # ---- datasets ----
     def create_dataset(self, *, name: str | None, blob: bytes, n_rows: int, n_features: int,
-                       n_classes: int) -> Dataset:
-        """Store an .npz blob and its metadata."""
+                       n_classes: int, tenant: str = DEFAULT_TENANT, owner: str | None = None,
+                       max_bytes: int | None = None) -> Dataset:
+        """Store an .npz blob and its metadata (a quota is checked under the owner's lock)."""
         params = {"id": uuid.uuid4().hex, "name": name, "n_rows": n_rows, "n_features": n_features,
-                  "n_classes": n_classes, "size": len(blob), "now": time.time(), "blob": blob}
+                  "n_classes": n_classes, "size": len(blob), "now": time.time(), "blob": blob,
+                  "tenant": tenant, "owner": owner}
 
         def op(conn: psycopg.Connection) -> Dataset:
-            conn.execute("""INSERT INTO datasets (id, name, n_rows, n_features, n_classes, size_bytes,
-                                                  created_at, blob)
-                            VALUES (%(id)s, %(name)s, %(n_rows)s, %(n_features)s, %(n_classes)s,
-                                    %(size)s, %(now)s, %(blob)s)
-                            ON CONFLICT (id) DO NOTHING""", params)
-            return self._fetch_dataset(conn, params["id"])
+            with conn.transaction():
+                if max_bytes is not None:
+                    conn.execute(QUOTA_LOCK, (owner,))
+                    if conn.execute("SELECT 1 FROM datasets WHERE id = %s", (params["id"],)).fetchone():
+                        return self._fetch_dataset(conn, params["id"])  # our own earlier try
+                    used = conn.execute("""SELECT COALESCE(SUM(size_bytes), 0) FROM datasets
+                                           WHERE owner IS NOT DISTINCT FROM %s""", (owner,)).fetchone()[0]
+                    check_storage(owner, int(used), len(blob), max_bytes)
+                conn.execute("""INSERT INTO datasets (id, name, n_rows, n_features, n_classes, size_bytes,
+                                                      created_at, tenant, owner, blob)
+                                VALUES (%(id)s, %(name)s, %(n_rows)s, %(n_features)s, %(n_classes)s,
+                                        %(size)s, %(now)s, %(tenant)s, %(owner)s, %(blob)s)
+                                ON CONFLICT (id) DO NOTHING""", params)
+                return self._fetch_dataset(conn, params["id"])
         return self._run(op)
 
     @staticmethod
-    def _fetch_dataset(conn: psycopg.Connection, dataset_id: str) -> Dataset:
-        row = conn.execute(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = %s", (dataset_id,)).fetchone()
+    def _fetch_dataset(conn: psycopg.Connection, dataset_id: str, tenant: str | None = None) -> Dataset:
+        row = conn.execute(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = %(id)s{_scope(tenant)}",
+                           {"id": dataset_id, "tenant": tenant}).fetchone()
         if row is None:
             raise NotFound(f"dataset {dataset_id} not found")
         return _dataset_from_row(row)
 
-    def get_dataset(self, dataset_id: str) -> Dataset:
+    def get_dataset(self, dataset_id: str, *, tenant: str | None = None) -> Dataset:
         """Metadata, or NotFound."""
-        return self._run(lambda conn: self._fetch_dataset(conn, dataset_id))
+        return self._run(lambda conn: self._fetch_dataset(conn, dataset_id, tenant))
 
-    def get_dataset_blob(self, dataset_id: str) -> bytes:
+    def get_dataset_blob(self, dataset_id: str, *, tenant: str | None = None) -> bytes:
         """The .npz bytes, or NotFound."""
         def op(conn: psycopg.Connection) -> bytes:
-            row = conn.execute("SELECT blob FROM datasets WHERE id = %s", (dataset_id,)).fetchone()
+            row = conn.execute(f"SELECT blob FROM datasets WHERE id = %(id)s{_scope(tenant)}",
+                               {"id": dataset_id, "tenant": tenant}).fetchone()
             if row is None:
                 raise NotFound(f"dataset {dataset_id} not found")
             return bytes(row[0])
         return self._run(op)
 
-    def list_datasets(self) -> list[Dataset]:
+    def list_datasets(self, *, tenant: str | None = None) -> list[Dataset]:
         """Newest first."""
         return self._run(lambda conn: [_dataset_from_row(row) for row in conn.execute(
-            f"SELECT {DATASET_COLUMNS} FROM datasets ORDER BY seq DESC").fetchall()])
+            f"SELECT {DATASET_COLUMNS} FROM datasets WHERE TRUE{_scope(tenant)} ORDER BY seq DESC",
+            {"tenant": tenant}).fetchall()])
 
-    def delete_dataset(self, dataset_id: str) -> None:
+    def delete_dataset(self, dataset_id: str, *, tenant: str | None = None) -> None:
         """Remove it; jobs that still need it fail when their worker loads the data."""
+        params = {"id": dataset_id, "tenant": tenant}
+
         def op(conn: psycopg.Connection) -> None:
-            if conn.execute("DELETE FROM datasets WHERE id = %s", (dataset_id,)).rowcount == 0:
+            if conn.execute(f"DELETE FROM datasets WHERE id = %(id)s{_scope(tenant)}",
+                            params).rowcount == 0:
                 raise NotFound(f"dataset {dataset_id} not found")
 
         def recover(conn: psycopg.Connection) -> Any:
             gone = conn.execute("SELECT 1 FROM datasets WHERE id = %s", (dataset_id,)).fetchone() is None
             return None if gone else NOT_RECOVERED
         self._run(op, recover)
+
+    # ---- API keys ----
+    def create_key(self, key: ApiKey, token_hash: str) -> ApiKey:
+        """Store a new key (Conflict on a taken name)."""
+        values = (key.name, key.tenant, key.admin, key.max_active_jobs, key.max_dataset_bytes,
+                  key.max_priority, key.rate_limit, key.max_job_cost, key.created_at,
+                  key.revoked_at, token_hash)
+
+        def op(conn: psycopg.Connection) -> ApiKey:
+            row = conn.execute(f"""INSERT INTO api_keys ({KEY_COLUMNS}, token_hash)
+                                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                                   ON CONFLICT DO NOTHING RETURNING name""", values).fetchone()
+            if row is None:
+                existing = conn.execute("SELECT token_hash FROM api_keys WHERE name = %s",
+                                        (key.name,)).fetchone()
+                if existing is None or existing[0] != token_hash:  # not our own earlier try
+                    raise Conflict(f"a key named {key.name!r} already exists")
+            return key
+        return self._run(op)
+
+    def find_key(self, token_hash: str) -> ApiKey | None:
+        """The key with this token hash, or None."""
+        def op(conn: psycopg.Connection) -> ApiKey | None:
+            row = conn.execute(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = %s",
+                               (token_hash,)).fetchone()
+            return None if row is None else _key_from_row(row)
+        return self._run(op)
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+        return self._run(lambda conn: [_key_from_row(row) for row in conn.execute(
+            f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY seq").fetchall()])
+
+    def revoke_key(self, name: str) -> ApiKey:
+        """Mark the key revoked (keeps the first revocation time)."""
+        def op(conn: psycopg.Connection) -> ApiKey:
+            row = conn.execute(f"""UPDATE api_keys SET revoked_at = COALESCE(revoked_at, %s)
+                                   WHERE name = %s RETURNING {KEY_COLUMNS}""",
+                               (time.time(), name)).fetchone()
+            if row is None:
+                raise NotFound(f"no key named {name!r}")
+            return _key_from_row(row)
+        return self._run(op)
 
 
 def _hold(conn: psycopg.Connection, lease: Lease) -> bool:

@@ -3,6 +3,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+# The tenant of everything created while auth is off (and of rows from before tenancy existed).
+DEFAULT_TENANT = "default"
+
 
 class Status(str, Enum):
     """Lifecycle of a training job."""
@@ -44,6 +47,9 @@ class Job:
     idempotency_key: str | None = None
     brief: dict[str, Any] | None = None  # the spec without inline arrays (briefs.brief_spec): what
                                          # polls show; None from stores that do not keep it
+    tenant: str = DEFAULT_TENANT      # who owns it: other tenants never see it
+    owner: str | None = None          # name of the API key that created it (quota accounting)
+    priority: int = 0                 # higher is claimed first (spec["priority"])
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,28 @@ class Dataset:
     n_classes: int                    # max(y) + 1
     size_bytes: int
     created_at: float
+    tenant: str = DEFAULT_TENANT
+    owner: str | None = None          # name of the API key that uploaded it (quota accounting)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """An API key as stored (its secret token only as a hash). Quotas: None = no limit."""
+
+    name: str                         # unique; `keys revoke NAME`
+    tenant: str                       # the key's name unless given
+    admin: bool = False               # sees every tenant's objects; no quotas, no rate limit
+    max_active_jobs: int | None = None    # queued + running jobs created with this key
+    max_dataset_bytes: int | None = None  # stored bytes of datasets uploaded with this key
+    max_priority: int = 0             # highest job priority this key may ask for
+    rate_limit: float | None = None   # requests per second (bursts up to the same number)
+    max_job_cost: float | None = None     # hook: largest estimated job cost (see api.quotas)
+    created_at: float = 0.0
+    revoked_at: float | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
 
 
 @dataclass(frozen=True)

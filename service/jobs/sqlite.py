@@ -11,17 +11,40 @@ from pathlib import Path
 from typing import Iterator
 
 from .briefs import brief_spec
-from .records import Dataset, Job, JobMark, JobStats, Lease, MetricCurve, MetricPoint, Status
+from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
+                      MetricPoint, Status)
 from .sqlite_schema import apply_migrations
-from .store import Conflict, JobStore, LeaseState, NotFound
+from .store import (Conflict, JobStore, LeaseState, NotFound, check_active_jobs,
+                    check_storage)
 from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
 
 # jobs.spec holds the brief spec; the full one is in job_specs.full_spec (schema version 2)
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
                "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
-               "has_parameters, idempotency_key")
-DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at"
+               "has_parameters, idempotency_key, tenant, owner, priority")
+DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at, tenant, owner"
+KEY_COLUMNS = ("name, tenant, admin, max_active_jobs, max_dataset_bytes, max_priority, rate_limit, "
+               "max_job_cost, created_at, revoked_at")
 FENCE = "id = ? AND status = 'running' AND worker_id = ? AND attempt = ?"
+ACTIVE = ("queued", "running")
+# The claim order (see JobStore.claim): per priority and tenant, the tenant's oldest queued job;
+# then highest priority, fewest running jobs, oldest last claim, oldest job.
+FAIR_CLAIM = f"""
+    WITH heads AS (SELECT priority, tenant, MIN(seq) AS seq FROM jobs WHERE status = 'queued'
+                   GROUP BY priority, tenant)
+    UPDATE jobs SET status = 'running', worker_id = ?, attempt = attempt + 1,
+           lease_expires_at = ?, started_at = COALESCE(started_at, ?), claimed_at = ?
+    WHERE seq = (SELECT h.seq FROM heads h ORDER BY h.priority DESC,
+                     (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.tenant = h.tenant),
+                     (SELECT MAX(c.claimed_at) FROM jobs c WHERE c.tenant = h.tenant) NULLS FIRST,
+                     h.seq
+                 LIMIT 1)
+      AND status = 'queued' RETURNING {JOB_COLUMNS}"""
+
+
+def _scope(tenant: str | None, column: str = "tenant") -> tuple[str, tuple]:
+    """An extra WHERE condition limiting a query to one tenant (none for None: admins)."""
+    return ("", ()) if tenant is None else (f" AND {column} = ?", (tenant,))
 
 
 def _fence(lease: Lease) -> tuple:
@@ -31,7 +54,8 @@ def _fence(lease: Lease) -> tuple:
 def _job(row: tuple, full_spec: str | None = None) -> Job:
     """A Job from JOB_COLUMNS; `spec` only when the full spec's JSON is given."""
     (id_, status, brief, param_count, created_at, started_at, finished_at, epoch, epochs, step, steps,
-     attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters, key) = row
+     attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters, key,
+     tenant, owner, priority) = row
     spec = json.loads(full_spec) if full_spec is not None else None
     return Job(id=id_, status=Status(status), spec=spec, param_count=param_count,
                created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
@@ -39,7 +63,7 @@ def _job(row: tuple, full_spec: str | None = None) -> Job:
                lease_expires_at=lease_expires_at, cancel_requested=bool(cancel_requested),
                error=error, result=json.loads(result) if result is not None else None,
                has_parameters=bool(has_parameters), idempotency_key=key,
-               brief=_brief(brief))
+               brief=_brief(brief), tenant=tenant, owner=owner, priority=priority)
 
 
 def _brief(text: str) -> dict:
@@ -51,7 +75,16 @@ def _brief(text: str) -> dict:
 
 def _dataset(row: tuple) -> Dataset:
     return Dataset(id=row[0], name=row[1], n_rows=row[2], n_features=row[3], n_classes=row[4],
-                   size_bytes=row[5], created_at=row[6])
+                   size_bytes=row[5], created_at=row[6], tenant=row[7], owner=row[8])
+
+
+def _key(row: tuple) -> ApiKey:
+    (name, tenant, admin, max_active_jobs, max_dataset_bytes, max_priority, rate_limit,
+     max_job_cost, created_at, revoked_at) = row
+    return ApiKey(name=name, tenant=tenant, admin=bool(admin), max_active_jobs=max_active_jobs,
+                  max_dataset_bytes=max_dataset_bytes, max_priority=max_priority,
+                  rate_limit=rate_limit, max_job_cost=max_job_cost, created_at=created_at,
+                  revoked_at=revoked_at)
 
 
 class SQLiteStore(JobStore):
@@ -135,29 +168,44 @@ class SQLiteStore(JobStore):
 
     # ---- jobs: API side ----
     def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,
-                   idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
-        """Insert a queued job, or return the one already created with this idempotency key."""
+                   idempotency_key: str | None = None, request_hash: str | None = None,
+                   tenant: str = DEFAULT_TENANT, owner: str | None = None, priority: int = 0,
+                   max_active_jobs: int | None = None) -> tuple[Job, bool]:
+        """Insert a queued job, or return the one already created with this idempotency key.
+        BEGIN IMMEDIATE holds the database's write lock from the quota count to the insert."""
         with self._write() as conn:
             if idempotency_key is not None:
-                row = conn.execute("SELECT request_hash, id FROM jobs WHERE idempotency_key = ?",
-                                   (idempotency_key,)).fetchone()
+                row = conn.execute("SELECT request_hash, id FROM jobs WHERE tenant = ? AND "
+                                   "idempotency_key = ?", (tenant, idempotency_key)).fetchone()
                 if row is not None:
                     if row[0] != request_hash:
                         raise Conflict(f"idempotency key {idempotency_key!r} was used with another request")
                     return replace(self._get(conn, row[1]), spec=spec), False  # same hash, same spec
+            if max_active_jobs is not None:
+                self._check_active_jobs(conn, owner, max_active_jobs)
             job_id = uuid.uuid4().hex
             conn.execute(
                 "INSERT INTO jobs (id, status, spec, param_count, created_at, epochs, steps, "
-                "idempotency_key, request_hash) VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?)",
+                "idempotency_key, request_hash, tenant, owner, priority) "
+                "VALUES (?, 'queued', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (job_id, json.dumps(brief_spec(spec)), param_count, time.time(), epochs, steps,
-                 idempotency_key, request_hash))
+                 idempotency_key, request_hash, tenant, owner, priority))
             conn.execute("INSERT INTO job_specs (job_id, full_spec) VALUES (?, ?)",
                          (job_id, json.dumps(spec)))
             # the caller's spec as is: parsing megabytes of inline data back would cost ~0.1 s
             return replace(self._get(conn, job_id), spec=spec), True
 
-    def _get(self, conn: sqlite3.Connection, job_id: str, *, with_spec: bool = False) -> Job:
-        row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+    @staticmethod
+    def _check_active_jobs(conn: sqlite3.Connection, owner: str | None, limit: int) -> None:
+        used = conn.execute("SELECT COUNT(*) FROM jobs WHERE owner IS ? AND status IN (?, ?)",
+                            (owner, *ACTIVE)).fetchone()[0]
+        check_active_jobs(owner, used, limit)
+
+    def _get(self, conn: sqlite3.Connection, job_id: str, *, with_spec: bool = False,
+             tenant: str | None = None) -> Job:
+        scope, args = _scope(tenant)
+        row = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?{scope}",
+                           (job_id, *args)).fetchone()
         if row is None:
             raise NotFound(f"job {job_id} not found")
         return _job(row, self._full_spec(conn, job_id) if with_spec else None)
@@ -165,14 +213,17 @@ class SQLiteStore(JobStore):
     def _full_spec(self, conn: sqlite3.Connection, job_id: str) -> str:
         return conn.execute("SELECT full_spec FROM job_specs WHERE job_id = ?", (job_id,)).fetchone()[0]
 
-    def get_job(self, job_id: str, *, with_spec: bool = True) -> Job:
+    def get_job(self, job_id: str, *, with_spec: bool = True, tenant: str | None = None) -> Job:
         """The job, or NotFound; with_spec=False skips the full spec (Job.brief is enough to poll)."""
-        return self._get(self._conn(), job_id, with_spec=with_spec)
+        return self._get(self._conn(), job_id, with_spec=with_spec, tenant=tenant)
 
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
-                  cursor: str | None = None) -> tuple[list[Job], str | None]:
+                  cursor: str | None = None, tenant: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the last returned job's queue position."""
         where, args = [], []
+        if tenant is not None:
+            where.append("tenant = ?")
+            args.append(tenant)
         if status is not None:
             where.append("status = ?")
             args.append(Status(status).value)
@@ -190,10 +241,10 @@ class SQLiteStore(JobStore):
         next_cursor = str(page[-1][0]) if len(rows) > limit and page else None
         return [_job(r[1:]) for r in page], next_cursor
 
-    def request_cancel(self, job_id: str) -> Job:
+    def request_cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
         """Cancel a queued job at once; flag a running one for its worker."""
         with self._write() as conn:
-            job = self._get(conn, job_id)
+            job = self._get(conn, job_id, tenant=tenant)
             if job.status.terminal:
                 raise Conflict(f"job {job_id} is already {job.status.value}")
             if job.status is Status.queued:
@@ -204,32 +255,35 @@ class SQLiteStore(JobStore):
                 conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             return self._get(conn, job_id)
 
-    def delete_job(self, job_id: str) -> None:
+    def delete_job(self, job_id: str, *, tenant: str | None = None) -> None:
         """Remove a terminal job with its metrics, checkpoint and parameters."""
         with self._write() as conn:
-            job = self._get(conn, job_id)
+            job = self._get(conn, job_id, tenant=tenant)
             if not job.status.terminal:
                 raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
             for table in ("metrics", "checkpoints", "parameters", "job_specs"):
                 conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 
-    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
+    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000,
+                    tenant: str | None = None) -> list[MetricPoint]:
         """Points after the cursor, oldest first."""
         conn = self._conn()
-        if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+        scope, args = _scope(tenant)
+        if conn.execute(f"SELECT 1 FROM jobs WHERE id = ?{scope}", (job_id, *args)).fetchone() is None:
             raise NotFound(f"job {job_id} not found")
         rows = conn.execute("SELECT seq, kind, epoch, step, vals FROM metrics WHERE job_id = ? AND seq > ? "
                             "ORDER BY seq LIMIT ?", (job_id, after, limit)).fetchall()
         return [MetricPoint(seq=s, kind=k, epoch=e, step=st, values=json.loads(v)) for s, k, e, st, v in rows]
 
-    def metric_curve(self, job_id: str, key: str) -> MetricCurve:
+    def metric_curve(self, job_id: str, key: str, *, tenant: str | None = None) -> MetricCurve:
         """Step values and epoch points up to the newest seq, in one read transaction."""
         conn = self._conn()
+        scope, args = _scope(tenant, "j.tenant")
         conn.execute("BEGIN")  # one snapshot for the three reads
         try:
             row = conn.execute("SELECT (SELECT MAX(seq) FROM metrics WHERE job_id = j.id) FROM jobs j "
-                               "WHERE j.id = ?", (job_id,)).fetchone()
+                               f"WHERE j.id = ?{scope}", (job_id, *args)).fetchone()
             if row is None:
                 raise NotFound(f"job {job_id} not found")
             last = row[0] or 0
@@ -241,9 +295,11 @@ class SQLiteStore(JobStore):
             conn.execute("COMMIT")
         return curve_from_rows(key, steps, epochs, last)
 
-    def get_parameters(self, job_id: str) -> bytes | None:
+    def get_parameters(self, job_id: str, *, tenant: str | None = None) -> bytes | None:
         """The trained state as safetensors bytes, or None."""
-        row = self._one("SELECT blob FROM parameters WHERE job_id = ?", (job_id,))
+        scope, args = _scope(tenant, "j.tenant")
+        row = self._one("SELECT p.blob FROM parameters p JOIN jobs j ON j.id = p.job_id "
+                        f"WHERE p.job_id = ?{scope}", (job_id, *args))
         return bytes(row[0]) if row else None
 
     # ---- following jobs and monitoring ----
@@ -262,15 +318,10 @@ class SQLiteStore(JobStore):
 
     # ---- jobs: worker side ----
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
-        """Take the oldest queued job in one atomic statement."""
+        """Take the next job in the fair order (JobStore.claim) in one atomic statement."""
         now = time.time()
         with self._write() as conn:
-            row = conn.execute(
-                "UPDATE jobs SET status = 'running', worker_id = ?, attempt = attempt + 1, "
-                "lease_expires_at = ?, started_at = COALESCE(started_at, ?) "
-                "WHERE seq = (SELECT seq FROM jobs WHERE status = 'queued' ORDER BY seq LIMIT 1) "
-                f"AND status = 'queued' RETURNING {JOB_COLUMNS}",
-                (worker_id, now + lease_seconds, now)).fetchone()
+            row = conn.execute(FAIR_CLAIM, (worker_id, now + lease_seconds, now, now)).fetchone()
             full_spec = self._full_spec(conn, row[0]) if row else None
         return _job(row, full_spec) if row else None
 
@@ -401,36 +452,83 @@ class SQLiteStore(JobStore):
 
     # ---- datasets ----
     def create_dataset(self, *, name: str | None, blob: bytes, n_rows: int, n_features: int,
-                       n_classes: int) -> Dataset:
-        """Store an uploaded .npz blob with its metadata."""
+                       n_classes: int, tenant: str = DEFAULT_TENANT, owner: str | None = None,
+                       max_bytes: int | None = None) -> Dataset:
+        """Store an uploaded .npz blob with its metadata (quota checked under the write lock)."""
         dataset = Dataset(id=uuid.uuid4().hex, name=name, n_rows=n_rows, n_features=n_features,
-                          n_classes=n_classes, size_bytes=len(blob), created_at=time.time())
+                          n_classes=n_classes, size_bytes=len(blob), created_at=time.time(),
+                          tenant=tenant, owner=owner)
         with self._write() as conn:
-            conn.execute(f"INSERT INTO datasets ({DATASET_COLUMNS}, blob) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (dataset.id, name, n_rows, n_features, n_classes, len(blob), dataset.created_at, blob))
+            if max_bytes is not None:
+                used = conn.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM datasets WHERE owner IS ?",
+                                    (owner,)).fetchone()[0]
+                check_storage(owner, used, len(blob), max_bytes)
+            conn.execute(f"INSERT INTO datasets ({DATASET_COLUMNS}, blob) "
+                         "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                         (dataset.id, name, n_rows, n_features, n_classes, len(blob),
+                          dataset.created_at, tenant, owner, blob))
         return dataset
 
-    def get_dataset(self, dataset_id: str) -> Dataset:
+    def get_dataset(self, dataset_id: str, *, tenant: str | None = None) -> Dataset:
         """Metadata, or NotFound."""
-        row = self._one(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = ?", (dataset_id,))
+        scope, args = _scope(tenant)
+        row = self._one(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = ?{scope}", (dataset_id, *args))
         if row is None:
             raise NotFound(f"dataset {dataset_id} not found")
         return _dataset(row)
 
-    def get_dataset_blob(self, dataset_id: str) -> bytes:
+    def get_dataset_blob(self, dataset_id: str, *, tenant: str | None = None) -> bytes:
         """The .npz bytes, or NotFound."""
-        row = self._one("SELECT blob FROM datasets WHERE id = ?", (dataset_id,))
+        scope, args = _scope(tenant)
+        row = self._one(f"SELECT blob FROM datasets WHERE id = ?{scope}", (dataset_id, *args))
         if row is None:
             raise NotFound(f"dataset {dataset_id} not found")
         return bytes(row[0])
 
-    def list_datasets(self) -> list[Dataset]:
+    def list_datasets(self, *, tenant: str | None = None) -> list[Dataset]:
         """Newest first."""
-        rows = self._conn().execute(f"SELECT {DATASET_COLUMNS} FROM datasets ORDER BY seq DESC").fetchall()
+        where, args = ("", ()) if tenant is None else ("WHERE tenant = ?", (tenant,))
+        rows = self._conn().execute(f"SELECT {DATASET_COLUMNS} FROM datasets {where} ORDER BY seq DESC",
+                                    args).fetchall()
         return [_dataset(r) for r in rows]
 
-    def delete_dataset(self, dataset_id: str) -> None:
+    def delete_dataset(self, dataset_id: str, *, tenant: str | None = None) -> None:
         """Remove a dataset; jobs that still need it fail when they load it."""
+        scope, args = _scope(tenant)
         with self._write() as conn:
-            if conn.execute("DELETE FROM datasets WHERE id = ?", (dataset_id,)).rowcount == 0:
+            if conn.execute(f"DELETE FROM datasets WHERE id = ?{scope}", (dataset_id, *args)).rowcount == 0:
                 raise NotFound(f"dataset {dataset_id} not found")
+
+    # ---- API keys ----
+    def create_key(self, key: ApiKey, token_hash: str) -> ApiKey:
+        """Store a new key (Conflict on a taken name)."""
+        try:
+            with self._write() as conn:
+                conn.execute(f"INSERT INTO api_keys ({KEY_COLUMNS}, token_hash) "
+                             "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             (key.name, key.tenant, int(key.admin), key.max_active_jobs,
+                              key.max_dataset_bytes, key.max_priority, key.rate_limit,
+                              key.max_job_cost, key.created_at, key.revoked_at, token_hash))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"a key named {key.name!r} already exists") from None
+        return key
+
+    def find_key(self, token_hash: str) -> ApiKey | None:
+        """The key with this token hash, or None."""
+        row = self._one(f"SELECT {KEY_COLUMNS} FROM api_keys WHERE token_hash = ?", (token_hash,))
+        return None if row is None else _key(row)
+
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, oldest first."""
+        return [_key(r) for r in self._conn().execute(
+            f"SELECT {KEY_COLUMNS} FROM api_keys ORDER BY seq").fetchall()]
+
+    def revoke_key(self, name: str) -> ApiKey:
+        """Mark the key revoked (keeps the first revocation time)."""
+        with self._write() as conn:
+            row = conn.execute("UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?) WHERE name = ? "
+                               f"RETURNING {KEY_COLUMNS}", (time.time(), name)).fetchone()
+        if row is None:
+            raise NotFound(f"no key named {name!r}")
+        return _key(row)
+

@@ -60,6 +60,43 @@ MIGRATIONS: list[str] = [
     CREATE TABLE job_specs (job_id TEXT PRIMARY KEY, full_spec TEXT NOT NULL);
     INSERT INTO job_specs (job_id, full_spec) SELECT id, spec FROM jobs;
     """,
+    # 3: tenants, API keys, priorities and fair claims. Idempotency keys become unique per
+    # tenant: SQLite cannot drop the old column's UNIQUE, so that column is renamed out of the
+    # way (and emptied: NULLs never collide) and a new one gets a (tenant, key) unique index.
+    # claimed_at is each job's latest claim: a tenant's last start, for fair claims.
+    """
+    ALTER TABLE jobs ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE jobs ADD COLUMN owner TEXT;
+    ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE jobs ADD COLUMN claimed_at REAL;
+    UPDATE jobs SET claimed_at = started_at;
+    ALTER TABLE jobs RENAME COLUMN idempotency_key TO unused_global_idempotency_key;
+    ALTER TABLE jobs ADD COLUMN idempotency_key TEXT;
+    UPDATE jobs SET idempotency_key = unused_global_idempotency_key,
+                    unused_global_idempotency_key = NULL;
+    CREATE UNIQUE INDEX jobs_tenant_idempotency_key ON jobs (tenant, idempotency_key);
+    CREATE INDEX jobs_queue_order ON jobs (status, priority, tenant, seq);
+    CREATE INDEX jobs_tenant_claimed ON jobs (tenant, claimed_at);
+    CREATE INDEX jobs_owner_status ON jobs (owner, status);
+    CREATE INDEX jobs_tenant_seq ON jobs (tenant, seq);
+    ALTER TABLE datasets ADD COLUMN tenant TEXT NOT NULL DEFAULT 'default';
+    ALTER TABLE datasets ADD COLUMN owner TEXT;
+    CREATE INDEX datasets_owner ON datasets (owner);
+    CREATE TABLE api_keys (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        name TEXT NOT NULL UNIQUE,
+        tenant TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        admin INTEGER NOT NULL DEFAULT 0,
+        max_active_jobs INTEGER,
+        max_dataset_bytes INTEGER,
+        max_priority INTEGER NOT NULL DEFAULT 0,
+        rate_limit REAL,
+        max_job_cost REAL,
+        created_at REAL NOT NULL,
+        revoked_at REAL
+    );
+    """,
 ]
 
 

@@ -1,9 +1,17 @@
-"""The job store interface: the jobs table is the queue. SQLite and PostgreSQL implement it."""
+"""The job store interface: the jobs table is the queue. SQLite and PostgreSQL implement it.
+
+Tenancy: every job and dataset has a `tenant` (and the `owner`, the name of the API key that
+created it). Reads and writes of one object take `tenant: str | None`: None (admins, workers)
+reaches every tenant; a tenant name makes another tenant's object a NotFound, exactly as if it
+did not exist. Lists take the same argument. Creation takes the creator's `tenant` and `owner`
+and, optionally, the owner key's quota, which is checked atomically with the insert (quota
+errors below). New store methods touching one tenant's objects follow the same pattern.
+"""
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from enum import Enum
 
-from .records import Dataset, Job, JobMark, JobStats, Lease, MetricCurve, MetricPoint, Status
+from .records import DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve, MetricPoint, Status
 
 
 class StoreError(Exception):
@@ -16,6 +24,38 @@ class NotFound(StoreError):
 
 class Conflict(StoreError):
     """Wrong state for the operation, or an idempotency key reused with another body (409)."""
+
+
+class QuotaExceeded(StoreError):
+    """A key's quota would be exceeded by this insert; nothing was created."""
+
+    def __init__(self, message: str, *, limit: int, used: int):
+        super().__init__(message)
+        self.limit, self.used = limit, used
+
+
+class ActiveJobsQuotaExceeded(QuotaExceeded):
+    """Too many queued + running jobs for the key (429 with Retry-After)."""
+
+
+class StorageQuotaExceeded(QuotaExceeded):
+    """The key's stored dataset bytes would exceed its quota (413)."""
+
+
+def check_active_jobs(owner: str | None, used: int, limit: int) -> None:
+    """ActiveJobsQuotaExceeded when the owner already has `limit` active jobs (for stores)."""
+    if used >= limit:
+        raise ActiveJobsQuotaExceeded(f"key {owner!r} already has {used} active (queued or running) "
+                                      f"jobs; its quota is {limit}", limit=limit, used=used)
+
+
+def check_storage(owner: str | None, used: int, adding: int, limit: int) -> None:
+    """StorageQuotaExceeded when adding bytes to what the owner stores would pass its quota."""
+    if used + adding > limit:
+        raise StorageQuotaExceeded(
+            f"storing this dataset ({adding} bytes) would bring key {owner!r} to {used + adding} "
+            f"bytes of datasets; its quota is {limit} bytes ({used} in use): delete datasets "
+            "or ask for a larger quota", limit=limit, used=used)
 
 
 class LeaseState(str, Enum):
@@ -55,46 +95,54 @@ class JobStore(ABC):
     # ---- jobs: API side ----
     @abstractmethod
     def create_job(self, spec: dict, *, param_count: int, epochs: int, steps: int,
-                   idempotency_key: str | None = None, request_hash: str | None = None) -> tuple[Job, bool]:
+                   idempotency_key: str | None = None, request_hash: str | None = None,
+                   tenant: str = DEFAULT_TENANT, owner: str | None = None, priority: int = 0,
+                   max_active_jobs: int | None = None) -> tuple[Job, bool]:
         """Insert a queued job (its full spec apart from the row, which keeps brief_spec(spec));
-        returns (job, created), job.spec being `spec` itself. With an idempotency key already used:
-        same request_hash -> (existing job, False); different hash -> Conflict."""
+        returns (job, created), job.spec being `spec` itself. Idempotency keys are per tenant:
+        with a key the tenant already used, same request_hash -> (existing job, False), even
+        at quota; different hash -> Conflict. With max_active_jobs, ActiveJobsQuotaExceeded when
+        `owner` already has that many queued + running jobs (checked in the insert's
+        transaction, under a lock per owner, so concurrent submissions never exceed it)."""
 
     @abstractmethod
-    def get_job(self, job_id: str, *, with_spec: bool = True) -> Job:
-        """The job, or NotFound. Every read fills Job.brief (briefs.brief_spec of the spec);
+    def get_job(self, job_id: str, *, with_spec: bool = True, tenant: str | None = None) -> Job:
+        """The job, or NotFound (also when it belongs to another tenant than `tenant`). Every
+        read fills Job.brief (briefs.brief_spec of the spec);
         the full spec, which may hold megabytes of inline data, only when with_spec is true
         (otherwise Job.spec is None), so that polling stays cheap whatever the spec's size."""
 
     @abstractmethod
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
-                  cursor: str | None = None) -> tuple[list[Job], str | None]:
-        """Newest first, filtered before the limit; returns (page, next_cursor or None).
-        Jobs come without their full spec (Job.spec is None)."""
+                  cursor: str | None = None, tenant: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first, filtered (status, tenant) before the limit; returns (page, next_cursor
+        or None). Jobs come without their full spec (Job.spec is None)."""
 
     @abstractmethod
-    def request_cancel(self, job_id: str) -> Job:
+    def request_cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
         """Queued -> cancelled at once; running -> cancel_requested (the worker stops at its next
         step); terminal -> Conflict; unknown -> NotFound. Returns the updated job (spec None)."""
 
     @abstractmethod
-    def delete_job(self, job_id: str) -> None:
+    def delete_job(self, job_id: str, *, tenant: str | None = None) -> None:
         """Remove a terminal job and all its data (metrics, checkpoint, parameters);
         Conflict if not terminal, NotFound if unknown."""
 
     @abstractmethod
-    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000) -> list[MetricPoint]:
+    def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000,
+                    tenant: str | None = None) -> list[MetricPoint]:
         """Points with seq > after, in seq order (NotFound for an unknown job)."""
 
     @abstractmethod
-    def metric_curve(self, job_id: str, key: str) -> MetricCurve:
+    def metric_curve(self, job_id: str, key: str, *, tenant: str | None = None) -> MetricCurve:
         """Every step point's `key` value (points without it skipped) and every epoch point, up
-        to the newest seq at the time of the call (NotFound for an unknown job). Reads only the
-        columns a curve needs: a 100,000-point curve in a fraction of a second."""
+        to the newest seq at the time of the call (NotFound for an unknown job or another
+        tenant's). Reads only the columns a curve needs: 100,000 points in a fraction of a second."""
 
     @abstractmethod
-    def get_parameters(self, job_id: str) -> bytes | None:
-        """The stored trained state (safetensors bytes), or None if the job has none yet."""
+    def get_parameters(self, job_id: str, *, tenant: str | None = None) -> bytes | None:
+        """The stored trained state (safetensors bytes), or None if the job has none yet (or
+        belongs to another tenant)."""
 
     # ---- following jobs (event streams) and monitoring ----
     @abstractmethod
@@ -117,10 +165,13 @@ class JobStore(ABC):
     # ---- jobs: worker side ----
     @abstractmethod
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:
-        """Atomically take the oldest queued job: status running, this worker, attempt + 1, lease
+        """Atomically take the next queued job: status running, this worker, attempt + 1, lease
         until now + lease_seconds, started_at set on first claim; the job has its full spec.
-        None when the queue is empty.
-        Exactly one worker can win a given job."""
+        None when the queue is empty. Exactly one worker can win a given job.
+
+        Order (fair across tenants): highest priority first; among those, the tenant with the
+        fewest running jobs; ties to the tenant whose last claim is oldest (never claimed
+        first); then the tenant's oldest job."""
 
     @abstractmethod
     def expire_leases(self, max_attempts: int) -> int:
@@ -184,21 +235,42 @@ class JobStore(ABC):
     # ---- datasets ----
     @abstractmethod
     def create_dataset(self, *, name: str | None, blob: bytes, n_rows: int, n_features: int,
-                       n_classes: int) -> Dataset:
-        """Store an .npz blob holding float32 `x` (n_rows, n_features) and int64 `y` (n_rows,)."""
+                       n_classes: int, tenant: str = DEFAULT_TENANT, owner: str | None = None,
+                       max_bytes: int | None = None) -> Dataset:
+        """Store an .npz blob holding float32 `x` (n_rows, n_features) and int64 `y` (n_rows,).
+        With max_bytes, StorageQuotaExceeded when `owner`'s stored datasets plus this blob would
+        exceed it (atomic with the insert, like create_job's quota)."""
 
     @abstractmethod
-    def get_dataset(self, dataset_id: str) -> Dataset:
-        """Metadata, or NotFound."""
+    def get_dataset(self, dataset_id: str, *, tenant: str | None = None) -> Dataset:
+        """Metadata, or NotFound (also for another tenant's dataset)."""
 
     @abstractmethod
-    def get_dataset_blob(self, dataset_id: str) -> bytes:
+    def get_dataset_blob(self, dataset_id: str, *, tenant: str | None = None) -> bytes:
         """The .npz bytes, or NotFound."""
 
     @abstractmethod
-    def list_datasets(self) -> list[Dataset]:
-        """Newest first."""
+    def list_datasets(self, *, tenant: str | None = None) -> list[Dataset]:
+        """Newest first (one tenant's, or every tenant's for None)."""
 
     @abstractmethod
-    def delete_dataset(self, dataset_id: str) -> None:
+    def delete_dataset(self, dataset_id: str, *, tenant: str | None = None) -> None:
         """Remove it (NotFound if unknown). Jobs already using it fail with a clear message."""
+
+    # ---- API keys (the secret token is never stored, only its hash: see jobs.keys) ----
+    @abstractmethod
+    def create_key(self, key: ApiKey, token_hash: str) -> ApiKey:
+        """Store a new key; Conflict if its name is taken (revoked keys keep their names)."""
+
+    @abstractmethod
+    def find_key(self, token_hash: str) -> ApiKey | None:
+        """The key with this token hash, revoked ones included (check ApiKey.active); None if
+        there is none."""
+
+    @abstractmethod
+    def list_keys(self) -> list[ApiKey]:
+        """Every key, oldest first, revoked ones included."""
+
+    @abstractmethod
+    def revoke_key(self, name: str) -> ApiKey:
+        """Mark the key revoked (idempotent); NotFound for an unknown name."""

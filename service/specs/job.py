@@ -20,6 +20,9 @@ class JobSpec(_Spec):
     optimizer: OptimizerSpec = Field(default_factory=lambda: SGDOptimizer(type="sgd"))
     data: DataSpec
     training: TrainingSpec = Field(default_factory=TrainingSpec)
+    priority: int = Field(default=0, ge=-1_000_000, le=1_000_000,
+                          description="Higher runs first; at most the API key's max priority "
+                                      "(default 0); below 0 yields to other jobs.")
 
     @model_validator(mode="after")
     def _data_fits_model(self) -> "JobSpec":

@@ -48,7 +48,7 @@ def test_services_are_postgres_api_and_worker(compose):
 
 def test_postgres_is_16_with_a_named_volume_and_pg_isready(compose):
     pg = compose["services"]["postgres"]
-    assert pg["image"].startswith("postgres:16")
+    assert pg["image"].startswith("postgres:16.")
     volume, _, mount = pg["volumes"][0].partition(":")
     assert volume in compose["volumes"] and mount == "/var/lib/postgresql/data"
     assert "pg_isready" in " ".join(pg["healthcheck"]["test"])
@@ -63,11 +63,49 @@ def test_api_and_worker_build_this_image_and_wait_for_a_healthy_database(compose
         assert url.startswith("postgresql://") and "@postgres:5432/" in url
 
 
-def test_api_publishes_8000_and_runs_no_local_workers(compose):
+def test_api_publishes_8000_on_loopback_unless_told_otherwise_and_runs_no_local_workers(compose):
     api = compose["services"]["api"]
-    assert "8000:8000" in [str(port) for port in api["ports"]]
+    (port,) = [str(port) for port in api["ports"]]
+    published, _, container = port.rpartition(":")
+    assert container == "8000"
+    match = re.fullmatch(r"\$\{(\w+):-([^}]*)\}", published)
+    assert match and match.group(2) == "127.0.0.1:8000", port  # overridable, loopback by default
+    assert "ports" not in compose["services"]["postgres"]   # the database is not published
     assert str(_env(api)["NEEDLE_WORKERS"]) == "0"
     assert api["command"][:2] == ["needle-service", "serve"] and "0.0.0.0" in api["command"]
+
+
+REQUIRED = re.compile(r"\$\{(\w+):\?[^}]+\}")  # ${NAME:?message}: compose refuses to start without it
+
+
+def test_secrets_come_from_the_environment_without_defaults(compose):
+    text = (ROOT / "docker-compose.yml").read_text()
+    pg_password = compose["services"]["postgres"]["environment"]["POSTGRES_PASSWORD"]
+    assert REQUIRED.fullmatch(pg_password) and REQUIRED.fullmatch(pg_password).group(1) == "POSTGRES_PASSWORD"
+    for name in ("api", "worker"):
+        url = _env(compose["services"][name])["NEEDLE_DATABASE_URL"]
+        assert "${POSTGRES_PASSWORD:?" in url
+    admin_key = _env(compose["services"]["api"])["NEEDLE_ADMIN_KEY"]
+    assert REQUIRED.fullmatch(admin_key).group(1) == "NEEDLE_ADMIN_KEY"
+    assert not re.search(r"(PASSWORD|KEY)(:-|-)", text), "a secret has a default"
+
+
+def test_the_api_requires_keys(compose):
+    assert _env(compose["services"]["api"])["NEEDLE_AUTH"] == "required"
+
+
+def test_every_service_has_cpu_and_memory_limits(compose):
+    for name, service in compose["services"].items():
+        limits = service["deploy"]["resources"]["limits"]
+        assert float(limits["cpus"]) > 0 and re.fullmatch(r"\d+[mg]", str(limits["memory"])), name
+
+
+def test_images_are_pinned(compose, dockerfile):
+    for name, service in compose["services"].items():
+        image = service["image"]
+        assert not image.endswith(":latest") and re.search(r":\d+\.\d+", image), (name, image)
+    (base,) = _instructions(dockerfile, "FROM")
+    assert re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", base), base
 
 
 def test_worker_runs_the_worker_command_with_configurable_replicas(compose):
@@ -79,7 +117,7 @@ def test_worker_runs_the_worker_command_with_configurable_replicas(compose):
 
 
 def test_dockerfile_uses_python_311_slim_and_a_non_root_user(dockerfile):
-    assert _instructions(dockerfile, "FROM") == ["python:3.11-slim"]
+    assert _instructions(dockerfile, "FROM")[0].startswith("python:3.11.")
     users = _instructions(dockerfile, "USER")
     assert users and users[-1] not in ("root", "0")
 

@@ -10,9 +10,12 @@ from needle import autograd
 
 
 class TestTensorConstruction:
-    @pytest.mark.parametrize("data", [[1.0, 2.0], np.array([1.0, 2.0]), np.float16([1, 2]), 3.5])
-    def test_floats_become_float32(self, data):
-        assert ndl.Tensor(data).dtype == np.float32
+    @pytest.mark.parametrize("data, dtype", [([1.0, 2.0], np.float64), (np.array([1.0, 2.0]), np.float64),
+                                             (np.float16([1, 2]), np.float16), (3.5, np.float64),
+                                             (np.float32([1, 2]), np.float32), ([True], np.bool_)])
+    def test_floats_keep_numpy_dtype_as_in_the_course(self, data, dtype):
+        assert ndl.Tensor(data).dtype == dtype
+        assert ndl.Tensor(ndl.Tensor(data)).dtype == dtype
 
     @pytest.mark.parametrize("data", [[1, 2, 3], np.array([1, 2], dtype=np.int32), 7])
     def test_integers_keep_an_integer_dtype(self, data):
@@ -60,7 +63,7 @@ class TestDataAndDetach:
         assert y.data.numpy() is y.numpy()
 
     def test_data_setter_keeps_dtype(self):
-        x = ndl.Tensor([1.0, 2.0])
+        x = ndl.Tensor([1.0, 2.0], dtype="float32")
         x.data = ndl.Tensor([3.0, 4.0], dtype="float64")
         assert x.dtype == np.float32
         np.testing.assert_array_equal(x.numpy(), [3.0, 4.0])

@@ -143,8 +143,7 @@ def test_dataloader_in_order_with_partial_last_batch():
     assert [b[0].shape for b in batches] == [(3, 2), (3, 2), (1, 2)]
     for xb, yb in batches:
         assert isinstance(xb, ndl.Tensor) and isinstance(yb, ndl.Tensor)
-        assert xb.dtype == np.float32
-        assert np.issubdtype(np.dtype(yb.dtype), np.integer)
+        assert xb.dtype == np.float64 and yb.dtype == np.uint8  # the data's own dtypes, as the course
     np.testing.assert_array_equal(np.concatenate([b[0].numpy() for b in batches]), X)
     np.testing.assert_array_equal(np.concatenate([b[1].numpy() for b in batches]), y)
 
@@ -160,6 +159,12 @@ def test_dataloader_shuffle_draws_one_permutation_per_epoch():
     np.testing.assert_array_equal(epoch1, first)
     np.testing.assert_array_equal(epoch2, second)
     assert [len(yb.numpy()) for _, yb in loader] == [4, 4, 2]
+
+
+def test_dataloader_keeps_float32_data_float32():
+    X = np.arange(6, dtype=np.float32).reshape(3, 2)
+    (xb, yb), = DataLoader(NDArrayDataset(X, np.arange(3)), batch_size=3)
+    assert xb.dtype == np.float32 and yb.dtype == np.arange(3).dtype
 
 
 def test_dataloader_rejects_bad_batch_size():
@@ -188,7 +193,7 @@ def test_dataloader_wraps_a_single_array_dataset_in_a_tuple():
 
     batches = list(DataLoader(Features(), batch_size=2))
     assert [len(b) for b in batches] == [1, 1, 1]
-    assert batches[2][0].shape == (1, 2) and batches[2][0].dtype == np.float32
+    assert batches[2][0].shape == (1, 2) and batches[2][0].dtype == np.float64
 
 
 def test_dataloader_batches_do_not_alias_dataset_views():

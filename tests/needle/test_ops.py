@@ -65,7 +65,35 @@ FORWARD_CASES = {
     "logsumexp_int": (lambda a: ndl.logsumexp(a, 1), lambda a: _np_logsumexp(a, 1), [_randn(2, 3, 4)]),
     "logsumexp_tuple": (lambda a: ndl.logsumexp(a, (0, 2)), lambda a: _np_logsumexp(a, (0, 2)),
                         [_randn(2, 3, 4)]),
+    # tuple ops (course hw4); items weighted differently so a mixed-up index shows in the gradient
+    "stack_axis0": (lambda a, b, c: ndl.stack([a, b, c], 0), lambda a, b, c: np.stack([a, b, c], 0),
+                    [_randn(3, 4), _randn(3, 4), _randn(3, 4)]),
+    "stack_axis_last": (lambda a, b: ndl.stack((a, b), 2), lambda a, b: np.stack([a, b], 2),
+                        [_randn(2, 3), _randn(2, 3)]),
+    "stack_negative_axis": (lambda a, b: ndl.stack([a, b], -2), lambda a, b: np.stack([a, b], -2),
+                            [_randn(2, 3), _randn(2, 3)]),
+    "split_items": (lambda a: _weighted_items(ndl.split(a, 1)),
+                    lambda a: _weighted_items([a[:, i] for i in range(a.shape[1])]), [_randn(4, 3, 2)]),
+    "split_then_stack": (lambda a: ndl.stack(ndl.split(a, 0), 1), lambda a: np.swapaxes(a, 0, 1),
+                         [_randn(3, 2, 2)]),
+    "tuple_get_item_unfolded": (lambda a, b: ndl.TupleGetItem(1)(ndl.make_tuple(a, b), fold_const=False) * a,
+                                np.multiply, [_randn(2, 3), _randn(2, 3)]),
+    "fused_add_scalars": (lambda a: _product(ndl.fused_add_scalars(a, 1.5, -0.5)),
+                          lambda a: (a + 1.5) * (a - 0.5), [_randn(3, 2)]),
 }
+
+
+def _weighted_items(items):
+    """items[0] * 1 + items[1] * 2 + ... (works on Tensors and arrays)."""
+    items = list(items)
+    total = items[0]
+    for weight, item in enumerate(items[1:], start=2):
+        total = total + item * float(weight)
+    return total
+
+
+def _product(pair):
+    return pair[0] * pair[1]
 
 
 @pytest.mark.parametrize("name", FORWARD_CASES)

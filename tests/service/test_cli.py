@@ -39,3 +39,32 @@ def test_openapi_writes_then_checks(tmp_path, capsys):
 def test_unknown_command_exits_with_usage():
     with pytest.raises(SystemExit):
         cli.main(["train"])
+
+
+def test_keys_create_prints_the_key_alone_on_the_last_line_and_stores_only_its_hash(tmp_path, capsys):
+    from service.jobs.keys import hash_token
+    from service.jobs.sqlite import SQLiteStore
+    data = ["--data-dir", str(tmp_path)]
+    assert cli.main(["keys", "create", "--name", "team-a", "--tenant", "a", "--max-active-jobs", "3",
+                     "--rate-limit", "2.5", *data]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    assert token.startswith("nsk_") and " " not in token
+    store = SQLiteStore(tmp_path / "jobs.db")
+    key = store.find_key(hash_token(token))
+    assert (key.name, key.tenant, key.max_active_jobs, key.rate_limit, key.max_priority) == \
+        ("team-a", "a", 3, 2.5, 0)
+    assert token.encode() not in (tmp_path / "jobs.db").read_bytes()
+    assert cli.main(["keys", "create", "--name", "team-a", *data]) == 1  # names are unique
+    assert "already exists" in capsys.readouterr().err
+    assert cli.main(["keys", "revoke", "team-a", *data]) == 0
+    assert cli.main(["keys", "list", *data]) == 0
+    assert "revoked" in capsys.readouterr().out
+    assert not store.find_key(hash_token(token)).active
+    store.close()
+
+
+def test_keys_create_validates_names_and_quotas(capsys):
+    for bad in (["--name", "has space"], ["--name", "x", "--max-active-jobs", "-1"],
+                ["--name", "x", "--rate-limit", "0"]):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["keys", "create", *bad])

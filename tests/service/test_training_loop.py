@@ -146,3 +146,17 @@ def test_building_a_run_leaves_the_callers_random_stream_alone():
     np.random.seed(3)
     new_run(job_spec())
     assert np.array_equal(np.random.rand(3), expected)
+
+
+def test_training_stays_float32_even_on_float64_arrays():
+    """needle keeps numpy's dtype (course semantics), so the service casts batches to float32 itself."""
+    from service.training import TrainingData, TrainingRun
+    rng = np.random.default_rng(0)
+    data = TrainingData(rng.standard_normal((40, 2)), rng.integers(0, 3, 40), rng.standard_normal((10, 2)),
+                        rng.integers(0, 3, 10))  # float64 x
+    run = TrainingRun(job_spec(training={"epochs": 1, "batch_size": 16}), data)
+    losses, _ = train(run)
+    assert len(losses) == 3
+    assert {a.dtype for a in run.state_dict().values()} == {np.dtype("float32")}
+    assert {b.dtype for bufs in run.optimizer.state_dict()["state"].values() for b in bufs.values()} == \
+        {np.dtype("float32")}

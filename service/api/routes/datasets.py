@@ -7,7 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from ..deps import SettingsDep, StoreDep
+from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import DATASET_JSON_EXAMPLE
 from ..schemas import DatasetCreate, DatasetOut
@@ -27,11 +27,14 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=DatasetOut,
              summary="Upload a dataset", openapi_extra=UPLOAD_BODY,
-             responses={413: {"description": "Upload too large"},
+             responses={413: {"description": "Upload too large, or the key's dataset storage "
+                              "quota would be exceeded"},
                         415: {"description": "Neither multipart/form-data nor JSON"},
                         422: {"description": "Malformed dataset"}})
-async def create_dataset(request: Request, response: Response, store: StoreDep) -> DatasetOut:
-    """Multipart with an .npz `file` (and optional `name`), or JSON {"name", "x", "y"}."""
+async def create_dataset(request: Request, response: Response, store: StoreDep,
+                         principal: CurrentPrincipal) -> DatasetOut:
+    """Multipart with an .npz `file` (and optional `name`), or JSON {"name", "x", "y"}; it
+    belongs to the caller's tenant. The stored size counts against the key's storage quota."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         name, prepared = await _from_multipart(request)
@@ -41,29 +44,30 @@ async def create_dataset(request: Request, response: Response, store: StoreDep) 
         raise HTTPException(415, "send multipart/form-data with an .npz file, or JSON")
     dataset = await run_in_threadpool(
         store.create_dataset, name=name, blob=prepared.blob, n_rows=prepared.n_rows,
-        n_features=prepared.n_features, n_classes=prepared.n_classes)
+        n_features=prepared.n_features, n_classes=prepared.n_classes, tenant=principal.tenant,
+        owner=principal.key_name, max_bytes=principal.limit("max_dataset_bytes"))
     response.headers["Location"] = f"/v1/datasets/{dataset.id}"
     return DatasetOut.from_dataset(dataset)
 
 
 @router.get("", response_model=list[DatasetOut], summary="List datasets, newest first")
-def list_datasets(store: StoreDep) -> list[DatasetOut]:
-    """Every uploaded dataset's metadata."""
-    return [DatasetOut.from_dataset(d) for d in store.list_datasets()]
+def list_datasets(store: StoreDep, principal: CurrentPrincipal) -> list[DatasetOut]:
+    """The caller's tenant's datasets (every tenant's for admin keys)."""
+    return [DatasetOut.from_dataset(d) for d in store.list_datasets(tenant=principal.tenant_filter)]
 
 
 @router.get("/{dataset_id}", response_model=DatasetOut, summary="Get a dataset's metadata",
             responses={404: {"description": "Unknown dataset"}})
-def get_dataset(dataset_id: str, store: StoreDep) -> DatasetOut:
+def get_dataset(dataset_id: str, store: StoreDep, principal: CurrentPrincipal) -> DatasetOut:
     """Rows, features, classes and size."""
-    return DatasetOut.from_dataset(store.get_dataset(dataset_id))
+    return DatasetOut.from_dataset(store.get_dataset(dataset_id, tenant=principal.tenant_filter))
 
 
 @router.delete("/{dataset_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a dataset", responses={404: {"description": "Unknown dataset"}})
-def delete_dataset(dataset_id: str, store: StoreDep) -> Response:
+def delete_dataset(dataset_id: str, store: StoreDep, principal: CurrentPrincipal) -> Response:
     """Remove it; jobs still queued on it fail with a clear message."""
-    store.delete_dataset(dataset_id)
+    store.delete_dataset(dataset_id, tenant=principal.tenant_filter)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

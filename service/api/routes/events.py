@@ -4,7 +4,7 @@ from typing import Annotated
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse
 
-from ..deps import SettingsDep, StoreDep, quick_read
+from ..deps import CurrentPrincipal, SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..streams import job_event_stream
 
@@ -30,12 +30,15 @@ stream opened on a finished job replays the points after the cursor and ends."""
                        404: {"description": "Unknown job"},
                        422: {"description": "Bad cursor"}})
 async def job_events(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+                     principal: CurrentPrincipal,
                      after: Annotated[int, Query(ge=0, description="Send points with seq > after")] = 0,
                      last_event_id: Annotated[str | None, Header(max_length=20)] = None,
                      ) -> EventSourceResponse:
     """Status, metric points and the end of one job, pushed as they are stored."""
     cursor = _cursor(after, last_event_id)
-    job = await quick_read(store, store.get_job, job_id, with_spec=False)  # 404 before streaming
+    # 404 (unknown, or another tenant's) before the stream starts; the stream then follows by id
+    job = await quick_read(store, store.get_job, job_id, with_spec=False,
+                           tenant=principal.tenant_filter)
     stream = job_event_stream(request.app.state.events, store, job, cursor,
                               settings.events_keepalive_seconds)
     return EventSourceResponse(stream, headers={"Cache-Control": "no-cache",

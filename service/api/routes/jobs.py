@@ -6,7 +6,7 @@ from fastapi.responses import JSONResponse
 
 from ...jobs import Status
 from ...specs import JobSpec
-from ..deps import SettingsDep, StoreDep, quick_read
+from ..deps import CurrentPrincipal, SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..examples import JOB_EXAMPLES
 from ..schemas import JobOut, JobPage, JobSummary
@@ -23,38 +23,48 @@ ERRORS = {404: {"description": "Unknown job"},
                               "Idempotency-Key already created"},
                         409: {"description": "Idempotency-Key reused with a different body"},
                         413: {"description": "Body too large"},
-                        422: {"description": "Invalid spec; `loc` names the field"}})
+                        422: {"description": "Invalid spec; `loc` names the field"},
+                        429: {"description": "The key's active-job quota (queued + running) is "
+                              "full, or its rate limit; see `Retry-After`"}})
 def submit_job(spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)],
                response: Response, settings: SettingsDep, store: StoreDep,
+               principal: CurrentPrincipal,
                idempotency_key: Annotated[str | None, Header(max_length=200)] = None) -> JobOut:
-    """Validate the spec (shapes, data, server caps), then queue it for a worker."""
-    plan = plan_submission(spec, settings, store)
+    """Validate the spec (shapes, data, server caps, the key's max priority), then queue it for
+    a worker, in the caller's tenant. Idempotency keys are per tenant."""
+    plan = plan_submission(spec, settings, store, principal)
     job, created = store.create_job(plan.spec, param_count=plan.param_count, epochs=plan.epochs,
                                     steps=plan.steps, idempotency_key=idempotency_key,
-                                    request_hash=plan.request_hash)
+                                    request_hash=plan.request_hash, tenant=principal.tenant,
+                                    owner=principal.key_name, priority=spec.priority,
+                                    max_active_jobs=principal.limit("max_active_jobs"))
     response.status_code = status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK
     response.headers["Location"] = f"/v1/jobs/{job.id}"
     return JobOut.from_job(job)
 
 
 @router.get("", response_model=JobPage, summary="List jobs, newest first")
-def list_jobs(store: StoreDep, status_filter: Annotated[Status | None, Query(alias="status")] = None,
+def list_jobs(store: StoreDep, principal: CurrentPrincipal,
+              status_filter: Annotated[Status | None, Query(alias="status")] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
               cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
-    """One page of jobs (filtered before the limit); follow next_cursor for more."""
+    """One page of the caller's tenant's jobs (every tenant's for admin keys), filtered before
+    the limit; follow next_cursor for more."""
     try:
-        jobs, next_cursor = store.list_jobs(status=status_filter, limit=limit, cursor=cursor)
+        jobs, next_cursor = store.list_jobs(status=status_filter, limit=limit, cursor=cursor,
+                                            tenant=principal.tenant_filter)
     except ValueError as exc:
         raise validation_error([(("query", "cursor"), str(exc), cursor)]) from None
     return JobPage(items=[JobSummary.from_job(job) for job in jobs], next_cursor=next_cursor)
 
 
 @router.get("/{job_id}", response_model=JobOut, summary="Get a job", responses=ERRORS)
-async def get_job(job_id: str, store: StoreDep) -> JobOut:
+async def get_job(job_id: str, store: StoreDep, principal: CurrentPrincipal) -> JobOut:
     """Status, progress, timestamps, final metrics, error and spec. Cheap to poll whatever the
     job's size: inline data sources show `n_rows` and `n_features` instead of their `x`/`y`
     arrays (GET /v1/jobs/{id}/spec has them)."""
-    return JobOut.from_job(await quick_read(store, store.get_job, job_id, with_spec=False))
+    return JobOut.from_job(await quick_read(store, store.get_job, job_id, with_spec=False,
+                                            tenant=principal.tenant_filter))
 
 
 @router.get("/{job_id}/spec", response_class=JSONResponse, summary="Get a job's full spec",
@@ -63,22 +73,22 @@ async def get_job(job_id: str, store: StoreDep) -> JobOut:
                              "content": {"application/json": {"schema": {
                                  "$ref": "#/components/schemas/JobSpec"}}}},
                        404: ERRORS[404]})
-def get_job_spec(job_id: str, store: StoreDep) -> JSONResponse:
+def get_job_spec(job_id: str, store: StoreDep, principal: CurrentPrincipal) -> JSONResponse:
     """The job's normalised spec exactly as it was accepted (defaults filled in, inline `x`/`y`
     arrays included; these can be megabytes, so job responses leave them out)."""
-    return JSONResponse(store.get_job(job_id, with_spec=True).spec)
+    return JSONResponse(store.get_job(job_id, with_spec=True, tenant=principal.tenant_filter).spec)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut, summary="Cancel a job", responses=ERRORS)
-def cancel_job(job_id: str, store: StoreDep) -> JobOut:
+def cancel_job(job_id: str, store: StoreDep, principal: CurrentPrincipal) -> JobOut:
     """A queued job is cancelled at once; a running one stops at its next step (metrics kept).
     409 when the job has already ended."""
-    return JobOut.from_job(store.request_cancel(job_id))
+    return JobOut.from_job(store.request_cancel(job_id, tenant=principal.tenant_filter))
 
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a finished job", responses=ERRORS)
-def delete_job(job_id: str, store: StoreDep) -> Response:
+def delete_job(job_id: str, store: StoreDep, principal: CurrentPrincipal) -> Response:
     """Remove a job that has ended, with its metrics and parameters (409 while it is active)."""
-    store.delete_job(job_id)
+    store.delete_job(job_id, tenant=principal.tenant_filter)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,7 @@ from ...jobs.results import export_parameters
 from ...jobs.results import NonFiniteOutput
 from ...jobs.results import predict as run_model
 from ...specs import ModelSpec, model_widths
-from ..deps import SettingsDep, StoreDep
+from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import PREDICT_EXAMPLES
 from ..schemas import MetricPointOut, MetricsPage, Prediction, PredictRequest
@@ -24,10 +24,11 @@ EXTENSIONS = {"json": "json", "safetensors": "safetensors", "npz": "npz"}
 
 @router.get("/metrics", response_model=MetricsPage, summary="Training metrics",
             responses={404: {"description": "Unknown job"}})
-def get_metrics(job_id: str, store: StoreDep, after: Annotated[int, Query(ge=0)] = 0,
+def get_metrics(job_id: str, store: StoreDep, principal: CurrentPrincipal,
+                after: Annotated[int, Query(ge=0)] = 0,
                 limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000) -> MetricsPage:
     """Step points ({"loss"}) and epoch points (train/val loss and error) with seq > after."""
-    points = store.get_metrics(job_id, after=after, limit=limit)
+    points = store.get_metrics(job_id, after=after, limit=limit, tenant=principal.tenant_filter)
     return MetricsPage(points=[MetricPointOut.from_point(p) for p in points],
                        next_after=points[-1].seq if points else after)
 
@@ -37,13 +38,13 @@ def get_metrics(job_id: str, store: StoreDep, after: Annotated[int, Query(ge=0)]
                              "or npz (no pickle)",
                              "content": {"application/json": {}, "application/octet-stream": {}}},
                        **NO_PARAMETERS})
-def get_parameters(job_id: str, store: StoreDep,
+def get_parameters(job_id: str, store: StoreDep, principal: CurrentPrincipal,
                    fmt: Annotated[Literal["json", "safetensors", "npz"], Query(alias="format")]
                    = "json",
                    layout: Literal["needle", "torch"] = "needle") -> Response:
     """The model's state: needle layout (Linear weight (in, out)) or torch layout (loads into
     the equivalent torch.nn module with a strict load_state_dict)."""
-    job, parameters = _trained(store, job_id)
+    job, parameters = _trained(store, job_id, principal.tenant_filter)
     body, media_type = export_parameters(job, parameters, fmt, layout)
     filename = f"{job.id}-{layout}.{EXTENSIONS[fmt]}"
     return Response(content=body, media_type=media_type,
@@ -53,9 +54,9 @@ def get_parameters(job_id: str, store: StoreDep,
 @router.post("/predict", response_model=Prediction, summary="Classify rows with a trained model",
              responses={**NO_PARAMETERS, 422: {"description": "Wrong width or non-finite input"}})
 def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)],
-            store: StoreDep, settings: SettingsDep) -> Prediction:
+            store: StoreDep, settings: SettingsDep, principal: CurrentPrincipal) -> Prediction:
     """Run the trained model in eval mode (BatchNorm uses its running statistics)."""
-    job, parameters = _trained(store, job_id)
+    job, parameters = _trained(store, job_id, principal.tenant_filter)
     model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
     in_width, _ = model_widths(MODEL_ADAPTER.validate_python(model_spec))
     if len(request.x) > settings.max_inline_rows:
@@ -73,9 +74,9 @@ def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_example
         raise validation_error([(("body", "x", exc.rows[0]), str(exc), None)]) from None
 
 
-def _trained(store: JobStore, job_id: str) -> tuple[Job, bytes]:
-    job = store.get_job(job_id, with_spec=False)
-    parameters = store.get_parameters(job_id)
+def _trained(store: JobStore, job_id: str, tenant: str | None) -> tuple[Job, bytes]:
+    job = store.get_job(job_id, with_spec=False, tenant=tenant)  # NotFound for another tenant's
+    parameters = store.get_parameters(job_id, tenant=tenant)
     if parameters is None:
         raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
     return job, parameters

@@ -1,0 +1,172 @@
+"""API keys and tenants over HTTP: 401s, another tenant's objects are 404 on every route, lists
+and idempotency keys are per tenant, admins see everything, `serve` refuses to start exposed
+without a key."""
+import subprocess
+import sys
+
+import httpx
+import pytest
+
+from .server import Server, free_port, wait_for
+from .specs import spirals
+from .test_datasets import npz_bytes
+
+import numpy as np
+
+AUTH_ENV = {"NEEDLE_AUTH": "required", "NEEDLE_AUTH_CACHE_SECONDS": "0.2"}
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    """A server that requires keys, with tenants alice (two keys), bob and an admin."""
+    server = Server(tmp_path_factory.mktemp("auth"), workers=1, env=AUTH_ENV)
+    keys = {"alice": server.create_key("alice"),
+            "alice2": server.create_key("alice2", "--tenant", "alice"),
+            "bob": server.create_key("bob"), "root": server.create_key("root", "--admin")}
+    server.start()
+    clients = {name: server.client_for(key) for name, key in keys.items()}
+    yield server, clients
+    for client in clients.values():
+        client.close()
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def alice_objects(secured):
+    """A succeeded job and a dataset of tenant alice."""
+    server, clients = secured
+    job = clients["alice"].post("/v1/jobs", json=spirals(epochs=1)).json()
+    wait_for(lambda: clients["alice"].get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded",
+             60, "alice's job to succeed")
+    x = np.random.default_rng(0).normal(size=(30, 2))
+    dataset = clients["alice"].post("/v1/datasets", files={"file": ("d.npz", npz_bytes(
+        x=x, y=np.arange(30) % 3))}).json()
+    return job["id"], dataset["id"]
+
+
+def _assert_unauthorized(response: httpx.Response) -> None:
+    assert response.status_code == 401, response.text
+    assert response.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+def test_missing_malformed_and_unknown_keys_are_401(secured):
+    server, _ = secured
+    _assert_unauthorized(server.client.get("/v1/jobs"))
+    _assert_unauthorized(server.client.post("/v1/jobs", json=spirals()))
+    _assert_unauthorized(server.client.get("/v1/jobs", headers={"Authorization": "Basic YTpi"}))
+    _assert_unauthorized(server.client.get("/v1/datasets", headers={"Authorization": "Bearer"}))
+    _assert_unauthorized(server.client.get("/v1/jobs", headers={"Authorization": "Bearer nsk_nope"}))
+    _assert_unauthorized(server.client.get("/v1/no-such-route"))  # no route map for strangers
+
+
+def test_health_readiness_and_docs_stay_open(secured):
+    server, _ = secured
+    for path in ("/healthz", "/readyz", "/docs", "/openapi.json"):
+        assert server.client.get(path).status_code == 200, path
+
+
+def test_openapi_declares_the_bearer_scheme_for_swagger_authorize(secured):
+    server, _ = secured
+    document = server.client.get("/openapi.json").json()
+    assert document["components"]["securitySchemes"]["APIKey"] == {
+        "type": "http", "scheme": "bearer",
+        "description": document["components"]["securitySchemes"]["APIKey"]["description"]}
+    submit = document["paths"]["/v1/jobs"]["post"]
+    assert submit["security"] == [{"APIKey": []}] and "401" in submit["responses"]
+
+
+def test_a_revoked_key_is_refused(secured):
+    server, _ = secured
+    key = server.create_key("short-lived")
+    with server.client_for(key) as client:
+        assert client.get("/v1/jobs").status_code == 200
+        revoked = server.keys_command("revoke", "short-lived")
+        assert revoked.returncode == 0 and "revoked" in revoked.stdout
+        response = wait_for(lambda: (r := client.get("/v1/jobs")).status_code == 401 and r, 30,
+                            "the revocation to reach the API")
+        _assert_unauthorized(response)
+        assert "revoked" in response.json()["detail"]
+    listing = server.keys_command("list")
+    assert "'short-lived'" in listing.stdout and "revoked" in listing.stdout
+
+
+def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_objects):
+    _, clients = secured
+    job_id, dataset_id = alice_objects
+    bob = clients["bob"]
+    for method, path, body in [
+            ("GET", f"/v1/jobs/{job_id}", None), ("GET", f"/v1/jobs/{job_id}/spec", None),
+            ("GET", f"/v1/jobs/{job_id}/metrics", None),
+            ("GET", f"/v1/jobs/{job_id}/parameters", None),
+            ("GET", f"/v1/jobs/{job_id}/parameters?format=safetensors", None),
+            ("POST", f"/v1/jobs/{job_id}/predict", {"x": [[0.1, 0.2]]}),
+            ("POST", f"/v1/jobs/{job_id}/cancel", None), ("DELETE", f"/v1/jobs/{job_id}", None),
+            ("GET", f"/v1/datasets/{dataset_id}", None), ("DELETE", f"/v1/datasets/{dataset_id}", None)]:
+        response = bob.request(method, path, json=body)
+        assert response.status_code == 404, (method, path, response.text)
+        assert job_id not in response.text or "not found" in response.text
+    # the same 404 as for an id that never existed: nothing tells bob the job exists
+    assert bob.get(f"/v1/jobs/{job_id}").json() == {"detail": f"job {job_id} not found"}
+    on_alices_data = spirals()
+    on_alices_data["data"] = {"type": "dataset", "id": dataset_id}
+    refused = bob.post("/v1/jobs", json=on_alices_data)
+    assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["body", "data", "id"]
+    # nothing was touched: alice (and her second key) still see both
+    for name in ("alice", "alice2"):
+        assert clients[name].get(f"/v1/jobs/{job_id}").status_code == 200
+        assert clients[name].get(f"/v1/datasets/{dataset_id}").status_code == 200
+        assert clients[name].post(f"/v1/jobs/{job_id}/predict", json={"x": [[0.1, 0.2]]}).status_code == 200
+    trained = clients["alice2"].post("/v1/jobs", json=on_alices_data)
+    assert trained.status_code == 202, trained.text  # same tenant, other key: allowed
+
+
+def test_lists_are_per_tenant_and_admins_see_every_tenant(secured, alice_objects):
+    _, clients = secured
+    job_id, dataset_id = alice_objects
+    bobs_job = clients["bob"].post("/v1/jobs", json=spirals(seed=5)).json()
+    assert bobs_job["tenant"] == "bob"
+
+    def listed(name: str) -> tuple[set, set]:
+        jobs = {j["id"] for j in clients[name].get("/v1/jobs?limit=500").json()["items"]}
+        return jobs, {d["id"] for d in clients[name].get("/v1/datasets").json()}
+
+    bob_jobs, bob_datasets = listed("bob")
+    alice_jobs, alice_datasets = listed("alice")
+    admin_jobs, admin_datasets = listed("root")
+    assert bobs_job["id"] in bob_jobs and job_id not in bob_jobs and not bob_datasets & {dataset_id}
+    assert job_id in alice_jobs and bobs_job["id"] not in alice_jobs and dataset_id in alice_datasets
+    assert {job_id, bobs_job["id"]} <= admin_jobs and dataset_id in admin_datasets
+    assert clients["root"].get(f"/v1/jobs/{job_id}/spec").status_code == 200
+    assert {j["tenant"] for j in clients["root"].get("/v1/jobs?limit=500").json()["items"]} >= {"alice", "bob"}
+
+
+def test_idempotency_keys_are_per_tenant(secured):
+    _, clients = secured
+    headers = {"Idempotency-Key": "shared-key-1"}
+    first = clients["alice"].post("/v1/jobs", json=spirals(seed=11), headers=headers)
+    other = clients["bob"].post("/v1/jobs", json=spirals(seed=12), headers=headers)
+    assert (first.status_code, other.status_code) == (202, 202)
+    assert first.json()["id"] != other.json()["id"]
+    replay = clients["alice2"].post("/v1/jobs", json=spirals(seed=11), headers=headers)
+    assert replay.status_code == 200 and replay.json()["id"] == first.json()["id"]
+
+
+def test_serve_refuses_to_start_on_all_interfaces_without_a_key(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "service.cli", "serve", "--host", "0.0.0.0",
+                           "--port", str(free_port()), "--data-dir", str(tmp_path), "--workers",
+                           "0"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "needle-service keys create" in done.stderr and "--admin" in done.stderr
+
+
+def test_an_admin_key_from_the_environment_is_created_at_start(tmp_path):
+    token = "a-deployment-secret-of-at-least-32-characters"
+    server = Server(tmp_path, workers=0, env={**AUTH_ENV, "NEEDLE_ADMIN_KEY": token}).start()
+    try:
+        _assert_unauthorized(server.client.get("/v1/jobs"))
+        with server.client_for(token) as admin:
+            assert admin.get("/v1/jobs").status_code == 200
+            assert admin.post("/v1/jobs", json=spirals()).json()["tenant"] == "admin"
+        assert "env-admin-" in server.keys_command("list").stdout
+    finally:
+        server.stop()
