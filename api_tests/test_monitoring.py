@@ -2,6 +2,7 @@
 the store (as the API lists it), HTTP figures by route template."""
 from prometheus_client.parser import text_string_to_metric_families
 
+from .server import wait_for
 from .specs import spirals
 
 
@@ -18,6 +19,8 @@ def samples(family, name: str | None = None) -> dict[tuple, float]:
 
 
 def test_job_figures_match_the_store(server):
+    wait_for(lambda: server.client.get("/readyz").json()["workers_registered"] == 2, 60,
+             "both workers to register")  # a loaded machine may take seconds to start one
     for seed in range(3):
         server.train(spirals(seed=seed))
     queued = server.submit(spirals(seed=9, epochs=50))["id"]
