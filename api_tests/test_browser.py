@@ -101,3 +101,38 @@ def _screenshot(page, tmp_path: Path) -> None:
     if os.environ.get("NEEDLE_UPDATE_SCREENSHOT") == "1":
         SCREENSHOT.parent.mkdir(exist_ok=True)
         shutil.copy(shot, SCREENSHOT)
+
+
+@pytest.fixture(scope="module")
+def secured_site(tmp_path_factory):
+    """A server that requires API keys, and one key."""
+    server = Server(tmp_path_factory.mktemp("browser-auth"), workers=1,
+                    env={"NEEDLE_AUTH": "required"})
+    key = server.create_key("dashboard")
+    server.start()
+    yield server, key
+    server.stop()
+
+
+def test_dashboard_sends_the_saved_api_key(browser, secured_site):  # noqa: F811
+    server, key = secured_site
+    with server.client_for(key) as client:
+        job = client.post("/v1/jobs", json=spirals(seed=3, epochs=3)).json()
+        wait_for(lambda: client.get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded", 60,
+                 "the job to succeed")
+        points = len(client.get(f"/v1/jobs/{job['id']}/metrics/series").json()["step"])
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    try:
+        page.goto(f"{server.client.base_url}/ui/")
+        page.locator("#banner", has_text="401").wait_for()  # the page loads; its data needs a key
+        page.fill("#api-key", key)
+        page.click("#key-form button")
+        page.locator(f'tr[data-job-id="{job["id"]}"]').wait_for()
+        page.goto(f"{server.client.base_url}/ui/#/job/{job['id']}")
+        page.locator(".status.succeeded").first.wait_for()  # read with the key
+        assert _points(page.locator("#loss-chart"), page, above=0) == points
+        assert page.evaluate("localStorage.getItem('needle.apiKey')") == key
+    finally:
+        context.close()
