@@ -53,9 +53,15 @@ async def hold_streams(base_url: str, job_ids: list[str], count: int, ready_file
     every stream has its first event."""
     limits = httpx.Limits(max_connections=count + 8, max_keepalive_connections=0)
     async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=None) as client:
+        # as the dashboard does: the display series (here once per job), then the stream from
+        # its last point
+        after = {job_id: (await client.get(f"/v1/jobs/{job_id}/metrics/series",
+                                           params={"points": 2000})).json()["last_seq"]
+                 for job_id in job_ids}
         started = [asyncio.Event() for _ in range(count)]
-        tasks = [asyncio.create_task(_drain(client, job_ids[i % len(job_ids)], started[i]))
-                 for i in range(count)]
+        jobs = [job_ids[i % len(job_ids)] for i in range(count)]
+        tasks = [asyncio.create_task(_drain(client, job, after[job], started[i]))
+                 for i, job in enumerate(jobs)]
         await asyncio.gather(*(event.wait() for event in started))
         ready_file.write_text("ready")
         stop = asyncio.Event()
@@ -65,8 +71,8 @@ async def hold_streams(base_url: str, job_ids: list[str], count: int, ready_file
             task.cancel()
 
 
-async def _drain(client: httpx.AsyncClient, job_id: str, started: asyncio.Event) -> None:
-    async with client.stream("GET", f"/v1/jobs/{job_id}/events") as response:
+async def _drain(client: httpx.AsyncClient, job_id: str, after: int, started: asyncio.Event) -> None:
+    async with client.stream("GET", f"/v1/jobs/{job_id}/events", params={"after": after}) as response:
         async for _ in response.aiter_bytes():
             started.set()
 

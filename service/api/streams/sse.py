@@ -4,10 +4,13 @@ points are sent in seq order and only those with seq > the last one sent."""
 import asyncio
 from collections.abc import AsyncIterator
 
+from starlette.concurrency import run_in_threadpool
+
 from ...jobs import Job, JobStore
-from ..deps import quick_read
 from .encoding import KEEPALIVE, end_event, job_json, metric_event, retry_field, status_event
-from .hub import PAGE, EventHub, JobFeed
+from .hub import EventHub, JobFeed
+
+REPLAY_PAGE = 2_000  # points per replay read; on a thread, so a long replay never stalls the loop
 
 
 async def job_event_stream(hub: EventHub, store: JobStore, job: Job, cursor: int,
@@ -57,10 +60,10 @@ async def _replay(store: JobStore, job_id: str, cursor: int,
                   until: int | None) -> AsyncIterator[tuple[bytes, int]]:
     """Stored points after cursor, a page per chunk, while cursor < until (None: all)."""
     while until is None or cursor < until:
-        points = await quick_read(store, store.get_metrics, job_id, after=cursor, limit=PAGE)
+        points = await run_in_threadpool(store.get_metrics, job_id, after=cursor, limit=REPLAY_PAGE)
         if not points:
             return
         cursor = points[-1].seq
         yield b"".join(metric_event(p) for p in points), cursor
-        if len(points) < PAGE:
+        if len(points) < REPLAY_PAGE:
             return
