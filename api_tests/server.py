@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-TERMINAL = {"succeeded", "failed", "cancelled"}
+TERMINAL = {"succeeded", "failed", "cancelled", "pruned"}
 FAST_WORKER_ENV = {"NEEDLE_POLL_SECONDS": "0.02", "NEEDLE_HEARTBEAT_SECONDS": "0.5",
                    "NEEDLE_WORKER_NICE": "0", "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
 
@@ -179,3 +179,22 @@ class Server:
         job = self.finish(self.submit(spec)["id"], timeout, interval)
         assert job["status"] == "succeeded", (job["error"], self.log())
         return job
+
+    def submit_sweep(self, sweep: dict) -> dict:
+        """POST a sweep that must be accepted; returns it."""
+        response = self.client.post("/v1/sweeps", json=sweep)
+        assert response.status_code == 202, response.text
+        return response.json()
+
+    def sweep(self, sweep_id: str) -> dict:
+        """GET one sweep (with its trials)."""
+        response = self.client.get(f"/v1/sweeps/{sweep_id}")
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def finish_sweep(self, sweep_id: str, timeout: float = 120) -> dict:
+        """Poll (gently) until every trial of the sweep has ended; returns the sweep."""
+        def ended():
+            sweep = self.sweep(sweep_id)
+            return sweep if sweep["status"] != "running" else None
+        return wait_for(ended, timeout, f"sweep {sweep_id} to end", interval=0.2)

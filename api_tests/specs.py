@@ -36,3 +36,15 @@ def long_teacher(epochs: int, seed: int = 0) -> dict:
         "data": {"type": "teacher", "n_samples": 2000, "n_features": 20, "n_classes": 4},
         "training": {"epochs": epochs, "batch_size": 32, "seed": seed},
     }
+
+
+def sweep_base(epochs: int = 9) -> dict:
+    """A small, stable spirals job for sweeps (layer norm, no dropout): about 0.1 s of training."""
+    return {
+        "model": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 32, "num_blocks": 1,
+                  "num_classes": 3, "norm": "layernorm", "drop_prob": 0.0},
+        "optimizer": {"type": "adam", "lr": 0.01},
+        "data": {"type": "spirals", "n_samples": 600, "seed": 0,
+                 "validation": {"type": "fraction", "fraction": 0.25}},
+        "training": {"epochs": epochs, "batch_size": 32, "seed": 0},
+    }

@@ -187,3 +187,19 @@ def test_an_admin_key_from_the_environment_is_created_at_start(tmp_path):
         assert "env-admin-" in server.keys_command("list").stdout
     finally:
         server.stop()
+
+
+def test_another_tenants_sweep_is_404_and_its_trials_are_the_creators(secured):
+    from .specs import sweep_base
+    server, clients = secured
+    sweep = clients["alice"].post("/v1/sweeps", json={"base": sweep_base(epochs=1), "parameters": {
+        "optimizer.lr": {"values": [0.01, 0.02]}}}).json()
+    trial_job = sweep["trials"][0]["job_id"]
+    assert clients["alice"].get(f"/v1/jobs/{trial_job}").json()["tenant"] == "alice"
+    for method, path in (("GET", f"/v1/sweeps/{sweep['id']}"), ("POST", f"/v1/sweeps/{sweep['id']}/cancel"),
+                         ("DELETE", f"/v1/sweeps/{sweep['id']}"), ("GET", f"/v1/jobs/{trial_job}")):
+        assert clients["bob"].request(method, path).status_code == 404, (method, path)
+    assert sweep["id"] not in [s["id"] for s in clients["bob"].get("/v1/sweeps").json()["items"]]
+    assert sweep["id"] in [s["id"] for s in clients["root"].get("/v1/sweeps").json()["items"]]
+    assert clients["alice2"].get(f"/v1/sweeps/{sweep['id']}").status_code == 200  # same tenant
+    clients["alice"].post(f"/v1/sweeps/{sweep['id']}/cancel")

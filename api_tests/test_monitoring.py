@@ -2,6 +2,8 @@
 the store (as the API lists it), HTTP figures by route template."""
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.jobs import Status
+
 from .server import wait_for
 from .specs import spirals
 
@@ -30,8 +32,7 @@ def test_job_figures_match_the_store(server):
     families = scrape(server)
 
     by_status = {labels[0][1]: value for labels, value in samples(families["needle_jobs"]).items()}
-    expected = {status: sum(job["status"] == status for job in jobs)
-                for status in ("queued", "running", "succeeded", "failed", "cancelled")}
+    expected = {status.value: sum(job["status"] == status.value for job in jobs) for status in Status}
     assert by_status == expected
     assert samples(families["needle_workers_alive"]) == {(): 2.0}
     steps = samples(families["needle_training_steps"], "needle_training_steps_total")

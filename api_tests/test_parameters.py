@@ -52,7 +52,7 @@ def test_torch_layout_loads_strictly_and_predicts_the_same(server, resnet_job):
     torch = pytest.importorskip("torch")
     from safetensors.torch import load as load_torch
 
-    from tests.torch_mirror import mlp_resnet
+    from service.client.torch_twin import mlp_resnet
 
     spec = resnet_job["spec"]["model"]
     module = mlp_resnet(2, spec["hidden_dim"], spec["num_blocks"], 3, spec["drop_prob"])

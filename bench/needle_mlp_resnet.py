@@ -83,7 +83,7 @@ def torch_epoch(x, y, seed, threads, fused=None):
 
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
-    from tests.torch_mirror import mlp_resnet
+    from service.client.torch_twin import mlp_resnet
     model = mlp_resnet(FEATURES, HIDDEN, BLOCKS, CLASSES, drop_prob=0.1)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-3, fused=fused)
     loss_fn = torch.nn.CrossEntropyLoss()

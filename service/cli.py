@@ -1,5 +1,6 @@
-"""needle-service: `serve` the API (with local workers), run a `worker`, manage API `keys`, or
-write `openapi` JSON."""
+"""needle-service: `serve` the API (with local workers), run a `worker`, manage API `keys`,
+write `openapi` JSON; and, as a client of a running server: `submit`, `jobs`, `params`,
+`predict`, `datasets`."""
 import argparse
 import gc
 import os
@@ -16,7 +17,10 @@ WORKER_OPTIONS = ("data_dir", "database_url", "mnist_dir")
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface; every option falls back to NEEDLE_<NAME>, then the default."""
-    parser = argparse.ArgumentParser(prog="needle-service", description=__doc__)
+    from .console import EXIT_STATUS
+    parser = argparse.ArgumentParser(prog="needle-service", description=__doc__,
+                                     epilog=EXIT_STATUS,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
 
     serve = commands.add_parser("serve", help="run the HTTP API and its local worker processes")
@@ -39,6 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
     openapi.add_argument("--output", type=Path, default=Path("openapi.json"))
     openapi.add_argument("--check", action="store_true",
                          help="exit 1 if the file differs from the generated schema")
+
+    from .console import add_client_commands  # the client commands (service.client over HTTP)
+    add_client_commands(commands)
     return parser
 
 
@@ -139,6 +146,8 @@ def openapi(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry point."""
     args = build_parser().parse_args(argv)
+    if getattr(args, "handler", None) is not None:  # commands that carry their own handler
+        return args.handler(args)
     return {"serve": serve, "worker": worker, "keys": keys, "openapi": openapi}[args.command](args)
 
 

@@ -12,7 +12,7 @@ from .dashboard import install_dashboard
 from .docs import install_docs
 from .errors import install_error_handlers
 from .monitoring import install_monitoring
-from .routes import datasets, events, health, jobs, outputs, series
+from .routes import datasets, events, health, jobs, outputs, series, sweeps
 from .security_headers import SecurityHeadersMiddleware
 from .streams import EventHub
 
@@ -40,7 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(AuthMiddleware, settings=settings)
     app.add_middleware(SecurityHeadersMiddleware)  # added later runs earlier: 401s get them too
     install_error_handlers(app)
-    for module in (jobs, events, outputs, series, datasets):
+    for module in (jobs, events, outputs, series, datasets, sweeps):
         app.include_router(module.router, responses=AUTH_RESPONSES)
     app.include_router(health.router)
     install_monitoring(app)  # its middleware is added last: it runs first and times everything

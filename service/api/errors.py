@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from ..jobs import ActiveJobsQuotaExceeded, Conflict, NotFound, StorageQuotaExceeded
+from ..specs.errors import plain_loc
 
 log = logging.getLogger(__name__)
 Loc = tuple[str | int, ...]
@@ -33,32 +34,12 @@ def validation_error(issues: list[tuple[Loc, str, Any]]) -> RequestValidationErr
 
 
 def strip_union_tags(loc: Loc, body: Any) -> Loc:
-    """Drop the discriminator values pydantic inserts into locations, so that
+    """Drop the discriminator values pydantic inserts into body locations, so that
     ("body", "model", "sequential", "layers", 2) becomes ("body", "model", "layers", 2):
-    a path that exists in the submitted JSON.
-
-    Every object with a "type" in a job spec is a tagged-union member, and pydantic puts the tag
-    right after the object's own path, so the first matching part below an object is its tag
-    (then e.g. {"type": "fraction", "fraction": 2} yields ..., "fraction", "fraction")."""
+    a path that exists in the submitted JSON (see specs.errors.plain_loc)."""
     if not loc or loc[0] != "body" or body is None:
         return loc
-    out: list[str | int] = [loc[0]]
-    node, tag_skipped = body, False
-    for part in loc[1:]:
-        if isinstance(node, dict) and not tag_skipped and node.get("type") == part:
-            tag_skipped = True
-            continue
-        out.append(part)
-        node, tag_skipped = _child(node, part), False
-    return tuple(out)
-
-
-def _child(node: Any, part: str | int) -> Any:
-    if isinstance(node, dict):
-        return node.get(part)
-    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-        return node[part]
-    return None
+    return (loc[0], *plain_loc(loc[1:], body))
 
 
 def _small_input(value: Any) -> bool:

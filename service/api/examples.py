@@ -80,3 +80,33 @@ PREDICTION_EXAMPLE = {"logits": [[2.1, -0.4, -1.3]], "probabilities": [[0.89, 0.
 DATASET_EXAMPLE = {"id": "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e", "name": "xor", "n_rows": 4,
                    "n_features": 2, "n_classes": 2, "size_bytes": 530,
                    "created_at": "2026-01-01T12:00:00Z", "tenant": "default"}
+
+_SWEEP_BASE = {
+    "model": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 32, "num_blocks": 1,
+              "num_classes": 3},
+    "optimizer": {"type": "adam", "lr": 0.01},
+    "data": {"type": "spirals", "n_samples": 600, "n_classes": 3,
+             "validation": {"type": "fraction", "fraction": 0.2}},
+    "training": {"epochs": 9, "batch_size": 32, "seed": 0},
+}
+SWEEP_EXAMPLES = {
+    "grid": {
+        "summary": "3 x 3 grid over learning rate and width, 2 trials at a time",
+        "value": {"base": _SWEEP_BASE,
+                  "parameters": {"optimizer.lr": {"values": [0.0001, 0.003, 0.03]},
+                                 "model.hidden_dim": {"values": [8, 16, 32]}},
+                  "strategy": {"type": "grid"},
+                  "objective": {"metric": "val_loss", "mode": "min"},
+                  "max_parallel": 2},
+    },
+    "random_asha": {
+        "summary": "12 random trials (log-uniform learning rate), pruned by ASHA",
+        "value": {"base": _SWEEP_BASE,
+                  "parameters": {"optimizer.lr": {"type": "loguniform", "low": 1e-5, "high": 0.1},
+                                 "model.hidden_dim": {"type": "int_uniform", "low": 8, "high": 48}},
+                  "strategy": {"type": "random", "n_trials": 12, "seed": 7},
+                  "objective": {"metric": "val_error", "mode": "min"},
+                  "max_parallel": 2,
+                  "early_stopping": {"type": "asha", "grace_epochs": 1, "reduction_factor": 3}},
+    },
+}

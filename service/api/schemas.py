@@ -50,6 +50,9 @@ class JobSummary(_Out):
     error: str | None
     tenant: str = Field(description="The owning tenant (the creating API key's)")
     priority: int = Field(description="Higher is claimed first")
+    sweep_id: str | None = Field(default=None, description="The sweep this job is a trial of")
+    trial: int | None = Field(default=None, description="Its number in the sweep (from 0)")
+    params: dict[str, Any] | None = Field(default=None, description="A trial's parameter values")
 
     @classmethod
     def from_job(cls, job: Job, **extra: Any) -> "JobSummary":
@@ -61,7 +64,8 @@ class JobSummary(_Out):
                    started_at=_utc(job.started_at), finished_at=_utc(job.finished_at),
                    cancel_requested=job.cancel_requested, has_parameters=job.has_parameters,
                    param_count=job.param_count, result=job.result, error=job.error,
-                   tenant=job.tenant, priority=job.priority, **extra)
+                   tenant=job.tenant, priority=job.priority, sweep_id=job.sweep_id, trial=job.trial,
+                   params=job.params, **extra)
 
 
 class JobOut(JobSummary):

@@ -68,6 +68,9 @@ class JobExecution:
             if isinstance(event, EpochDone):
                 self.pending.append(("epoch", event.epoch, event.step, json_safe(event.metrics)))
                 self._flush(run)
+                # recording an epoch may have pruned a sweep trial: look now, so it stops
+                # exactly at the epoch end rather than a few steps into the next epoch
+                self.last_check = float("-inf")
                 if event.epoch % every == 0 and event.epoch < run.epochs:
                     self._checkpoint_in_background(run)
             else:
@@ -78,6 +81,8 @@ class JobExecution:
                 return "lost"
             if state is LeaseState.cancel:
                 return self._end(Status.cancelled, run=run)
+            if state is LeaseState.prune:
+                return self._end(Status.pruned, run=run)
             if self.should_stop():
                 return self._release(run)
         return self._end(Status.succeeded, run=run)
@@ -174,8 +179,8 @@ class JobExecution:
         if run is not None:
             self._flush(run)
             result = json_safe(run.result())
-            if status is Status.cancelled:
-                result["stopped"] = "cancelled"
+            if status in (Status.cancelled, Status.pruned):
+                result["stopped"] = status.value
             parameters = parameters_to_bytes(run.state_dict(), self.job.spec["model"])
         if not self.store.finish(self.lease, status, error=error, result=result, parameters=parameters):
             log.warning("job %s: lease lost before it could end as %s", self.job.id, status.value)

@@ -20,9 +20,10 @@ from psycopg.types.json import Jsonb
 from .briefs import brief_spec
 from .postgres_pool import NOT_RECOVERED, ConnectionPool, run_with_retry
 from .postgres_schema import MIGRATIONS, applied_version, apply_migrations
+from . import sweep_sql
 from .postgres_events import ChangeListener
 from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
-                      MetricPoint, Status)
+                      MetricPoint, PruneDecision, Status, Sweep, TrialPlan)
 from .store import Conflict, JobStore, LeaseState, NotFound, check_active_jobs, check_storage
 from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
 
@@ -31,7 +32,8 @@ T = TypeVar("T")
 
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
                "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
-               "has_parameters, idempotency_key, tenant, owner, priority")
+               "has_parameters, idempotency_key, tenant, owner, priority, sweep_id, params, trial, objective, "
+               "pruned_at")
 DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at, tenant, owner"
 KEY_COLUMNS = ("name, tenant, admin, max_active_jobs, max_dataset_bytes, max_priority, rate_limit, "
                "max_job_cost, created_at, revoked_at")
@@ -69,14 +71,16 @@ def _job_from_row(row: tuple, spec: dict | None = None) -> Job:
     """Build a Job from a row selected with JOB_COLUMNS (whose spec column is the brief spec)."""
     (job_id, status, brief, param_count, created_at, started_at, finished_at, epoch, epochs, step,
      steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters,
-     idempotency_key, tenant, owner, priority) = row
+     idempotency_key, tenant, owner, priority, sweep_id, params, trial, objective, pruned_at) = row
     return Job(id=job_id, status=Status(status), spec=spec, param_count=param_count,
                created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
                epochs=epochs, step=step, steps=steps, attempt=attempt, worker_id=worker_id,
                lease_expires_at=lease_expires_at, cancel_requested=cancel_requested, error=error,
                result=None if result is None else json.loads(result),
                has_parameters=has_parameters, idempotency_key=idempotency_key,
-               brief=brief_spec(brief), tenant=tenant, owner=owner, priority=priority)
+               brief=brief_spec(brief), tenant=tenant, owner=owner, priority=priority,
+               sweep_id=sweep_id, params=None if params is None else json.loads(params), trial=trial,
+               objective=objective, pruned_at=pruned_at)
 
 
 def _dataset_from_row(row: tuple) -> Dataset:
@@ -95,6 +99,46 @@ def _key_from_row(row: tuple) -> ApiKey:
 def _scope(tenant: str | None, column: str = "tenant") -> str:
     """An extra WHERE condition on the %(tenant)s parameter (none for None: admins)."""
     return "" if tenant is None else f" AND {column} = %(tenant)s"
+
+
+class _Db(sweep_sql.Db):
+    """sweep_sql over one PostgreSQL connection inside a transaction (qmark SQL -> %s)."""
+
+    def __init__(self, conn: psycopg.Connection):
+        self.conn = conn
+
+    def all(self, sql: str, args: tuple = ()) -> list[tuple]:
+        cursor = self.conn.execute(sql.replace("?", "%s"), args)
+        return cursor.fetchall() if cursor.description is not None else []
+
+    def run(self, sql: str, args: tuple = ()) -> int:
+        return self.conn.execute(sql.replace("?", "%s"), args).rowcount
+
+    def json_param(self, value) -> Jsonb:
+        return Jsonb(value)
+
+    def lock_sweep(self, sweep_id: str) -> str | None:
+        row = self.conn.execute("SELECT tenant FROM sweeps WHERE id = %s FOR UPDATE",
+                                (sweep_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def active_jobs(self, owner: str | None) -> int:
+        self.conn.execute(QUOTA_LOCK, (owner,))  # the lock create_job's quota check takes
+        return self.conn.execute("""SELECT COUNT(*) FROM jobs WHERE owner IS NOT DISTINCT FROM %s
+                                    AND status IN ('queued', 'running')""", (owner,)).fetchone()[0]
+
+    def jobs(self, where: str, args: tuple = ()) -> list[Job]:
+        return [_job_from_row(row) for row in self.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", args)]
+
+    def brief(self, spec: dict) -> dict:
+        return brief_spec(spec)
+
+
+def _promote(conn: psycopg.Connection, sweep_ids) -> None:
+    """Queue the next waiting trials of these sweeps (each locked first), waking idle workers."""
+    db = _Db(conn)
+    if sum(sweep_sql.promote_waiting(db, sweep_id) for sweep_id in sorted(set(sweep_ids) - {None})):
+        conn.execute(NOTIFY_JOBS, ("promoted",))
 
 
 def _fence(lease: Lease, **extra: Any) -> dict[str, Any]:
@@ -255,11 +299,13 @@ class PostgresStore(JobStore):
         """Queued -> cancelled; running -> cancel_requested; terminal -> Conflict."""
         def op(conn: psycopg.Connection) -> Job:
             with conn.transaction():
+                sweep_id = sweep_sql.lock_trial_sweep(_Db(conn), job_id)  # the sweep before the job
                 job = self._fetch_job(conn, job_id, lock=True, tenant=tenant)
-                if job.status == Status.queued:
+                if job.status in (Status.queued, Status.waiting):
                     conn.execute("""UPDATE jobs SET status = 'cancelled', cancel_requested = TRUE,
                                     finished_at = %s WHERE id = %s""", (time.time(), job_id))
                     conn.execute("DELETE FROM checkpoints WHERE job_id = %s", (job_id,))
+                    _promote(conn, [sweep_id])
                 elif job.status == Status.running:
                     conn.execute("UPDATE jobs SET cancel_requested = TRUE WHERE id = %s", (job_id,))
                 else:
@@ -278,6 +324,7 @@ class PostgresStore(JobStore):
                 job = self._fetch_job(conn, job_id, lock=True, tenant=tenant)
                 if not job.status.terminal:
                     raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
+                sweep_sql.ensure_not_trial(_Db(conn), job_id)
                 conn.execute("DELETE FROM jobs WHERE id = %s", (job_id,))
 
         def recover(conn: psycopg.Connection) -> Any:
@@ -406,21 +453,29 @@ class PostgresStore(JobStore):
     def _expire(conn: psycopg.Connection, max_attempts: int, condition: str) -> int:
         params = {"now": time.time(), "max": max_attempts}
         with conn.transaction():
+            # the sweeps of the trials about to end first (lock order: sweep, then its trials)
+            for (sweep_id,) in conn.execute(
+                    f"""SELECT DISTINCT sweep_id FROM jobs WHERE status = 'running' AND {condition}
+                        AND sweep_id IS NOT NULL ORDER BY sweep_id""", params).fetchall():
+                _Db(conn).lock_sweep(sweep_id)
+            # ends: cancelled (a client asked), pruned (its sweep decided), failed (attempts used up)
+            stop = "(cancel_requested OR pruned_at IS NOT NULL OR attempt >= %(max)s)"
             rows = conn.execute(
                 f"""UPDATE jobs SET
                         status = CASE WHEN cancel_requested THEN 'cancelled'
+                                      WHEN pruned_at IS NOT NULL THEN 'pruned'
                                       WHEN attempt >= %(max)s THEN 'failed' ELSE 'queued' END,
-                        error = CASE WHEN NOT cancel_requested AND attempt >= %(max)s
+                        error = CASE WHEN NOT cancel_requested AND pruned_at IS NULL
+                                          AND attempt >= %(max)s
                                      THEN 'worker lost; gave up after ' || attempt || ' attempts'
                                      ELSE error END,
-                        finished_at = CASE WHEN cancel_requested OR attempt >= %(max)s
-                                           THEN %(now)s ELSE finished_at END,
-                        worker_id = CASE WHEN cancel_requested OR attempt >= %(max)s
-                                         THEN worker_id END,
+                        finished_at = CASE WHEN {stop} THEN %(now)s ELSE finished_at END,
+                        worker_id = CASE WHEN {stop} THEN worker_id END,
                         lease_expires_at = NULL
                     WHERE status = 'running' AND {condition}
-                    RETURNING id, status""", params).fetchall()
-            ended = [job_id for job_id, status in rows if status != Status.queued.value]
+                    RETURNING id, status, sweep_id""", params).fetchall()
+            ended = [job_id for job_id, status, _ in rows if status != Status.queued.value]
+            _promote(conn, [sweep_id for _, status, sweep_id in rows if status != Status.queued.value])
             if ended:
                 conn.execute("DELETE FROM checkpoints WHERE job_id = ANY(%s)", (ended,))
             if len(ended) < len(rows):
@@ -431,7 +486,7 @@ class PostgresStore(JobStore):
         """Renew the lease; report a cancel request or a lost lease."""
         def op(conn: psycopg.Connection) -> LeaseState:
             row = conn.execute(f"""UPDATE jobs SET lease_expires_at = %(until)s WHERE {FENCE}
-                                   RETURNING cancel_requested""",
+                                   RETURNING cancel_requested, pruned_at""",
                                _fence(lease, until=time.time() + lease_seconds)).fetchone()
             return _lease_state(row)
         return self._run(op)
@@ -439,7 +494,8 @@ class PostgresStore(JobStore):
     def check(self, lease: Lease) -> LeaseState:
         """Read-only heartbeat: one indexed primary-key lookup."""
         return self._run(lambda conn: _lease_state(
-            conn.execute(f"SELECT cancel_requested FROM jobs WHERE {FENCE}", _fence(lease)).fetchone()))
+            conn.execute(f"SELECT cancel_requested, pruned_at FROM jobs WHERE {FENCE}",
+                         _fence(lease)).fetchone()))
 
     def set_progress(self, lease: Lease, *, epoch: int, step: int, epochs: int, steps: int) -> bool:
         """Record completed epoch/step counts and totals."""
@@ -452,14 +508,20 @@ class PostgresStore(JobStore):
         """Append points in order; the job row lock (FOR UPDATE) keeps one writer at a time."""
         rows = [(lease.job_id, kind, epoch, step, json.dumps(values)) for kind, epoch, step, values in points]
 
+        epoch_points = any(kind == "epoch" for kind, _, _, _ in points)
+
         def op(conn: psycopg.Connection) -> bool:
             with conn.transaction():
+                if epoch_points:  # may decide a pruning: the sweep's lock before the job's
+                    sweep_sql.lock_trial_sweep(_Db(conn), lease.job_id)
                 if not _hold(conn, lease):
                     return False
                 if rows:
                     with conn.cursor() as cur:
                         cur.executemany("""INSERT INTO metrics (job_id, kind, epoch, step, vals)
                                            VALUES (%s, %s, %s, %s, %s)""", rows)
+                if epoch_points:
+                    sweep_sql.record_epochs(_Db(conn), lease.job_id, points)
                 return True
 
         def recover(conn: psycopg.Connection) -> Any:
@@ -512,6 +574,7 @@ class PostgresStore(JobStore):
 
         def op(conn: psycopg.Connection) -> bool:
             with conn.transaction():
+                sweep_id = sweep_sql.lock_trial_sweep(_Db(conn), lease.job_id)
                 done = conn.execute(
                     f"""UPDATE jobs SET status = %(status)s, error = %(error)s, result = %(result)s,
                         finished_at = %(now)s, lease_expires_at = NULL,
@@ -524,6 +587,7 @@ class PostgresStore(JobStore):
                     conn.execute("""INSERT INTO parameters (job_id, blob) VALUES (%s, %s)
                                     ON CONFLICT (job_id) DO UPDATE SET blob = EXCLUDED.blob""",
                                  (lease.job_id, parameters))
+                _promote(conn, [sweep_id])
                 return True
 
         def recover(conn: psycopg.Connection) -> Any:
@@ -550,6 +614,68 @@ class PostgresStore(JobStore):
                                (lease.job_id, lease.attempt)).fetchone()
             return True if row is not None else NOT_RECOVERED
         return self._run(op, recover)
+
+    # ---- sweeps ----
+    def _in_transaction(self, op: Callable[["_Db"], T],
+                        recover: Callable[[psycopg.Connection], Any] | None = None) -> T:
+        def run(conn: psycopg.Connection) -> T:
+            with conn.transaction():
+                return op(_Db(conn))
+        return self._run(run, recover)
+
+    def create_sweep(self, spec: dict, trials: list[TrialPlan], *, tenant: str = DEFAULT_TENANT,
+                     owner: str | None = None, max_active_jobs: int | None = None) -> Sweep:
+        """Insert the sweep and its trials (the first max_parallel queued) in one transaction,
+        the quota count under the owner's advisory lock (as in create_job)."""
+        sweep_id = sweep_sql.new_sweep_id()
+
+        def op(db: _Db) -> Sweep:
+            sweep_sql.insert_sweep(db, sweep_id, spec, trials, tenant=tenant, owner=owner,
+                                   max_active_jobs=max_active_jobs)
+            db.conn.execute(NOTIFY_JOBS, (sweep_id,))
+            return sweep_sql.get_sweep(db, sweep_id)
+
+        def recover(conn: psycopg.Connection) -> Any:  # the lost try may have committed
+            try:
+                return sweep_sql.get_sweep(_Db(conn), sweep_id)
+            except NotFound:
+                return NOT_RECOVERED
+        return self._in_transaction(op, recover)
+
+    def get_sweep(self, sweep_id: str, *, tenant: str | None = None) -> Sweep:
+        """The sweep with its trial counts, or NotFound."""
+        return self._in_transaction(lambda db: sweep_sql.get_sweep(db, sweep_id, tenant))
+
+    def list_sweeps(self, *, limit: int = 50, cursor: str | None = None,
+                    tenant: str | None = None) -> tuple[list[Sweep], str | None]:
+        """Newest first, with cursor pagination."""
+        return self._in_transaction(lambda db: sweep_sql.list_sweeps(db, limit, cursor, tenant))
+
+    def sweep_trials(self, sweep_id: str, *, tenant: str | None = None) -> list[Job]:
+        """Trials in trial order."""
+        return self._in_transaction(lambda db: sweep_sql.sweep_trials(db, sweep_id, tenant))
+
+    def sweep_decisions(self, sweep_id: str, *, tenant: str | None = None) -> list[PruneDecision]:
+        """Early-stopping decisions in the order they were made."""
+        return self._in_transaction(lambda db: sweep_sql.decisions(db, sweep_id, tenant))
+
+    def cancel_sweep(self, sweep_id: str, *, tenant: str | None = None) -> Sweep:
+        """Cancel every trial that has not ended (running ones at their next step)."""
+        def op(db: _Db) -> Sweep:
+            sweep_sql.cancel_sweep(db, sweep_id, tenant)
+            return sweep_sql.get_sweep(db, sweep_id)
+
+        def recover(conn: psycopg.Connection) -> Any:
+            sweep = sweep_sql.get_sweep(_Db(conn), sweep_id, tenant)
+            return sweep if sweep.cancel_requested else NOT_RECOVERED
+        return self._in_transaction(op, recover)
+
+    def delete_sweep(self, sweep_id: str, *, tenant: str | None = None) -> None:
+        """Remove an ended sweep and its trials."""
+        def recover(conn: psycopg.Connection) -> Any:
+            gone = conn.execute("SELECT 1 FROM sweeps WHERE id = %s", (sweep_id,)).fetchone() is None
+            return None if gone else NOT_RECOVERED
+        self._in_transaction(lambda db: sweep_sql.delete_sweep(db, sweep_id, tenant), recover)
 
     # ---- workers registry ----
     def register_worker(self, worker_id: str, info: dict) -> None:
@@ -687,10 +813,11 @@ def _hold(conn: psycopg.Connection, lease: Lease) -> bool:
 
 
 def _lease_state(row: tuple | None) -> LeaseState:
-    """LeaseState from a fenced row holding cancel_requested (None: the lease is gone)."""
+    """LeaseState from a fenced row's (cancel_requested, pruned_at); None: the lease is gone.
+    A client's cancel wins over its sweep's prune."""
     if row is None:
         return LeaseState.lost
-    return LeaseState.cancel if row[0] else LeaseState.ok
+    return LeaseState.cancel if row[0] else LeaseState.prune if row[1] is not None else LeaseState.ok
 
 
 def _parse_cursor(cursor: str | None) -> int | None:

@@ -10,15 +10,23 @@ DEFAULT_TENANT = "default"
 class Status(str, Enum):
     """Lifecycle of a training job."""
 
+    waiting = "waiting"      # a sweep trial held back by the sweep's max_parallel; becomes queued
+                             # (in trial order) when an earlier trial of its sweep ends
     queued = "queued"        # waiting for a worker to claim it (new, or re-queued after a lost worker)
     running = "running"      # claimed by exactly one worker, which holds a renewable lease
     succeeded = "succeeded"  # training finished; parameters stored
     failed = "failed"        # ended with an error message (bad data, NaN loss, attempts exhausted, ...)
     cancelled = "cancelled"  # stopped by a client; metrics recorded so far are kept
+    pruned = "pruned"        # a sweep trial stopped by its sweep's early-stopping rule (ASHA or
+                             # median) at an epoch end; its metrics and parameters are kept
 
     @property
     def terminal(self) -> bool:
-        return self in (Status.succeeded, Status.failed, Status.cancelled)
+        """The job has ended for good (nothing will change it again)."""
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset({Status.succeeded, Status.failed, Status.cancelled, Status.pruned})
 
 
 @dataclass(frozen=True)
@@ -50,6 +58,11 @@ class Job:
     tenant: str = DEFAULT_TENANT      # who owns it: other tenants never see it
     owner: str | None = None          # name of the API key that created it (quota accounting)
     priority: int = 0                 # higher is claimed first (spec["priority"])
+    sweep_id: str | None = None          # the sweep this job is a trial of
+    params: dict[str, Any] | None = None  # a trial's parameter values (dotted path -> value)
+    trial: int | None = None             # a trial's number in its sweep's creation order (from 0)
+    objective: float | None = None       # a trial's sweep objective at its last recorded epoch
+    pruned_at: int | None = None         # the epoch at which its sweep decided to prune it
 
 
 @dataclass(frozen=True)
@@ -105,6 +118,46 @@ class ApiKey:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A hyperparameter sweep; its trials are jobs with this sweep_id."""
+
+    id: str
+    spec: dict[str, Any]              # the normalised sweep spec (its base briefed)
+    created_at: float
+    n_trials: int
+    max_parallel: int
+    metric: str                       # objective metric, e.g. "val_loss"
+    mode: str                         # "min" | "max"
+    early_stopping: dict[str, Any] | None = None
+    cancel_requested: bool = False
+    counts: dict[str, int] = field(default_factory=dict)   # trials by status (reads fill it)
+    tenant: str = DEFAULT_TENANT      # who owns it (and its trials): other tenants never see it
+    owner: str | None = None          # name of the API key that created it
+
+
+@dataclass(frozen=True)
+class PruneDecision:
+    """An early-stopping decision: trial job_id, at an epoch end, kept or pruned (made once)."""
+
+    seq: int                          # the order in which decisions were made (per store)
+    job_id: str
+    epoch: int
+    value: float | None               # the trial's objective at that epoch (None: not finite)
+    keep: bool
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What the store needs to create one trial job."""
+
+    spec: dict[str, Any]
+    params: dict[str, Any]
+    param_count: int
+    epochs: int
+    steps: int
 
 
 @dataclass(frozen=True)

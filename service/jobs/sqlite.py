@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Iterator
 
 from .briefs import brief_spec
+from . import sweep_sql
 from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
-                      MetricPoint, Status)
+                      MetricPoint, PruneDecision, Status, Sweep, TrialPlan)
 from .sqlite_schema import apply_migrations
 from .store import (Conflict, JobStore, LeaseState, NotFound, check_active_jobs,
                     check_storage)
@@ -21,7 +22,8 @@ from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_
 # jobs.spec holds the brief spec; the full one is in job_specs.full_spec (schema version 2)
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
                "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
-               "has_parameters, idempotency_key, tenant, owner, priority")
+               "has_parameters, idempotency_key, tenant, owner, priority, sweep_id, params, trial, objective, "
+               "pruned_at")
 DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at, tenant, owner"
 KEY_COLUMNS = ("name, tenant, admin, max_active_jobs, max_dataset_bytes, max_priority, rate_limit, "
                "max_job_cost, created_at, revoked_at")
@@ -55,7 +57,7 @@ def _job(row: tuple, full_spec: str | None = None) -> Job:
     """A Job from JOB_COLUMNS; `spec` only when the full spec's JSON is given."""
     (id_, status, brief, param_count, created_at, started_at, finished_at, epoch, epochs, step, steps,
      attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters, key,
-     tenant, owner, priority) = row
+     tenant, owner, priority, sweep_id, params, trial, objective, pruned_at) = row
     spec = json.loads(full_spec) if full_spec is not None else None
     return Job(id=id_, status=Status(status), spec=spec, param_count=param_count,
                created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
@@ -63,7 +65,9 @@ def _job(row: tuple, full_spec: str | None = None) -> Job:
                lease_expires_at=lease_expires_at, cancel_requested=bool(cancel_requested),
                error=error, result=json.loads(result) if result is not None else None,
                has_parameters=bool(has_parameters), idempotency_key=key,
-               brief=_brief(brief), tenant=tenant, owner=owner, priority=priority)
+               brief=_brief(brief), tenant=tenant, owner=owner, priority=priority, sweep_id=sweep_id,
+               params=json.loads(params) if params is not None else None, trial=trial,
+               objective=objective, pruned_at=pruned_at)
 
 
 def _brief(text: str) -> dict:
@@ -71,6 +75,14 @@ def _brief(text: str) -> dict:
     test spares the walk for the usual spec without inline data)."""
     spec = json.loads(text)
     return brief_spec(spec) if '"inline"' in text else spec
+
+
+def _lease_state(row: tuple | None) -> LeaseState:
+    """From a fenced row's (cancel_requested, pruned_at); None: the lease is gone. A client's
+    cancel wins over its sweep's prune."""
+    if row is None:
+        return LeaseState.lost
+    return LeaseState.cancel if row[0] else LeaseState.prune if row[1] is not None else LeaseState.ok
 
 
 def _dataset(row: tuple) -> Dataset:
@@ -85,6 +97,44 @@ def _key(row: tuple) -> ApiKey:
                   max_dataset_bytes=max_dataset_bytes, max_priority=max_priority,
                   rate_limit=rate_limit, max_job_cost=max_job_cost, created_at=created_at,
                   revoked_at=revoked_at)
+
+
+class _Db(sweep_sql.Db):
+    """sweep_sql over one SQLite connection (inside BEGIN IMMEDIATE, which locks every sweep)."""
+
+    def __init__(self, conn: sqlite3.Connection):
+        self.conn = conn
+
+    def all(self, sql: str, args: tuple = ()) -> list[tuple]:
+        return self.conn.execute(sql, args).fetchall()
+
+    def run(self, sql: str, args: tuple = ()) -> int:
+        return self.conn.execute(sql, args).rowcount
+
+    def json_param(self, value) -> str:
+        return json.dumps(value)
+
+    def lock_sweep(self, sweep_id: str) -> str | None:
+        row = self.one("SELECT tenant FROM sweeps WHERE id = ?", (sweep_id,))
+        return None if row is None else row[0]
+
+    def active_jobs(self, owner: str | None) -> int:
+        return self.one("SELECT COUNT(*) FROM jobs WHERE owner IS ? AND status IN (?, ?)",
+                        (owner, *ACTIVE))[0]
+
+    def jobs(self, where: str, args: tuple = ()) -> list[Job]:
+        return [_job(row) for row in self.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", args)]
+
+    def brief(self, spec: dict) -> dict:
+        return brief_spec(spec)
+
+
+def _promote(conn: sqlite3.Connection, job_ids) -> None:
+    """Queue the next waiting trials of the sweeps these (just ended) jobs belong to."""
+    db = _Db(conn)
+    for sweep_id in {sweep_id for job_id in job_ids
+                     if (sweep_id := sweep_sql.lock_trial_sweep(db, job_id)) is not None}:
+        sweep_sql.promote_waiting(db, sweep_id)
 
 
 class SQLiteStore(JobStore):
@@ -247,10 +297,11 @@ class SQLiteStore(JobStore):
             job = self._get(conn, job_id, tenant=tenant)
             if job.status.terminal:
                 raise Conflict(f"job {job_id} is already {job.status.value}")
-            if job.status is Status.queued:
+            if job.status in (Status.queued, Status.waiting):
                 conn.execute("UPDATE jobs SET status = 'cancelled', finished_at = ?, cancel_requested = 1 "
                              "WHERE id = ?", (time.time(), job_id))
                 conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (job_id,))
+                _promote(conn, [job_id])
             else:
                 conn.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?", (job_id,))
             return self._get(conn, job_id)
@@ -261,6 +312,7 @@ class SQLiteStore(JobStore):
             job = self._get(conn, job_id, tenant=tenant)
             if not job.status.terminal:
                 raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
+            sweep_sql.ensure_not_trial(_Db(conn), job_id)
             for table in ("metrics", "checkpoints", "parameters", "job_specs"):
                 conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
@@ -340,6 +392,9 @@ class SQLiteStore(JobStore):
             ended = conn.execute(
                 f"UPDATE jobs SET status = 'cancelled', finished_at = ?, lease_expires_at = NULL "
                 f"{base} AND cancel_requested = 1 RETURNING id", (now, *args)).fetchall()
+            ended += conn.execute(  # its sweep pruned it before its worker could end it
+                f"UPDATE jobs SET status = 'pruned', finished_at = ?, lease_expires_at = NULL "
+                f"{base} AND pruned_at IS NOT NULL RETURNING id", (now, *args)).fetchall()
             ended += conn.execute(
                 "UPDATE jobs SET status = 'failed', finished_at = ?, lease_expires_at = NULL, "
                 "error = 'worker lost; gave up after ' || attempt || ' attempts' "
@@ -348,22 +403,24 @@ class SQLiteStore(JobStore):
                 f"UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL {base}",
                 args).rowcount
             conn.executemany("DELETE FROM checkpoints WHERE job_id = ?", ended)
+            _promote(conn, [job_id for (job_id,) in ended])
         return len(ended) + requeued
 
     def heartbeat(self, lease: Lease, lease_seconds: float) -> LeaseState:
         """Extend the lease while it is still ours."""
         with self._write() as conn:
-            row = conn.execute(f"UPDATE jobs SET lease_expires_at = ? WHERE {FENCE} RETURNING cancel_requested",
+            row = conn.execute(f"UPDATE jobs SET lease_expires_at = ? WHERE {FENCE} "
+                               "RETURNING cancel_requested, pruned_at",
                                (time.time() + lease_seconds, *_fence(lease))).fetchone()
-        return LeaseState.lost if row is None else LeaseState.cancel if row[0] else LeaseState.ok
+        return _lease_state(row)
 
     def check(self, lease: Lease) -> LeaseState:
         """One primary-key read: is the job still ours, and was it cancelled?"""
-        row = self._one("SELECT status, worker_id, attempt, cancel_requested FROM jobs WHERE id = ?",
-                        (lease.job_id,))
+        row = self._one("SELECT status, worker_id, attempt, cancel_requested, pruned_at FROM jobs "
+                        "WHERE id = ?", (lease.job_id,))
         if row is None or row[:3] != (Status.running.value, lease.worker_id, lease.attempt):
             return LeaseState.lost
-        return LeaseState.cancel if row[3] else LeaseState.ok
+        return _lease_state(row[3:])
 
     def set_progress(self, lease: Lease, *, epoch: int, step: int, epochs: int, steps: int) -> bool:
         """Record completed epoch/step and planned totals."""
@@ -382,6 +439,7 @@ class SQLiteStore(JobStore):
             conn.executemany("INSERT INTO metrics (job_id, kind, epoch, step, vals) VALUES (?, ?, ?, ?, ?)",
                              [(lease.job_id, kind, epoch, step, json.dumps(values).encode())
                               for kind, epoch, step, values in points])
+            sweep_sql.record_epochs(_Db(conn), lease.job_id, points)
             return True
 
     def truncate_metrics(self, lease: Lease, *, after_step: int) -> bool:
@@ -424,6 +482,7 @@ class SQLiteStore(JobStore):
                 conn.execute("INSERT OR REPLACE INTO parameters (job_id, blob) VALUES (?, ?)",
                              (lease.job_id, parameters))
             conn.execute("DELETE FROM checkpoints WHERE job_id = ?", (lease.job_id,))
+            _promote(conn, [lease.job_id])
             return True
 
     def release(self, lease: Lease) -> bool:
@@ -432,6 +491,45 @@ class SQLiteStore(JobStore):
             return conn.execute(
                 f"UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires_at = NULL WHERE {FENCE}",
                 _fence(lease)).rowcount == 1
+
+    # ---- sweeps ----
+    def create_sweep(self, spec: dict, trials: list[TrialPlan], *, tenant: str = DEFAULT_TENANT,
+                     owner: str | None = None, max_active_jobs: int | None = None) -> Sweep:
+        """Insert the sweep and its trials (the first max_parallel queued) in one transaction;
+        BEGIN IMMEDIATE holds the write lock from the quota count to the inserts."""
+        sweep_id = sweep_sql.new_sweep_id()
+        with self._write() as conn:
+            sweep_sql.insert_sweep(_Db(conn), sweep_id, spec, trials, tenant=tenant, owner=owner,
+                                   max_active_jobs=max_active_jobs)
+            return sweep_sql.get_sweep(_Db(conn), sweep_id)
+
+    def get_sweep(self, sweep_id: str, *, tenant: str | None = None) -> Sweep:
+        """The sweep with its trial counts, or NotFound."""
+        return sweep_sql.get_sweep(_Db(self._conn()), sweep_id, tenant)
+
+    def list_sweeps(self, *, limit: int = 50, cursor: str | None = None,
+                    tenant: str | None = None) -> tuple[list[Sweep], str | None]:
+        """Newest first, with cursor pagination."""
+        return sweep_sql.list_sweeps(_Db(self._conn()), limit, cursor, tenant)
+
+    def sweep_trials(self, sweep_id: str, *, tenant: str | None = None) -> list[Job]:
+        """Trials in trial order."""
+        return sweep_sql.sweep_trials(_Db(self._conn()), sweep_id, tenant)
+
+    def sweep_decisions(self, sweep_id: str, *, tenant: str | None = None) -> list[PruneDecision]:
+        """Early-stopping decisions in the order they were made."""
+        return sweep_sql.decisions(_Db(self._conn()), sweep_id, tenant)
+
+    def cancel_sweep(self, sweep_id: str, *, tenant: str | None = None) -> Sweep:
+        """Cancel every trial that has not ended (running ones at their next step)."""
+        with self._write() as conn:
+            sweep_sql.cancel_sweep(_Db(conn), sweep_id, tenant)
+            return sweep_sql.get_sweep(_Db(conn), sweep_id)
+
+    def delete_sweep(self, sweep_id: str, *, tenant: str | None = None) -> None:
+        """Remove an ended sweep and its trials."""
+        with self._write() as conn:
+            sweep_sql.delete_sweep(_Db(conn), sweep_id, tenant)
 
     # ---- workers registry ----
     def register_worker(self, worker_id: str, info: dict) -> None:

@@ -97,6 +97,41 @@ MIGRATIONS: list[str] = [
         revoked_at REAL
     );
     """,
+    # 4: hyperparameter sweeps; their trials are jobs with a sweep_id (status 'waiting' while
+    # max_parallel holds them back); early-stopping decisions are made once per (trial, epoch)
+    """
+    CREATE TABLE sweeps (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        id TEXT NOT NULL UNIQUE,
+        spec TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        n_trials INTEGER NOT NULL,
+        max_parallel INTEGER NOT NULL,
+        metric TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        early_stopping TEXT,
+        cancel_requested INTEGER NOT NULL DEFAULT 0,
+        tenant TEXT NOT NULL DEFAULT 'default',
+        owner TEXT
+    );
+    ALTER TABLE jobs ADD COLUMN sweep_id TEXT;
+    ALTER TABLE jobs ADD COLUMN trial INTEGER;
+    ALTER TABLE jobs ADD COLUMN params TEXT;
+    ALTER TABLE jobs ADD COLUMN objective REAL;
+    ALTER TABLE jobs ADD COLUMN pruned_at INTEGER;
+    CREATE INDEX jobs_sweep_trial ON jobs (sweep_id, trial);
+    CREATE TABLE sweep_decisions (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        sweep_id TEXT NOT NULL,
+        job_id TEXT NOT NULL,
+        epoch INTEGER NOT NULL,
+        value REAL,
+        keep INTEGER NOT NULL,
+        UNIQUE (job_id, epoch)
+    );
+    CREATE INDEX sweep_decisions_rung ON sweep_decisions (sweep_id, epoch);
+    CREATE INDEX sweeps_tenant_seq ON sweeps (tenant, seq);
+    """,
 ]
 
 

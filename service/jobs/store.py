@@ -11,7 +11,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
 from enum import Enum
 
-from .records import DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve, MetricPoint, Status
+from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
+                      MetricPoint, PruneDecision, Status, Sweep, TrialPlan)
 
 
 class StoreError(Exception):
@@ -42,11 +43,13 @@ class StorageQuotaExceeded(QuotaExceeded):
     """The key's stored dataset bytes would exceed its quota (413)."""
 
 
-def check_active_jobs(owner: str | None, used: int, limit: int) -> None:
-    """ActiveJobsQuotaExceeded when the owner already has `limit` active jobs (for stores)."""
-    if used >= limit:
+def check_active_jobs(owner: str | None, used: int, limit: int, adding: int = 1) -> None:
+    """ActiveJobsQuotaExceeded when the owner's `used` active jobs plus the `adding` new ones
+    (a sweep queues up to max_parallel trials at once) would pass `limit` (for stores)."""
+    if used + adding > limit:
+        queues = "" if adding == 1 else f" and this sweep would queue {adding} more at once"
         raise ActiveJobsQuotaExceeded(f"key {owner!r} already has {used} active (queued or running) "
-                                      f"jobs; its quota is {limit}", limit=limit, used=used)
+                                      f"jobs{queues}; its quota is {limit}", limit=limit, used=used)
 
 
 def check_storage(owner: str | None, used: int, adding: int, limit: int) -> None:
@@ -64,6 +67,7 @@ class LeaseState(str, Enum):
     ok = "ok"                # keep going
     cancel = "cancel"        # a client asked to cancel: stop at this step, keep metrics
     lost = "lost"            # the lease is no longer ours (expired and re-claimed, deleted): stop writing
+    prune = "prune"          # the job's sweep pruned it (early stopping): stop now, end as pruned
 
 
 class JobStore(ABC):
@@ -120,13 +124,13 @@ class JobStore(ABC):
 
     @abstractmethod
     def request_cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
-        """Queued -> cancelled at once; running -> cancel_requested (the worker stops at its next
+        """Queued (or waiting) -> cancelled at once; running -> cancel_requested (the worker stops at its next
         step); terminal -> Conflict; unknown -> NotFound. Returns the updated job (spec None)."""
 
     @abstractmethod
     def delete_job(self, job_id: str, *, tenant: str | None = None) -> None:
         """Remove a terminal job and all its data (metrics, checkpoint, parameters);
-        Conflict if not terminal, NotFound if unknown."""
+        Conflict if not terminal or a sweep's trial (delete the sweep), NotFound if unknown."""
 
     @abstractmethod
     def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000,
@@ -196,7 +200,9 @@ class JobStore(ABC):
 
     @abstractmethod
     def add_metrics(self, lease: Lease, points: list[tuple[str, int, int, dict]]) -> bool:
-        """Append (kind, epoch, step, values) points; seq is assigned by the store."""
+        """Append (kind, epoch, step, values) points; seq is assigned by the store. For a sweep
+        trial, in the same transaction (sweep locked), an epoch point updates its objective and,
+        at a deciding epoch, makes the early-stopping decision once (see sweep_sql)."""
 
     @abstractmethod
     def truncate_metrics(self, lease: Lease, *, after_step: int) -> bool:
@@ -213,11 +219,50 @@ class JobStore(ABC):
     @abstractmethod
     def finish(self, lease: Lease, status: Status, *, error: str | None = None,
                result: dict | None = None, parameters: bytes | None = None) -> bool:
-        """End the job (succeeded / failed / cancelled), store parameters, drop the checkpoint."""
+        """End the job (succeeded / failed / cancelled / pruned), store parameters, drop the
+        checkpoint; a sweep trial ending queues its sweep's next waiting trial."""
 
     @abstractmethod
     def release(self, lease: Lease) -> bool:
         """Graceful shutdown: back to queued (keeping the checkpoint) for another worker."""
+
+    # ---- sweeps ----
+    @abstractmethod
+    def create_sweep(self, spec: dict, trials: list[TrialPlan], *, tenant: str = DEFAULT_TENANT,
+                     owner: str | None = None, max_active_jobs: int | None = None) -> Sweep:
+        """Insert the sweep (spec: the normalised sweep spec with its objective, max_parallel and
+        early_stopping) and its trial jobs in trial order, atomically: the first max_parallel
+        queued, the rest waiting (queued in order as earlier trials end). Trials belong to the
+        sweep's tenant and owner and take their spec's priority. With max_active_jobs,
+        ActiveJobsQuotaExceeded when the owner's active jobs plus the trials queued at once would
+        pass it; later promotions only replace ended trials, so they never pass it either."""
+
+    @abstractmethod
+    def get_sweep(self, sweep_id: str, *, tenant: str | None = None) -> Sweep:
+        """The sweep with its trial counts by status, or NotFound (also another tenant's)."""
+
+    @abstractmethod
+    def list_sweeps(self, *, limit: int = 50, cursor: str | None = None,
+                    tenant: str | None = None) -> tuple[list[Sweep], str | None]:
+        """Newest first; (page, next_cursor or None); ValueError for a bad cursor."""
+
+    @abstractmethod
+    def sweep_trials(self, sweep_id: str, *, tenant: str | None = None) -> list[Job]:
+        """The sweep's trial jobs in trial order (without their full spec), or NotFound."""
+
+    @abstractmethod
+    def sweep_decisions(self, sweep_id: str, *, tenant: str | None = None) -> list[PruneDecision]:
+        """The sweep's early-stopping decisions in the order they were made, or NotFound."""
+
+    @abstractmethod
+    def cancel_sweep(self, sweep_id: str, *, tenant: str | None = None) -> Sweep:
+        """Cancel waiting and queued trials at once and flag running ones (their workers stop at
+        the next step); Conflict when every trial has ended; NotFound if unknown."""
+
+    @abstractmethod
+    def delete_sweep(self, sweep_id: str, *, tenant: str | None = None) -> None:
+        """Remove an ended sweep with its trials and all their data; Conflict while a trial is
+        active; NotFound if unknown."""
 
     # ---- workers registry (readiness) ----
     @abstractmethod

@@ -52,7 +52,7 @@ def to_torch_layout(key, value):
 
 def test_mlp_resnet_matches_torch_logits_and_gradients():
     torch = pytest.importorskip("torch")
-    from tests.torch_mirror import mlp_resnet
+    from service.client.torch_twin import mlp_resnet
     np.random.seed(0)
     model = MLPResNet(12, hidden_dim=10, num_blocks=2, num_classes=4, drop_prob=0.0)
     reference = mlp_resnet(12, 10, 2, 4, drop_prob=0.0).double()

@@ -94,7 +94,7 @@ def test_keys_follow_attribute_paths_outside_sequential():
 
 def test_keys_match_an_equivalent_torch_module():
     pytest.importorskip("torch")
-    from tests.torch_mirror import mlp_resnet
+    from service.client.torch_twin import mlp_resnet
     ours = set(small_resnet(0).state_dict())
     theirs = {k for k in mlp_resnet(6, 8, 2, 3).state_dict() if not k.endswith("num_batches_tracked")}
     assert ours == theirs

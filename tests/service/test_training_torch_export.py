@@ -8,9 +8,9 @@ torch = pytest.importorskip("torch")
 
 from safetensors.numpy import load as st_load  # noqa: E402
 
+from service.client.torch_twin import from_model_spec  # noqa: E402
 from service.jobs.results import export_parameters, predict  # noqa: E402
 from tests.service.test_results import MLP, SEQUENTIAL, trained  # noqa: E402
-from tests.torch_mirror import from_model_spec  # noqa: E402
 
 
 @pytest.mark.parametrize("model_spec,fmt", [(SEQUENTIAL, "safetensors"), (MLP, "npz")],

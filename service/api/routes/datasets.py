@@ -7,6 +7,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
+from ..csv_rows import arrays_from_csv
 from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import DATASET_JSON_EXAMPLE
@@ -18,8 +19,11 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary",
-                                "description": ".npz with x (N, F) and integer y (N,)"},
-                       "name": {"type": "string", "maxLength": 200}}}},
+                                "description": ".npz with x (N, F) and integer y (N,), or "
+                                "a .csv with a header row (numeric features, integer labels)"},
+                       "name": {"type": "string", "maxLength": 200},
+                       "label_column": {"type": "string", "maxLength": 200, "default": "label",
+                                        "description": "CSV only: the column holding labels"}}}},
     "application/json": {"schema": DatasetCreate.model_json_schema(),
                          "example": DATASET_JSON_EXAMPLE},
 }}}
@@ -33,15 +37,17 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
                         422: {"description": "Malformed dataset"}})
 async def create_dataset(request: Request, response: Response, store: StoreDep,
                          principal: CurrentPrincipal) -> DatasetOut:
-    """Multipart with an .npz `file` (and optional `name`), or JSON {"name", "x", "y"}; it
-    belongs to the caller's tenant. The stored size counts against the key's storage quota."""
+    """Multipart with an .npz or .csv `file` (optional `name`; for CSV, `label_column`,
+    default "label"), or JSON {"name", "x", "y"}; it belongs to the caller's tenant. A
+    malformed CSV is a 422 naming the line and column. The stored size counts against the
+    key's storage quota."""
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         name, prepared = await _from_multipart(request)
     elif content_type.startswith("application/json"):
         name, prepared = await _from_json(request)
     else:
-        raise HTTPException(415, "send multipart/form-data with an .npz file, or JSON")
+        raise HTTPException(415, "send multipart/form-data with an .npz or .csv file, or JSON")
     dataset = await run_in_threadpool(
         store.create_dataset, name=name, blob=prepared.blob, n_rows=prepared.n_rows,
         n_features=prepared.n_features, n_classes=prepared.n_classes, tenant=principal.tenant,
@@ -76,10 +82,16 @@ async def _from_multipart(request: Request) -> tuple[str | None, PreparedDataset
         upload = form.get("file")
         if not isinstance(upload, UploadFile):
             raise validation_error([(("body", "file"), "a multipart field `file` holding an "
-                                     ".npz archive is required", None)])
+                                     ".npz archive or a .csv file is required", None)])
         data = await upload.read()
         name = form.get("name") or upload.filename
-    return (str(name)[:200] if name else None), await _prepare(("body", "file"), data=data)
+        label_column = str(form.get("label_column") or "label")[:200]
+        is_csv = (upload.filename or "").lower().endswith(".csv") or \
+            (upload.content_type or "").startswith("text/csv")
+    name = str(name)[:200] if name else None
+    if is_csv:
+        return name, await _prepare(("body", "file"), data=data, label_column=label_column)
+    return name, await _prepare(("body", "file"), data=data)
 
 
 async def _from_json(request: Request) -> tuple[str | None, PreparedDataset]:
@@ -95,10 +107,17 @@ async def _from_json(request: Request) -> tuple[str | None, PreparedDataset]:
     return payload.name, await _prepare(("body",), x=x, y=y)
 
 
-async def _prepare(loc: tuple, *, data: bytes | None = None, x=None, y=None) -> PreparedDataset:
-    """Parse and check off the event loop; a bad upload is a 422 at `loc`."""
+async def _prepare(loc: tuple, *, data: bytes | None = None, x=None, y=None,
+                   label_column: str | None = None) -> PreparedDataset:
+    """Parse and check off the event loop; a bad upload is a 422 at `loc`. With a
+    `label_column`, `data` is CSV, else .npz."""
     def work() -> PreparedDataset:
-        arrays = arrays_from_npz(data) if data is not None else (x, y)
+        if data is None:
+            arrays = (x, y)
+        elif label_column is not None:
+            arrays = arrays_from_csv(data, label_column)
+        else:
+            arrays = arrays_from_npz(data)
         return prepare_dataset(*arrays)
     try:
         return await run_in_threadpool(work)

@@ -3,7 +3,7 @@
 
 const JobsView = (() => {
   const REFRESH_MS = 2000;
-  const STATUSES = ["", "queued", "running", "succeeded", "failed", "cancelled"];
+  const STATUSES = ["", "waiting", "queued", "running", "succeeded", "failed", "cancelled", "pruned"];
   const { el, fmt, when } = Ui;
 
   function finalMetrics(job) {

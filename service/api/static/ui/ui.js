@@ -33,7 +33,7 @@ const Ui = (() => {
 
   function statusBadge(status) { return el("span", { class: `status ${status}`, text: status }); }
 
-  const ACTIVE = new Set(["queued", "running"]);
+  const ACTIVE = new Set(["waiting", "queued", "running"]);  // cancel applies; the stream is live
 
   function banner(message) {
     const node = document.getElementById("banner");

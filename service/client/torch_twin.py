@@ -1,6 +1,6 @@
 """PyTorch twins of needle models, with the same module nesting and so the same state_dict keys.
 
-Used by the cross-check tests and the benchmark; import it only where torch is installed.
+Used by Client.to_torch, the cross-check tests and the benchmark; imports torch.
 """
 import torch
 from torch import nn

@@ -1,0 +1,74 @@
+"""Client.to_needle and Client.to_torch rebuild the trained model locally: same classes and
+probabilities as the server's /predict (within 1e-5) for every model shape the specs allow."""
+import numpy as np
+import pytest
+
+import needle
+from service.client import Client
+
+NESTED = {"type": "sequential", "layers": [
+    {"type": "linear", "in_features": 2, "out_features": 16},
+    {"type": "residual", "layers": [
+        {"type": "linear", "in_features": 16, "out_features": 8},
+        {"type": "batchnorm1d", "dim": 8, "momentum": 0.3},
+        {"type": "relu"},
+        {"type": "dropout", "p": 0.2},
+        {"type": "sequential", "layers": [
+            {"type": "linear", "in_features": 8, "out_features": 16, "bias": False},
+            {"type": "residual", "layers": [{"type": "layernorm1d", "dim": 16},
+                                            {"type": "identity"}]}]}]},
+    {"type": "flatten"},
+    {"type": "relu"},
+    {"type": "linear", "in_features": 16, "out_features": 3}]}
+MODELS = {
+    "mlp_resnet-batchnorm": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 16,
+                             "num_blocks": 2, "num_classes": 3, "norm": "batchnorm"},
+    "mlp_resnet-layernorm": {"type": "mlp_resnet", "in_features": 2, "hidden_dim": 16,
+                             "num_blocks": 2, "num_classes": 3, "norm": "layernorm"},
+    "nested-sequential-residuals": NESTED,
+}
+ROWS = np.random.default_rng(7).normal(size=(64, 2))  # (64, 2)
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    with Client(str(server.client.base_url), poll_interval=0.05) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def jobs(client):
+    ids = {name: client.submit({"model": model, "optimizer": {"type": "adam", "lr": 0.01},
+                                "data": {"type": "spirals", "n_samples": 300, "seed": 2},
+                                "training": {"epochs": 3, "batch_size": 16}})["id"]
+           for name, model in MODELS.items()}
+    for job_id in ids.values():
+        assert client.wait(job_id, timeout=120)["status"] == "succeeded"
+    return ids
+
+
+def probabilities(logits: np.ndarray) -> np.ndarray:
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_to_needle_predicts_like_the_server(client, jobs, name):
+    served = client.predict(jobs[name], ROWS)
+    model = client.to_needle(jobs[name])
+    assert not model.training
+    logits = model(needle.Tensor(ROWS.astype(np.float32))).numpy().astype(np.float64)
+    np.testing.assert_array_equal(logits.argmax(axis=1), served["classes"])
+    np.testing.assert_allclose(probabilities(logits), served["probabilities"], atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_to_torch_predicts_like_the_server(client, jobs, name):
+    torch = pytest.importorskip("torch")
+    served = client.predict(jobs[name], ROWS)
+    module = client.to_torch(jobs[name])
+    assert isinstance(module, torch.nn.Module) and not module.training
+    with torch.no_grad():
+        logits = module(torch.tensor(ROWS, dtype=torch.float32)).double().numpy()
+    np.testing.assert_array_equal(logits.argmax(axis=1), served["classes"])
+    np.testing.assert_allclose(probabilities(logits), served["probabilities"], atol=1e-5)

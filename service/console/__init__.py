@@ -1,0 +1,16 @@
+"""The client half of the `needle-service` command line: submit and follow jobs, list, show,
+cancel and delete them, download parameters, predict, and manage datasets -- all over HTTP
+through service.client.
+
+Exit status: 0 success (a followed job succeeded); 1 a followed job failed, or the server
+refused or could not be reached; 2 usage error (bad arguments, an unreadable file, a spec or
+request the server rejects as invalid); 3 a followed job was cancelled."""
+from .commands import add_client_commands
+
+EXIT_STATUS = """exit status of the client commands: 0 success (a followed job succeeded); 1 a
+followed job failed, or the server refused the request or could not be reached; 2 usage error
+(bad arguments, an unreadable file, a spec the server rejects as invalid); 3 a followed job
+was cancelled. Every client command takes --url (env NEEDLE_URL, default
+http://127.0.0.1:8000), --api-key (env NEEDLE_API_KEY) and --json."""
+
+__all__ = ["EXIT_STATUS", "add_client_commands"]
