@@ -91,13 +91,17 @@ class StreamHolder:
             return self
         self.ready = Path(tempfile.mktemp(prefix="needle-streams-"))
         self.process = subprocess.Popen([*self.args, "--ready-file", str(self.ready)])
-        wait_for(lambda: self.ready.exists() or self.process.poll() is not None, 120,
-                 f"{self.count} streams to open", interval=0.1)
-        assert self.process.poll() is None, "the stream holder exited"
+        try:
+            wait_for(lambda: self.ready.exists() or self.process.poll() is not None, 300,
+                     f"{self.count} streams to open", interval=0.1)
+            assert self.process.poll() is None, "the stream holder exited"
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
-        if self.process is not None:
+        if self.process is not None and self.process.poll() is None:
             self.process.terminate()
             self.process.wait(30)
             self.ready.unlink(missing_ok=True)
