@@ -4,8 +4,9 @@
         [--streams 200] [--repeats 3] [--postgres-url postgresql://...]
 
 Per backend (SQLite; PostgreSQL with --postgres-url or NEEDLE_TEST_POSTGRES_URL) it starts a real
-service (`serve --workers 0` and 2 `needle-service worker` processes, bench_workers.service) and
-two long training jobs, then measures, in interleaved rounds:
+service (`serve --workers 0` and 2 `needle-service worker` processes at their deployed nice 10,
+bench_workers.service) and two long training jobs (~1,000 steps/s each, so ~2,000 metric points
+a second flow), then measures, in interleaved rounds:
 
 (a) GET /v1/jobs/{id} latency (p50/p99 of sequential polls of a training job) without and with
     --streams open event streams (held by a separate client process, half on each training job,
@@ -50,31 +51,37 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # ---- the stream-holding client process (`--hold`) ----
 async def hold_streams(base_url: str, job_ids: list[str], count: int, ready_file: Path) -> None:
     """Open `count` streams spread over job_ids, drain them until SIGTERM; touch ready_file once
-    every stream has its first event."""
-    limits = httpx.Limits(max_connections=count + 8, max_keepalive_connections=0)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=None) as client:
+    every stream has its first event. Raw sockets that discard what they read: a Python HTTP
+    parser reading 200 busy streams would take a core from the service it measures."""
+    host, port = base_url.removeprefix("http://").split(":")
+    async with httpx.AsyncClient(base_url=base_url) as client:
         # as the dashboard does: the display series (here once per job), then the stream from
         # its last point
         after = {job_id: (await client.get(f"/v1/jobs/{job_id}/metrics/series",
                                            params={"points": 2000})).json()["last_seq"]
                  for job_id in job_ids}
-        started = [asyncio.Event() for _ in range(count)]
-        jobs = [job_ids[i % len(job_ids)] for i in range(count)]
-        tasks = [asyncio.create_task(_drain(client, job, after[job], started[i]))
-                 for i, job in enumerate(jobs)]
-        await asyncio.gather(*(event.wait() for event in started))
-        ready_file.write_text("ready")
-        stop = asyncio.Event()
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
-        await stop.wait()
-        for task in tasks:
-            task.cancel()
+    started = [asyncio.Event() for _ in range(count)]
+    jobs = [job_ids[i % len(job_ids)] for i in range(count)]
+    tasks = [asyncio.create_task(_drain(host, int(port), job, after[job], started[i]))
+             for i, job in enumerate(jobs)]
+    await asyncio.gather(*(event.wait() for event in started))
+    ready_file.write_text("ready")
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
 
 
-async def _drain(client: httpx.AsyncClient, job_id: str, after: int, started: asyncio.Event) -> None:
-    async with client.stream("GET", f"/v1/jobs/{job_id}/events", params={"after": after}) as response:
-        async for _ in response.aiter_bytes():
-            started.set()
+async def _drain(host: str, port: int, job_id: str, after: int, started: asyncio.Event) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET /v1/jobs/{job_id}/events?after={after} HTTP/1.1\r\nHost: {host}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    while await reader.read(1 << 16):
+        started.set()
+    writer.close()
 
 
 class StreamHolder:
@@ -183,7 +190,8 @@ def open_store(url: str):
 
 def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: int) -> dict:
     from service.jobs import Lease
-    with service(url, data_dir, 2) as client:
+    # workers at their deployed priority (nice 10, below the API): latency is the API's figure
+    with service(url, data_dir, 2, worker_nice=10) as client:
         base = str(client.base_url)
         training = [client.post("/v1/jobs", json=TRAINING_SPEC).json()["id"] for _ in range(2)]
         for job_id in training:
