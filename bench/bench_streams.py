@@ -8,14 +8,14 @@ service (`serve --workers 0` and 2 `needle-service worker` processes at their de
 bench_workers.service) and two long training jobs (~1,000 steps/s each, so ~2,000 metric points
 a second flow), then measures, in interleaved rounds:
 
-(a) GET /v1/jobs/{id} latency (p50/p99 of sequential polls of a training job) without and with
-    --streams open event streams (held by a separate client process, half on each training job,
-    so events flow to all of them);
+(a) GET /v1/jobs/{id} latency (p50/p99 of sequential polls of a training job) without streams,
+    with --streams idle streams (on a queued job) and with --streams streams on the two training
+    jobs (half on each, every point flowing to all), held by a separate client process;
 (b) the delay from a metric point's commit to its arrival at a stream client: the bench claims a
     probe job itself (both workers are busy), writes a point through the store every 50 ms and
     times its arrival on a stream, alone and with --streams streams open on the probe job;
-(c) the API process's CPU time with --streams idle streams (on a queued job nobody trains) against
-    none, over the same wall time, as a share of one core.
+(c) the API process's CPU time with --streams idle streams (on a queued job nobody trains) and
+    with --streams streams on the training jobs, against none, as a share of one core.
 """
 import argparse
 import asyncio
@@ -204,13 +204,15 @@ def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: in
         lease = Lease(claimed.id, "bench-probe", claimed.attempt)
         idle_id = client.post("/v1/jobs", json=IDLE_SPEC).json()["id"]  # stays queued
         pid = api_pid()
-        results = {key: [] for key in ("poll_without", "poll_with", "delay_alone", "delay_crowd",
-                                       "cpu_without", "cpu_with")}
+        results = {key: [] for key in ("poll_without", "poll_idle", "poll_active", "delay_alone",
+                                       "delay_crowd", "cpu_without", "cpu_idle", "cpu_active")}
         step = 1
         for _ in range(repeats):
             results["poll_without"].append(poll_latencies(client, training[0]))
+            with StreamHolder(base, [idle_id], streams):
+                results["poll_idle"].append(poll_latencies(client, training[0]))
             with StreamHolder(base, training, streams):
-                results["poll_with"].append(poll_latencies(client, training[0]))
+                results["poll_active"].append(poll_latencies(client, training[0]))
             results["delay_alone"].append(probe_delays(client, store, lease, step))
             step += PROBE_POINTS
             with StreamHolder(base, [probe_id], streams):
@@ -218,7 +220,9 @@ def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: in
             step += PROBE_POINTS
             results["cpu_without"].append(api_cpu_share(pid))
             with StreamHolder(base, [idle_id], streams):
-                results["cpu_with"].append(api_cpu_share(pid))
+                results["cpu_idle"].append(api_cpu_share(pid))
+            with StreamHolder(base, training, streams):
+                results["cpu_active"].append(api_cpu_share(pid))
             store.heartbeat(lease, 600)
         for job_id in (*training, idle_id):
             client.post(f"/v1/jobs/{job_id}/cancel")
@@ -232,21 +236,23 @@ def report(row: dict, streams: int) -> None:
         return statistics.median(per_round), per_round
     print(f"\n{row['backend']}")
     for q, label in ((0.5, "p50"), (0.99, "p99")):
-        without, w_rounds = p("poll_without", q)
-        with_, s_rounds = p("poll_with", q)
-        print(f"  (a) GET /v1/jobs/{{id}} {label}: {without:6.2f} ms without, {with_:6.2f} ms with "
-              f"{streams} streams (+{with_ - without:.2f} ms)   rounds: "
-              f"{_fmt(w_rounds)} | {_fmt(s_rounds)}")
+        base, b_rounds = p("poll_without", q)
+        line = f"  (a) GET /v1/jobs/{{id}} {label}: {base:6.2f} ms without streams"
+        for key, what in (("poll_idle", "idle"), ("poll_active", "on the training jobs")):
+            value, _ = p(key, q)
+            line += f"; {value:6.2f} ms (+{value - base:.2f}) with {streams} {what}"
+        print(line + f"   rounds without: {_fmt(b_rounds)}")
     for key, label in (("delay_alone", "1 stream"), ("delay_crowd", f"{streams + 1} streams")):
-        p50, r50 = p(key, 0.5)
+        p50, _ = p(key, 0.5)
         p99, r99 = p(key, 0.99)
         print(f"  (b) write -> arrival, {label:>11}: p50 {p50:6.1f} ms, p99 {p99:6.1f} ms   "
               f"rounds p99: {_fmt(r99)}")
-    without = statistics.median(row["cpu_without"])
-    with_ = statistics.median(row["cpu_with"])
-    print(f"  (c) API CPU: {100 * without:5.1f} % of a core without, {100 * with_:5.1f} % with "
-          f"{streams} idle streams: +{100 * (with_ - without):.1f} %   rounds: "
-          f"{_fmt([100 * v for v in row['cpu_without']])} | {_fmt([100 * v for v in row['cpu_with']])}")
+    base = statistics.median(row["cpu_without"])
+    for key, what in (("cpu_idle", "idle streams"), ("cpu_active", "streams on the training jobs")):
+        value = statistics.median(row[key])
+        print(f"  (c) API CPU with {streams} {what}: {100 * value:5.1f} % of a core, "
+              f"+{100 * (value - base):.1f} % over {100 * base:.1f} % without   rounds: "
+              f"{_fmt([100 * v for v in row[key]])}")
 
 
 def _fmt(values: list[float]) -> str:
