@@ -86,6 +86,7 @@ def test_a_bad_spec_prints_each_field_path_and_exits_2(server, tmp_path):
 @pytest.mark.parametrize("args,message", [
     (("submit", "missing.json"), "cannot read missing.json"),
     (("jobs", "list", "--limit", "0"), "--limit must be at least 1"),
+    (("jobs", "list", "--status", "bogus"), "status: Input should be"),
     (("predict", "x", "--input", "rows.txt"), "use a .csv, .npz or .json file"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(server, args, message):

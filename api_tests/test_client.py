@@ -139,6 +139,22 @@ def test_typed_errors_for_404_409_and_422(client):
     assert any(error["loc"][:3] == ["body", "model", "in_features"]
                for error in invalid.value.errors), invalid.value.errors
     assert "model.in_features: " in invalid.value.lines()[0]
+    with pytest.raises(NotFound):
+        list(client.events("no-such-job"))
+    client.submit(spirals(seed=31, epochs=1), idempotency_key="typed-errors-1")
+    with pytest.raises(Conflict):  # the same key with another body
+        client.submit(spirals(seed=32, epochs=1), idempotency_key="typed-errors-1")
+
+
+def test_submit_takes_a_pydantic_spec_and_wait_times_out(client):
+    from service.specs import JobSpec
+    job = client.submit(JobSpec.model_validate(long_teacher(epochs=200)))
+    try:
+        with pytest.raises(TimeoutError):
+            client.wait(job["id"], timeout=0.2)
+    finally:
+        client.cancel(job["id"])
+    assert client.wait(job["id"], timeout=60)["status"] == "cancelled"
 
 
 def test_typed_error_for_413(api_only):
@@ -212,11 +228,20 @@ def test_async_client_has_the_same_methods(server, trained):
             metrics = await aclient.metrics(job["id"])
             params = await aclient.parameters(job["id"])
             prediction = await aclient.predict(job["id"], [[0.1, 0.2]])
+            model = await aclient.to_needle(job["id"])
+            assert (await aclient.spec(job["id"]))["model"]["type"] == "mlp_resnet"
+            dataset = await aclient.upload_dataset(np.zeros((4, 2)), np.arange(4) % 2)
+            assert dataset["id"] in [d["id"] for d in await aclient.list_datasets()]
+            assert (await aclient.get_dataset(dataset["id"]))["n_rows"] == 4
+            await aclient.delete_dataset(dataset["id"])
             with pytest.raises(NotFound):
                 await aclient.get("missing")
+            with pytest.raises(Conflict):
+                await aclient.cancel(job["id"])
             await aclient.delete(job["id"])
-            return done, listed, events, metrics, params, prediction, job
-    done, listed, events, metrics, params, prediction, job = asyncio.run(main())
+            return done, listed, events, metrics, params, prediction, job, model
+    done, listed, events, metrics, params, prediction, job, model = asyncio.run(main())
+    assert not model.training
     assert done["status"] == "succeeded" and job["id"] in listed
     assert events[-1].type == "end"
     assert len(metrics.steps["loss"]) == done["progress"]["steps"]

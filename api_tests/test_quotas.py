@@ -6,6 +6,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from tests.pg import create_schema, postgres_url
+
 from .server import Server, wait_for
 from .specs import long_teacher, spirals
 from .test_datasets import npz_bytes
@@ -13,14 +15,25 @@ from .test_datasets import npz_bytes
 AUTH_ENV = {"NEEDLE_AUTH": "required"}
 
 
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def store_env(request) -> dict[str, str]:
+    """The server's store: embedded SQLite, or a throwaway PostgreSQL schema."""
+    if request.param == "sqlite":
+        return AUTH_ENV
+    url, drop = create_schema(postgres_url("the quota and fairness api_tests on PostgreSQL"))
+    request.addfinalizer(drop)
+    return {**AUTH_ENV, "NEEDLE_DATABASE_URL": url}
+
+
 @pytest.fixture(scope="module")
-def queue_only(tmp_path_factory):
+def queue_only(tmp_path_factory, store_env):
     """A server that requires keys and trains nothing (jobs stay queued)."""
-    server = Server(tmp_path_factory.mktemp("quota"), workers=0, env=AUTH_ENV)
+    server = Server(tmp_path_factory.mktemp("quota"), workers=0, env=store_env)
     keys = {"three": server.create_key("three", "--max-active-jobs", "3"),
             "small": server.create_key("small", "--max-dataset-bytes", "5000"),
             "slow": server.create_key("slow", "--rate-limit", "2"),
-            "boss": server.create_key("boss", "--max-priority", "5")}
+            "boss": server.create_key("boss", "--max-priority", "5"),
+            "capped": server.create_key("capped", "--max-job-cost", "1e8")}
     server.start()
     clients = {name: server.client_for(key) for name, key in keys.items()}
     yield server, clients
@@ -30,9 +43,9 @@ def queue_only(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def one_worker(tmp_path_factory):
+def one_worker(tmp_path_factory, store_env):
     """A server with keys and a single worker, so the claim order is observable."""
-    server = Server(tmp_path_factory.mktemp("fair"), workers=1, env=AUTH_ENV)
+    server = Server(tmp_path_factory.mktemp("fair"), workers=1, env=store_env)
     keys = {name: server.create_key(name, "--max-priority", "5") for name in ("a", "b")}
     server.start()
     clients = {name: server.client_for(key) for name, key in keys.items()}
@@ -96,6 +109,16 @@ def test_priority_above_the_keys_maximum_is_a_422_on_priority(queue_only):
     assert clients["boss"].post("/v1/jobs", json={**spirals(), "priority": 6}).status_code == 422
     lowered = clients["boss"].post("/v1/jobs", json={**spirals(), "priority": -3})
     assert lowered.status_code == 202 and lowered.json()["priority"] == -3  # yielding is allowed
+
+
+def test_a_job_over_the_keys_max_cost_is_a_422_saying_by_how_much(queue_only):
+    _, clients = queue_only
+    refused = clients["capped"].post("/v1/jobs", json=long_teacher(epochs=50))
+    assert refused.status_code == 422
+    (issue,) = refused.json()["detail"]
+    assert issue["loc"] == ["body", "training"] and "max job cost of 1e+08 FLOPs" in issue["msg"]
+    assert clients["capped"].post("/v1/jobs", json=spirals(epochs=1)).status_code == 202
+    assert clients["boss"].post("/v1/jobs", json=long_teacher(epochs=50)).status_code == 202
 
 
 def _started(job: dict) -> datetime | None:

@@ -10,3 +10,4 @@ from . import optim  # noqa: E402
 from . import data  # noqa: E402
 from . import models  # noqa: E402
 from . import training  # noqa: E402
+from . import capture  # noqa: E402,F401

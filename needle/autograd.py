@@ -33,6 +33,8 @@ class _GradMode(threading.local):
     """Per-thread grad switch: a no_grad() inference in one thread must not disable training in another."""
 
     enabled = True  # switched off by no_grad() and during backward (unless create_graph=True)
+    recording = None  # needle.capture: a list that make_from_op appends (value, op, inputs) to
+    module_depth = 0  # needle.capture: 1 while an outermost module call runs
 
 
 _GRAD_MODE = _GradMode()
@@ -56,6 +58,11 @@ def is_grad_enabled():
 
 class Op:
     """Operator definition."""
+
+    # True when compute() depends only on its input arrays and on attributes fixed at construction
+    # from shapes and hyperparameters (never on per-call data such as labels or a given mask), so
+    # needle.capture may replay the op on new arrays. Checked on the op's own class, not inherited.
+    replayable = False
 
     def __call__(self, *args):
         raise NotImplementedError()
@@ -83,6 +90,24 @@ class TensorOp(Op):
 
     def __call__(self, *args):
         return Tensor.make_from_op(self, args)
+
+
+class ArrayGradientOp(TensorOp):
+    """A TensorOp whose gradient is computed on numpy arrays by `gradient_arrays` (fused ops).
+
+    Such ops are first-order only: their gradients are constants. Capture/replay (needle.capture)
+    calls `gradient_arrays` directly, without wrapping anything in Tensors.
+    """
+
+    def gradient_arrays(self, out_grad, inputs, out, needs):
+        """Partial adjoints (arrays, None where needs[i] is False) from out_grad and the forward's arrays."""
+        raise NotImplementedError()
+
+    def gradient(self, out_grad, node):
+        grads = self.gradient_arrays(out_grad.realize_cached_data(),
+                                     [x.realize_cached_data() for x in node.inputs],
+                                     node.realize_cached_data(), [x.requires_grad for x in node.inputs])
+        return tuple(None if g is None else Tensor.make_const(g) for g in grads)
 
 
 class Value:
@@ -149,6 +174,9 @@ class Value:
             value.op, value.inputs, value.cached_data = op, inputs, None
             return value
         value.cached_data = op.compute(*[x.realize_cached_data() for x in inputs])
+        recording = _GRAD_MODE.recording
+        if recording is not None:
+            recording.append((value, op, inputs))
         if requires_grad:
             value.op, value.inputs = op, inputs
         else:  # detached result: keep no graph (and drop whatever the op instance cached)
@@ -347,17 +375,45 @@ def _backpropagate(output_tensor, out_grad):
     Only leaves (parameters) keep a `.grad`, so no intermediate node holds memory after backward.
     """
     partials_of = {output_tensor: [out_grad]}
-    for node in reversed(find_topo_sort([output_tensor])):
+    leaves = []  # leaves reached, in the order find_topo_sort would list them
+    for node in reversed(_topo_sort_of_ops(output_tensor, leaves)):
         partials = partials_of.pop(node, None)
         if partials is None:  # not on a gradient path (e.g. the data batch)
             continue
         grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
-        if node.op is None:
-            node.grad = grad
-            continue
         for inp, inp_grad in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
             if inp.requires_grad:
                 partials_of.setdefault(inp, []).append(inp_grad)
+    for leaf in leaves:
+        partials = partials_of.get(leaf)
+        if partials is not None:
+            leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
+    if output_tensor.op is None:  # backward of a leaf itself
+        output_tensor.grad = out_grad
+
+
+def _topo_sort_of_ops(root, leaves):
+    """find_topo_sort([root]) without the leaves (appended to `leaves` instead): leaves need no
+    visit of their own, which matters when a replayed call has one input per parameter."""
+    if root.op is None:
+        return []
+    visited = {root}
+    topo_order = []
+    stack = [(root, iter(root.inputs))]
+    while stack:
+        node, pending_inputs = stack[-1]
+        for inp in pending_inputs:
+            if inp not in visited:
+                visited.add(inp)
+                if inp.op is None:
+                    leaves.append(inp)
+                    continue
+                stack.append((inp, iter(inp.inputs)))
+                break
+        else:
+            stack.pop()
+            topo_order.append(node)
+    return topo_order
 
 
 def _sum_partials(partials):

@@ -10,9 +10,17 @@ gradients are None update the others one by one, through the same views.
 `state_dict()` returns {"step": int, "state": {param index: {buffer name: numpy array}}}, so a
 training job can checkpoint and resume bit-identically with `load_state_dict()`.
 """
+import weakref
+from operator import is_not
 from typing import Any, Optional
 
 import numpy as np
+
+
+# parameter -> a view of its optimizer's flat gradient buffer (the latest packing wins); the
+# version changes with every packing, so a reader can cache what it looked up
+GRAD_BUFFERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+GRAD_BUFFERS_VERSION = [0]
 
 
 class _FlatLayout:
@@ -25,7 +33,8 @@ class _FlatLayout:
         self.slices = [slice(int(lo), int(hi)) for lo, hi in zip(bounds[:-1], bounds[1:])]
         total = int(bounds[-1])
         self.weights = np.empty(total, dtype=self.dtype)
-        self.grads = np.empty(total, dtype=self.dtype)
+        self.grads = np.empty(total, dtype=self.dtype)  # viewed by grad_views (written by a backward)
+        self.gathered = np.empty(total, dtype=self.dtype)  # gradients copied together by gather_grads
         self.work = np.empty(total, dtype=self.dtype)
         self.views = []
         for p, array, part in zip(params, arrays, self.slices):
@@ -33,6 +42,12 @@ class _FlatLayout:
             view = self.weights[part].reshape(array.shape)
             p.cached_data = view
             self.views.append(view)
+        # Per-parameter views of the gradient buffer: a backward that writes the gradients there
+        # (needle.capture) spares the copy. Registered so the backward can find them.
+        self.grad_views = [self.grads[part].reshape(a.shape) for part, a in zip(self.slices, arrays)]
+        for p, view in zip(params, self.grad_views):
+            GRAD_BUFFERS[p] = view
+        GRAD_BUFFERS_VERSION[0] += 1
         self.buffers = {name: np.zeros(total, dtype=self.dtype) for name in buffer_names}
         for index, bufs in state.items():  # carry over existing state (e.g. just loaded)
             for name, array in bufs.items():
@@ -46,7 +61,7 @@ class _FlatLayout:
 
     def is_current(self, params) -> bool:
         """False once any parameter's array has been replaced since packing."""
-        return all(p.cached_data is view for p, view in zip(params, self.views))
+        return not any(map(is_not, [p.cached_data for p in params], self.views))
 
     def state_views(self) -> dict[int, dict[str, np.ndarray]]:
         """Per-parameter views of the buffers, shaped like each parameter."""
@@ -54,8 +69,10 @@ class _FlatLayout:
                 for index, (part, view) in enumerate(zip(self.slices, self.views))}
 
     def gather_grads(self, grads) -> np.ndarray:
-        """Copy all gradients into one array (the update may then use it as scratch)."""
-        return np.concatenate([g.reshape(-1) for g in grads], out=self.grads, casting="same_kind")
+        """All gradients as one array: `grads` itself when they already are its views, else a copy."""
+        if any(map(is_not, grads, self.grad_views)):  # into a private buffer: the views may be held
+            return np.concatenate([g.reshape(-1) for g in grads], out=self.gathered, casting="same_kind")
+        return self.grads
 
 
 class Optimizer:
@@ -75,7 +92,7 @@ class Optimizer:
         self.t += 1
         self._begin_step()
         grads = [p.grad for p in self.params]
-        flat = self._packed() if all(g is not None for g in grads) else None
+        flat = None if None in grads else self._packed()
         if flat is not None:
             g = flat.gather_grads([grad.realize_cached_data() for grad in grads])
             self._update(flat.weights, g, flat.buffers, flat.work)
@@ -83,14 +100,15 @@ class Optimizer:
         for index, p in enumerate(self.params):
             if p.grad is not None:
                 weight = p.realize_cached_data()
-                g = np.array(p.grad.realize_cached_data(), dtype=weight.dtype)  # own copy: used as scratch
+                g = np.asarray(p.grad.realize_cached_data(), dtype=weight.dtype)  # read only
                 self._update(weight, g, self._buffers(index, weight), np.empty_like(weight))
 
     def _begin_step(self):
         """Per-step scalars (e.g. bias corrections); called once before the updates."""
 
     def _update(self, weight: np.ndarray, g: np.ndarray, bufs: dict[str, np.ndarray], work: np.ndarray):
-        """Update weight in place from gradient g (clobbered), state bufs and scratch work."""
+        """Update weight in place from gradient g (read only: it may be a parameter's .grad), state
+        bufs and scratch work."""
         raise NotImplementedError()
 
     def reset_grad(self):
@@ -113,11 +131,13 @@ class Optimizer:
             self.state[index] = {name: np.zeros_like(like) for name in self._buffer_names}
         return self.state[index]
 
-    def _add_weight_decay(self, weight: np.ndarray, g: np.ndarray, work: np.ndarray) -> None:
-        """g += weight_decay * weight (L2 regularisation added to the gradient)."""
-        if self.weight_decay:
-            np.multiply(weight, weight.dtype.type(self.weight_decay), out=work)
-            g += work
+    def _with_weight_decay(self, weight: np.ndarray, g: np.ndarray, work: np.ndarray) -> np.ndarray:
+        """g + weight_decay * weight (L2 regularisation added to the gradient), in work; or g itself."""
+        if not self.weight_decay:
+            return g
+        np.multiply(weight, weight.dtype.type(self.weight_decay), out=work)
+        work += g
+        return work
 
     def state_dict(self) -> dict[str, Any]:
         """Copy of the optimizer state: step counter and per-parameter buffers keyed by parameter index."""
@@ -157,49 +177,77 @@ class SGD(Optimizer):
     def _update(self, weight, g, bufs, work):
         f = weight.dtype.type
         u = bufs["u"]
-        self._add_weight_decay(weight, g, work)
+        g = self._with_weight_decay(weight, g, work)
         u *= f(self.momentum)
-        g *= f(1 - self.momentum)
-        u += g
+        np.multiply(g, f(1 - self.momentum), out=work)
+        u += work
         np.multiply(u, f(self.lr), out=work)
         weight -= work
 
 
 class Adam(Optimizer):
-    """Adam with bias correction and L2 weight decay added to the gradient (not AdamW)."""
+    """Adam with bias correction and L2 weight decay added to the gradient (not AdamW).
 
-    _buffer_names = ("m", "v")
+    Fewer full-size passes than the textbook form (10, or 12 with weight decay): the state holds
+    the exponentially weighted sums m_sum = m / (1 - beta1) and v_sum = v / (1 - beta2) (PyTorch's
+    exp_avg and exp_avg_sq divided by 1 - beta), which update without a multiply by 1 - beta, and
+    every constant factor (bias corrections, 1 - beta, lr, eps) is folded into two per-step scalars.
+    Equal to the textbook update up to float rounding.
+    """
+
+    _buffer_names = ("m_sum", "v_sum")
 
     def __init__(self, params, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0):
         super().__init__(params)
+        for name, beta in (("beta1", beta1), ("beta2", beta2)):
+            if not 0 <= beta < 1:
+                raise ValueError(f"Adam {name} must be in [0, 1), got {beta}")
         self.lr = lr
         self.beta1 = beta1
         self.beta2 = beta2
         self.eps = eps
         self.weight_decay = weight_decay
         self._step_size = self._eps_scaled = 1.0
+        self._state_betas = (beta1, beta2)  # the betas the sums were accumulated with
 
     def _begin_step(self):
-        # Bias corrections folded into scalars: with c1 = 1 - b1^t, s = sqrt(1 - b2^t), PyTorch's
-        # w -= (lr / c1) * m / (sqrt(v) / s + eps) equals w -= (lr * s / c1) * m / (sqrt(v) + eps * s),
-        # which needs one full-size pass less.
-        sqrt_c2 = float(np.sqrt(1 - self.beta2 ** self.t))
-        self._step_size = self.lr * sqrt_c2 / (1 - self.beta1 ** self.t)
-        self._eps_scaled = self.eps * sqrt_c2
+        b1, b2 = self.beta1, self.beta2
+        if (b1, b2) != self._state_betas:  # betas changed: rescale the sums to the new 1 - beta
+            self._rescale_sums(*self._state_betas)
+        # w -= lr (m / c1) / (sqrt(v / c2) + eps) with c1 = 1 - b1^t, c2 = 1 - b2^t, m = (1 - b1) m_sum,
+        # v = (1 - b2) v_sum  equals  w -= step * m_sum / (sqrt(v_sum) + eps * root) with
+        # root = sqrt(c2 / (1 - b2)) and step = lr (1 - b1) root / c1.
+        root = float(np.sqrt((1 - b2 ** self.t) / (1 - b2)))
+        self._step_size = self.lr * (1 - b1) * root / (1 - b1 ** self.t)
+        self._eps_scaled = self.eps * root
+
+    def _rescale_sums(self, old_b1, old_b2):
+        for bufs in self.state.values():
+            bufs["m_sum"] *= bufs["m_sum"].dtype.type((1 - old_b1) / (1 - self.beta1))
+            bufs["v_sum"] *= bufs["v_sum"].dtype.type((1 - old_b2) / (1 - self.beta2))
+        self._state_betas = (self.beta1, self.beta2)
 
     def _update(self, weight, g, bufs, work):
         f = weight.dtype.type
-        m, v = bufs["m"], bufs["v"]
-        self._add_weight_decay(weight, g, work)
+        m, v = bufs["m_sum"], bufs["v_sum"]
+        g = self._with_weight_decay(weight, g, work)
+        scratch = self._second_scratch(work)
         m *= f(self.beta1)
-        np.multiply(g, f(1 - self.beta1), out=work)
-        m += work  # m <- b1 m + (1 - b1) g
-        g *= g
-        g *= f(1 - self.beta2)
+        m += g  # m_sum <- b1 m_sum + g
+        np.multiply(g, g, out=scratch)
         v *= f(self.beta2)
-        v += g  # v <- b2 v + (1 - b2) g^2
-        np.sqrt(v, out=work)
-        work += f(self._eps_scaled)
-        np.divide(m, work, out=work)
-        work *= f(self._step_size)
-        weight -= work
+        v += scratch  # v_sum <- b2 v_sum + g^2
+        np.sqrt(v, out=scratch)
+        scratch += f(self._eps_scaled)
+        np.divide(m, scratch, out=scratch)
+        scratch *= f(self._step_size)
+        weight -= scratch
+
+    def _second_scratch(self, work):
+        """A second scratch array like work (kept between steps for the packed buffer)."""
+        cached = getattr(self, "_scratch", None)
+        if cached is None or cached.shape != work.shape or cached.dtype != work.dtype:
+            cached = np.empty_like(work)
+            if self._flat is not None and work is self._flat.work:
+                self._scratch = cached
+        return cached

@@ -93,7 +93,11 @@ def _prepare_keys(settings) -> str | None:
     if not auth_required(settings) and settings.admin_key is None:
         return None
     from .jobs.backends import open_store
-    from .jobs.keys import ensure_admin_key
+    from .jobs.keys import MIN_ADMIN_KEY_LENGTH, ensure_admin_key
+    if settings.admin_key is not None and \
+            len(settings.admin_key.get_secret_value()) < MIN_ADMIN_KEY_LENGTH:
+        return (f"refusing to start: NEEDLE_ADMIN_KEY must be at least {MIN_ADMIN_KEY_LENGTH} "
+                "characters (e.g. `openssl rand -hex 32`)")
     store = open_store(settings)
     try:
         if settings.admin_key is not None:

@@ -44,8 +44,8 @@ def add_keys_parser(commands, add_store_options) -> None:
     create.add_argument("--max-dataset-bytes", type=_count, help="stored dataset bytes (413 beyond)")
     create.add_argument("--max-priority", type=int, default=0, help="highest job priority (default 0)")
     create.add_argument("--rate-limit", type=_rate, help="requests per second, bursts up to the same")
-    create.add_argument("--max-job-cost", type=_rate, help="largest estimated job cost, in "
-                        "parameter-steps (parameters x planned steps x batch size)")
+    create.add_argument("--max-job-cost", type=_rate, help="largest estimated training cost of a "
+                        "job, in FLOPs (422 beyond)")
     add_store_options(create)
     listing = actions.add_parser("list", help="every key with its tenant, quotas and state")
     add_store_options(listing)

@@ -30,8 +30,8 @@ class Settings(BaseSettings):
     public_docs: bool = True              # /docs, /redoc, /openapi.json without a key
     public_metrics: bool = False          # /metrics without a key
     admin_key: SecretStr | None = Field(
-        default=None, min_length=32, description="An admin API key `serve` makes sure exists "
-        "(as `env-admin-<hash prefix>`), e.g. from a container's environment.")
+        default=None, description="An admin API key (at least 32 characters) `serve` makes sure "
+        "exists (as `env-admin-<hash prefix>`), e.g. from a container's environment.")
     auth_cache_seconds: float = Field(default=5.0, ge=0, description="How long an API process "
                                       "trusts a key lookup (a revocation takes this long to bite).")
 

@@ -85,9 +85,35 @@ def dropout_composite(x: Tensor, mask_scale: np.ndarray) -> Tensor:
     return ops.multiply(x, Tensor(mask_scale, dtype=x.dtype, requires_grad=False))
 
 
+def random_dropout_composite(x: Tensor, p: float, relu: bool = False) -> Tensor:
+    """(relu then) dropout with a freshly drawn mask, with course ops."""
+    if relu:
+        x = ops.relu(x)
+    return dropout_composite(x, dropout_mask(x.shape, p, x.dtype))
+
+
+def batchnorm_block_composite(x: Tensor, weight: Tensor, bias: Tensor, eps: float, relu: bool = False,
+                              drop_p: float | None = None, on_stats=None) -> Tensor:
+    """Training BatchNorm (reporting its batch statistics to on_stats), then optionally ReLU and dropout."""
+    out, mean, var = batchnorm_train_composite(x, weight, bias, eps)
+    if on_stats is not None:
+        on_stats(mean, var)
+    if drop_p is not None:
+        return random_dropout_composite(out, drop_p, relu)
+    return ops.relu(out) if relu else out
+
+
+def add_relu_composite(a: Tensor, b: Tensor) -> Tensor:
+    """relu(a + b) with course ops."""
+    return ops.relu(ops.add(a, b))
+
+
 # The switch points (fused ops, see module docstring).
 linear = ops.linear  # (x, weight, bias=None)
 softmax_loss = ops.softmax_loss  # (logits, y)
 batchnorm_train = ops.batchnorm_train_stats  # (x, weight, bias, eps) -> (out, mean, biased var)
 layernorm = ops.layernorm  # (x, weight, bias, eps)
 dropout = ops.dropout  # (x, mask_scale)
+random_dropout = ops.random_dropout  # (x, p, relu=False): draws its mask
+batchnorm_block = ops.batchnorm_train  # (x, weight, bias, eps, relu, drop_p, on_stats) -> out
+add_relu = ops.add_relu  # (a, b) -> relu(a + b)

@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from needle import init, ops
+from needle import capture, init, ops
 from needle.autograd import Tensor
 from needle.nn import functional as F
 from needle.nn.state import load_module_state_dict, module_state_dict
@@ -109,11 +109,18 @@ class Module:
         return self
 
     def __call__(self, *args, **kwargs):
-        return self.forward(*args, **kwargs)
+        # The outermost call of a capturable module tree may replay a recorded step (needle.capture).
+        return capture.module_call(self, args, kwargs)
+
+    def __setattr__(self, name, value):
+        super().__setattr__(name, value)
+        capture.bump_epoch()  # a captured step must notice new structure or hyperparameters
 
 
 class Identity(Module):
     """Returns its input unchanged."""
+
+    _static_forward = True  # see needle.capture
 
     def forward(self, x: Tensor) -> Tensor:
         return x
@@ -121,6 +128,8 @@ class Identity(Module):
 
 class Linear(Module):
     """y = x @ W + b with W (in, out) and b (1, out), both Kaiming-uniform as in the course."""
+
+    _static_forward = True  # see needle.capture
 
     def __init__(self, in_features, out_features, bias=True, device=None, dtype="float32"):
         super().__init__()
@@ -142,6 +151,8 @@ class Linear(Module):
 class Flatten(Module):
     """Reshapes (N, d1, d2, ...) to (N, d1*d2*...)."""
 
+    _static_forward = True  # see needle.capture
+
     def forward(self, X: Tensor) -> Tensor:
         batch = X.shape[0]
         return ops.reshape(X, (batch, int(np.prod(X.shape[1:], dtype=np.int64))))
@@ -150,12 +161,16 @@ class Flatten(Module):
 class ReLU(Module):
     """Elementwise max(x, 0)."""
 
+    _static_forward = True  # see needle.capture
+
     def forward(self, x: Tensor) -> Tensor:
         return ops.relu(x)
 
 
 class Sequential(Module):
     """Applies its modules in order; in state_dict() they are keyed by index ("0.weight")."""
+
+    _static_forward = True  # see needle.capture
 
     _index_keyed_attr = "modules"
 
@@ -164,9 +179,31 @@ class Sequential(Module):
         self.modules = modules
 
     def forward(self, x: Tensor) -> Tensor:
-        for module in self.modules:
-            x = module(x)
+        modules, index = self.modules, 0
+        while index < len(modules):
+            x, index = _fused_forward(modules, index, x)
         return x
+
+
+def _fused_forward(modules, index, x):
+    """Apply modules[index] (fused with the ones after it where a fused op exists) -> (out, next index).
+
+    Training-mode patterns: BatchNorm1d [ReLU [Dropout]], ReLU Dropout, Residual ReLU. Exact types only:
+    a subclass may change forward. The result equals the unfused modules' up to float rounding.
+    """
+    module = modules[index]
+    kind = type(module)
+    following = [type(m) for m in modules[index + 1:index + 3]]
+    if kind is BatchNorm1d and module.training:
+        if following[:1] == [ReLU]:
+            if following[1:] == [Dropout] and modules[index + 2].training:
+                return module.train_block(x, relu=True, drop_p=modules[index + 2].p), index + 3
+            return module.train_block(x, relu=True), index + 2
+    elif kind is ReLU and following[:1] == [Dropout] and modules[index + 1].training:
+        return F.random_dropout(x, modules[index + 1].p, relu=True), index + 2
+    elif kind is Residual and following[:1] == [ReLU]:
+        return F.add_relu(module.fn(x), x), index + 2
+    return module(x), index + 1
 
 
 class SoftmaxLoss(Module):
@@ -185,6 +222,8 @@ class BatchNorm1d(Module):
     Evaluation normalises with the running statistics, so each sample is independent of the batch.
     """
 
+    _static_forward = True  # see needle.capture
+
     _buffer_names = ("running_mean", "running_var")
 
     def __init__(self, dim, eps=1e-5, momentum=0.1, device=None, dtype="float32"):
@@ -200,22 +239,29 @@ class BatchNorm1d(Module):
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return F.batchnorm_eval(x, self.weight, self.bias, self.running_mean, self.running_var, self.eps)
-        out, batch_mean, batch_var = F.batchnorm_train(x, self.weight, self.bias, self.eps)
-        self._update_running(self.running_mean, batch_mean)
-        self._update_running(self.running_var, batch_var)
-        return out  # (N, dim)
+        return self.train_block(x)  # (N, dim)
 
-    def _update_running(self, running: Tensor, batch_stat: np.ndarray) -> None:
-        """running <- (1 - momentum) * running + momentum * batch, on the numpy buffer only."""
-        old = running.realize_cached_data()
-        scalar = old.dtype.type  # numpy scalars of the buffer's dtype: cheaper than Python floats here
-        new = old * scalar(1 - self.momentum)  # fresh array of old's dtype
-        new += batch_stat * scalar(self.momentum)
-        running.cached_data = new
+    def train_block(self, x: Tensor, relu: bool = False, drop_p: float | None = None) -> Tensor:
+        """Training-mode forward, optionally fused with the ReLU and dropout(drop_p) after it."""
+        return F.batchnorm_block(x, self.weight, self.bias, self.eps, relu=relu, drop_p=drop_p,
+                                 on_stats=self._update_stats)
+
+    def _update_stats(self, batch_mean: np.ndarray, batch_var: np.ndarray) -> None:
+        """running <- (1 - momentum) * running + momentum * batch for both statistics, in numpy (no
+        graph); called by the op, so a replayed step updates them too. Fresh arrays: a state_dict
+        or an array someone holds keeps its values."""
+        scalar = self.running_mean.cached_data.dtype.type  # numpy scalars of the buffers' dtype
+        keep, take = scalar(1 - self.momentum), scalar(self.momentum)
+        for running, batch_stat in ((self.running_mean, batch_mean), (self.running_var, batch_var)):
+            new = running.cached_data * keep  # fresh array of the buffer's dtype
+            new += batch_stat * take
+            running.cached_data = new
 
 
 class LayerNorm1d(Module):
     """Normalises each row of (N, dim) to zero mean and unit (biased) variance, then scales and shifts."""
+
+    _static_forward = True  # see needle.capture
 
     def __init__(self, dim, eps=1e-5, device=None, dtype="float32"):
         super().__init__()
@@ -231,6 +277,8 @@ class LayerNorm1d(Module):
 class Dropout(Module):
     """Inverted dropout: zero each entry with probability p, scale survivors by 1/(1-p); identity in eval."""
 
+    _static_forward = True  # see needle.capture
+
     def __init__(self, p=0.5):
         super().__init__()
         if not 0 <= p < 1:
@@ -241,11 +289,13 @@ class Dropout(Module):
         if not self.training:
             return x
         # Drawn even when p == 0 so the random stream matches the course's.
-        return F.dropout(x, F.dropout_mask(x.shape, self.p, x.dtype))
+        return F.random_dropout(x, self.p)
 
 
 class Residual(Module):
     """fn(x) + x."""
+
+    _static_forward = True  # see needle.capture
 
     def __init__(self, fn: Module):
         super().__init__()

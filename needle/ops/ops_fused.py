@@ -23,12 +23,13 @@ from functools import lru_cache
 
 import numpy as np
 
-from ..autograd import Tensor, TensorOp
+from ..autograd import ArrayGradientOp, Tensor, TensorOp
+from .ops_mathematic import _zeros
 
 __all__ = [
     "Linear", "linear", "BatchNormTrain", "batchnorm_train", "batchnorm_train_stats",
     "LayerNorm", "layernorm", "SoftmaxLoss", "softmax_loss", "Dropout", "dropout",
-    "ReLUDropout", "relu_dropout",
+    "ReLUDropout", "relu_dropout", "draw_dropout_mask",
 ]
 
 
@@ -72,8 +73,11 @@ def _mask_array(mask_scale, dtype):
     return mask.astype(dtype, copy=False)
 
 
-class Linear(TensorOp):
+class Linear(ArrayGradientOp):
     """x @ weight (+ bias) as one node."""
+
+    replayable = True
+    writes_gradients_into = (1, 2)  # inputs whose gradient gradient_arrays can write into `outs`
 
     def compute(self, x, weight, bias=None):
         out = x @ weight  # (..., out) fresh array
@@ -81,22 +85,32 @@ class Linear(TensorOp):
             out += bias  # (1, out) broadcast, in place
         return out
 
-    def gradient(self, out_grad, node):
-        x, weight = node.inputs[0], node.inputs[1]
-        g = out_grad.realize_cached_data()  # (..., out)
-        w = weight.realize_cached_data()  # (in, out)
+    def gradient_arrays(self, g, inputs, out, needs, outs=None):
+        """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
+        x, w = inputs[0], inputs[1]  # (..., in), (in, out)
         in_features, out_features = w.shape
-        x_data = x.realize_cached_data()
         if g.ndim != 2:  # leading batch axes: flatten them for the weight and bias gradients
-            g2d, x2d = g.reshape(-1, out_features), x_data.reshape(-1, in_features)  # (N, out), (N, in)
+            g2d, x2d = g.reshape(-1, out_features), x.reshape(-1, in_features)  # (N, out), (N, in)
         else:
-            g2d, x2d = g, x_data
-        grad_x = _const(g @ w.T) if x.requires_grad else None  # (..., in)
-        grad_w = _const(x2d.T @ g2d) if weight.requires_grad else None  # (in, out)
-        if len(node.inputs) == 2:
+            g2d, x2d = g, x
+        grad_x = g @ w.T if needs[0] else None  # (..., in)
+        grad_w = np.matmul(x2d.T, g2d, out=_into(outs, 1, g2d, x2d)) if needs[1] else None  # (in, out)
+        if len(inputs) == 2:
             return grad_x, grad_w
-        bias = node.inputs[2]
-        return grad_x, grad_w, (_const(_column_sum(g2d).reshape(bias.shape)) if bias.requires_grad else None)
+        if not needs[2]:
+            return grad_x, grad_w, None
+        dest = _into(outs, 2, g2d)
+        grad_b = np.matmul(_ones(g2d.shape[0], g2d.dtype), g2d, out=None if dest is None else dest.reshape(-1))
+        return grad_x, grad_w, (dest if dest is not None else grad_b.reshape(inputs[2].shape))
+
+
+def _into(outs, index, *operands):
+    """outs[index] when it was given and its dtype is the operands' (so writing into it rounds
+    exactly as a fresh result would); else None."""
+    if outs is None or outs[index] is None:
+        return None
+    dest = outs[index]
+    return dest if all(a.dtype == dest.dtype for a in operands) else None
 
 
 def linear(x, weight, bias=None):
@@ -105,49 +119,80 @@ def linear(x, weight, bias=None):
     return Linear()(x, weight, bias)
 
 
-class BatchNormTrain(TensorOp):
-    """Batch normalisation with batch statistics over axis 0 (training mode).
+def draw_dropout_mask(shape, p, dtype):
+    """Inverted-dropout multiplier of `dtype`: keep with probability 1-p (course: randb), scaled 1/(1-p).
 
-    Keeps the centred input and 1/std rather than xhat: out = xc * (weight * inv_std) + bias and
-    the gradient both use xc directly, which saves a full-size pass in each direction.
+    Draws np.random.rand(*shape) from the global generator, the course's random stream.
+    """
+    keep = np.random.rand(*shape) <= 1 - p  # (...) bool
+    return np.multiply(keep, np.asarray(1.0 / (1 - p), dtype=dtype), dtype=dtype)  # one pass, no cast copy
+
+
+class BatchNormTrain(ArrayGradientOp):
+    """Batch normalisation with batch statistics over axis 0 (training mode), optionally fused with
+    the ReLU and the dropout that follow it in a block (one node, one pass fewer each way).
+
+    relu: apply max(., 0); drop_p: then inverted dropout with a mask drawn here (the course's
+    stream, at the point the Dropout module would draw it); on_stats(mean, var): called with the
+    batch statistics after each compute (BatchNorm1d updates its running averages there, so a
+    replayed step updates them too).
+    Keeps the centred input and weight/std rather than xhat: out = xc * (weight * inv_std) + bias
+    and the gradient both use xc directly, which saves a full-size pass in each direction.
     """
 
-    def __init__(self, eps=1e-5):
+    replayable = True
+    writes_gradients_into = (1, 2)  # weight and bias: see Linear
+
+    def __init__(self, eps=1e-5, relu=False, drop_p=None, on_stats=None):
         self.eps = float(eps)
-        self.mean = self.var = self.inv_std = self.centred = self.scale = None
+        self.relu, self.drop_p, self.on_stats = relu, drop_p, on_stats
+        self.mean = self.var = self.inv_std = self.centred = self.scale = self.mask = None
 
     def compute(self, x, weight, bias):
-        self.mean = _column_mean(x)  # (D,)
-        centred = x - self.mean  # (N, D)
-        self.var = _column_mean(centred * centred)  # (D,) biased variance
-        self.inv_std = 1.0 / np.sqrt(self.var + self.eps)  # (D,)
-        self.centred = centred
-        self.scale = weight.reshape(-1) * self.inv_std  # (D,) weight / std, reused by the gradient
-        out = centred * self.scale  # (N, D)
+        average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
+        mean = average @ x  # (D,)
+        centred = x - mean  # (N, D)
+        var = average @ (centred * centred)  # (D,) biased variance
+        inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
+        scale = weight.reshape(-1) * inv_std  # (D,) weight / std, reused by the gradient
+        out = centred * scale  # (N, D)
         out += bias.reshape(-1)
+        if self.relu:
+            np.maximum(out, _zeros(out.shape, out.dtype), out=out)
+        if self.drop_p is not None:
+            self.mask = draw_dropout_mask(out.shape, self.drop_p, out.dtype)  # (N, D)
+            out *= self.mask
+        self.mean, self.var, self.inv_std, self.centred, self.scale = mean, var, inv_std, centred, scale
+        if self.on_stats is not None:
+            self.on_stats(mean, var)
         return out
 
-    def gradient(self, out_grad, node):
-        x, weight, bias = node.inputs
-        g = out_grad.realize_cached_data()  # (N, D)
-        grad_bias = _column_sum(g)  # (D,)
-        grad_weight = _column_sum(g * self.centred) * self.inv_std  # (D,) = sum(g * xhat)
+    def gradient_arrays(self, g, inputs, out, needs, outs=None):
+        """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
+        weight, bias = inputs[1], inputs[2]
+        if self.drop_p is not None:
+            g = g * self.mask  # (N, D)
+        if self.relu:
+            g = np.multiply(g, out > 0, dtype=g.dtype)  # out > 0 exactly where relu (and the mask) pass
+        ones = _ones(g.shape[0], g.dtype)  # column sums as BLAS products
+        dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
+        grad_bias = np.matmul(ones, g, out=None if dest_b is None else dest_b.reshape(-1))  # (D,)
+        grad_weight = np.multiply(ones @ (g * self.centred), self.inv_std,
+                                  out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g * xhat)
         grad_x = None
-        if x.requires_grad:
+        if needs[0]:
             # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
             # xhat = centred * inv_std; small (D,) factors first, then three full-size passes
             k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
             grad_x = g * self.scale  # (N, D)
             grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)
             grad_x -= k_over_n * grad_bias
-            grad_x = _const(grad_x)
-        return (grad_x,
-                _const(grad_weight.reshape(weight.shape)) if weight.requires_grad else None,
-                _const(grad_bias.reshape(bias.shape)) if bias.requires_grad else None)
+        return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
+                (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
 
 
-def batchnorm_train(x, weight, bias, eps=1e-5):
-    return BatchNormTrain(eps)(x, weight, bias)
+def batchnorm_train(x, weight, bias, eps=1e-5, relu=False, drop_p=None, on_stats=None):
+    return BatchNormTrain(eps, relu, drop_p, on_stats)(x, weight, bias)
 
 
 def batchnorm_train_stats(x, weight, bias, eps=1e-5):
@@ -157,8 +202,10 @@ def batchnorm_train_stats(x, weight, bias, eps=1e-5):
     return out, op.mean, op.var
 
 
-class LayerNorm(TensorOp):
+class LayerNorm(ArrayGradientOp):
     """Normalise over the last axis, then scale and shift."""
+
+    replayable = True
 
     def __init__(self, eps=1e-5):
         self.eps = float(eps)
@@ -174,25 +221,22 @@ class LayerNorm(TensorOp):
         out += bias.reshape(-1)
         return out
 
-    def gradient(self, out_grad, node):
-        x, weight, bias = node.inputs
-        g = out_grad.realize_cached_data()  # (..., D)
+    def gradient_arrays(self, g, inputs, out, needs):
+        weight, bias = inputs[1], inputs[2]  # g: (..., D)
         dim = g.shape[-1]
-        grad_x = None
-        if x.requires_grad:
-            dxhat = g * weight.realize_cached_data().reshape(-1)  # (..., D)
+        grad_x = grad_weight = grad_bias = None
+        if needs[0]:
+            dxhat = g * weight.reshape(-1)  # (..., D)
             mean_dxhat = dxhat.sum(axis=-1, keepdims=True) * (1.0 / dim)  # (..., 1)
             mean_dxhat_xhat = np.einsum("...d,...d->...", dxhat, self.xhat)[..., None] / dim
             dxhat -= mean_dxhat
             dxhat -= self.xhat * mean_dxhat_xhat
             dxhat *= self.inv_std
-            grad_x = _const(dxhat)
-        grad_weight = grad_bias = None
-        if weight.requires_grad:
-            grad_weight = _const(np.einsum("nd,nd->d", g.reshape(-1, dim), self.xhat.reshape(-1, dim))
-                                 .reshape(weight.shape))
-        if bias.requires_grad:
-            grad_bias = _const(g.reshape(-1, dim).sum(axis=0).reshape(bias.shape))
+            grad_x = dxhat
+        if needs[1]:
+            grad_weight = np.einsum("nd,nd->d", g.reshape(-1, dim), self.xhat.reshape(-1, dim)).reshape(weight.shape)
+        if needs[2]:
+            grad_bias = g.reshape(-1, dim).sum(axis=0).reshape(bias.shape)
         return grad_x, grad_weight, grad_bias
 
 

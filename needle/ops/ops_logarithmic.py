@@ -20,6 +20,8 @@ def _finite_max(z, axes):
 class LogSoftmax(TensorOp):
     """z - logsumexp(z) over the last axis."""
 
+    replayable = True
+
     def compute(self, z):
         shifted = z - _finite_max(z, -1)  # (..., K) new array, safe to modify in place
         lse = np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))  # (..., 1)
@@ -39,6 +41,8 @@ def logsoftmax(a):
 
 class LogSumExp(TensorOp):
     """log(sum(exp(z), axes)) with the reduced axes dropped; axes None, an int or a tuple."""
+
+    replayable = True
 
     def __init__(self, axes=None):
         self.axes = axes

@@ -67,12 +67,29 @@ def unbroadcast(grad, shape):
 class EWiseAdd(TensorOp):
     """a + b (shapes broadcast like numpy; gradients are summed back)."""
 
+    replayable = True
+
     def compute(self, a, b):
         return a + b
 
     def gradient(self, out_grad, node):
         a, b = node.inputs
         return unbroadcast(out_grad, a.shape), unbroadcast(out_grad, b.shape)
+
+    def gradient_arrays(self, g, inputs, out, needs):
+        """Array form for needle.capture (same values as gradient)."""
+        return tuple(_unbroadcast_array(g, x.shape) if need else None for x, need in zip(inputs, needs))
+
+
+def _unbroadcast_array(g, shape):
+    """Sum the array g back down to `shape` (numpy broadcasting undone), as unbroadcast does."""
+    if g.shape == shape:
+        return g
+    n_new = g.ndim - len(shape)
+    axes = tuple(range(n_new)) + tuple(n_new + i for i, d in enumerate(shape) if d == 1 and g.shape[n_new + i] != 1)
+    if axes:
+        g = np.sum(g, axis=axes)
+    return np.reshape(g, shape)
 
 
 def add(a, b):
@@ -81,6 +98,8 @@ def add(a, b):
 
 class AddScalar(TensorOp):
     """a + scalar."""
+
+    replayable = True
 
     def __init__(self, scalar):
         self.scalar = _python_scalar(scalar)
@@ -99,6 +118,8 @@ def add_scalar(a, scalar):
 class EWiseMul(TensorOp):
     """a * b element-wise."""
 
+    replayable = True
+
     def compute(self, a, b):
         return a * b
 
@@ -113,6 +134,8 @@ def multiply(a, b):
 
 class MulScalar(TensorOp):
     """a * scalar."""
+
+    replayable = True
 
     def __init__(self, scalar):
         self.scalar = _python_scalar(scalar)
@@ -130,6 +153,8 @@ def mul_scalar(a, scalar):
 
 class PowerScalar(TensorOp):
     """a ** scalar (the scalar is a constant; course: integer power, any real works here)."""
+
+    replayable = True
 
     def __init__(self, scalar):
         self.scalar = _python_scalar(scalar)
@@ -151,6 +176,8 @@ def power_scalar(a, scalar):
 class EWisePow(TensorOp):
     """a ** b element-wise."""
 
+    replayable = True
+
     def compute(self, a, b):
         return a ** b
 
@@ -167,6 +194,8 @@ def power(a, b):
 
 class EWiseDiv(TensorOp):
     """a / b element-wise."""
+
+    replayable = True
 
     def compute(self, a, b):
         return a / b
@@ -185,6 +214,8 @@ def divide(a, b):
 class DivScalar(TensorOp):
     """a / scalar."""
 
+    replayable = True
+
     def __init__(self, scalar):
         self.scalar = _python_scalar(scalar)
 
@@ -201,6 +232,8 @@ def divide_scalar(a, scalar):
 
 class Transpose(TensorOp):
     """Swap two axes: the last two when axes is None, else axes=(i, j)."""
+
+    replayable = True
 
     def __init__(self, axes=None):
         self.axes = tuple(axes) if axes is not None else None
@@ -221,6 +254,8 @@ def transpose(a, axes=None):
 class Reshape(TensorOp):
     """Reshape to `shape` (a view when numpy can)."""
 
+    replayable = True
+
     def __init__(self, shape):
         self.shape = tuple(shape)
 
@@ -230,6 +265,10 @@ class Reshape(TensorOp):
     def gradient(self, out_grad, node):
         return reshape(out_grad, node.inputs[0].shape)
 
+    def gradient_arrays(self, g, inputs, out, needs):
+        """Array form for needle.capture."""
+        return (np.reshape(g, inputs[0].shape),)
+
 
 def reshape(a, shape):
     return Reshape(shape)(a)
@@ -237,6 +276,8 @@ def reshape(a, shape):
 
 class BroadcastTo(TensorOp):
     """Broadcast to `shape` (numpy rules: new leading axes and size-1 axes)."""
+
+    replayable = True
 
     def __init__(self, shape):
         self.shape = tuple(shape)
@@ -254,6 +295,8 @@ def broadcast_to(a, shape):
 
 class Summation(TensorOp):
     """Sum over axes (None: all; an int; or a tuple); the summed axes are dropped."""
+
+    replayable = True
 
     def __init__(self, axes=None):
         self.axes = axes
@@ -275,6 +318,8 @@ def summation(a, axes=None):
 class MatMul(TensorOp):
     """a @ b, batched over leading axes with numpy broadcasting of batch dims (inputs are >= 2-D)."""
 
+    replayable = True
+
     def compute(self, a, b):
         return a @ b
 
@@ -293,6 +338,8 @@ def matmul(a, b):
 class Negate(TensorOp):
     """-a."""
 
+    replayable = True
+
     def compute(self, a):
         return np.negative(a)
 
@@ -307,6 +354,8 @@ def negate(a):
 class Log(TensorOp):
     """Natural log."""
 
+    replayable = True
+
     def compute(self, a):
         return np.log(a)
 
@@ -320,6 +369,8 @@ def log(a):
 
 class Exp(TensorOp):
     """e ** a."""
+
+    replayable = True
 
     def compute(self, a):
         return np.exp(a)
@@ -346,6 +397,8 @@ def _zeros(shape, dtype):
 class ReLU(TensorOp):
     """max(a, 0)."""
 
+    replayable = True
+
     def compute(self, a):
         # numpy's maximum against a same-shape array takes its vectorised loop; against the scalar 0
         # it is ~3x slower (numpy 2.4, float32). NaN still propagates. Cached zeros only for
@@ -360,6 +413,10 @@ class ReLU(TensorOp):
             return Tensor.make_const(out_grad.realize_cached_data() * mask)
         return out_grad * Tensor.make_const(mask)
 
+    def gradient_arrays(self, g, inputs, out, needs):
+        """Array form for needle.capture (same values as gradient)."""
+        return (g * (out > 0),)
+
 
 def relu(a):
     return ReLU()(a)
@@ -367,6 +424,8 @@ def relu(a):
 
 class Tanh(TensorOp):
     """tanh(a) (course hw4 op)."""
+
+    replayable = True
 
     def compute(self, a):
         return np.tanh(a)
@@ -381,6 +440,8 @@ def tanh(a):
 
 class Sigmoid(TensorOp):
     """1 / (1 + exp(-a)), computed without overflow."""
+
+    replayable = True
 
     def compute(self, a):
         # tanh form is overflow-free for large |a| and keeps the dtype

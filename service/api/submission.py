@@ -46,6 +46,9 @@ def plan_submission(spec: JobSpec, settings: Settings, store: JobStore,
         raise validation_error(issues)
     normalised = spec.model_dump(mode="json")
     epochs, steps = planned_steps(_training_rows(spec, n_rows or 0), spec.training)
+    issues = _key_cost_issues(spec, principal, param_count, steps)
+    if issues:
+        raise validation_error(issues)
     return Plan(spec=normalised, request_hash=request_hash(spec), param_count=param_count,
                 epochs=epochs, steps=steps)
 
@@ -71,6 +74,23 @@ def _cap_issues(spec: JobSpec, settings: Settings, param_count: int) -> list:
         issues.append((("body", "training", "epochs"), f"at most {settings.max_epochs} epochs "
                        "are allowed", spec.training.epochs))
     return issues
+
+
+def estimated_training_flops(param_count: int, steps: int, batch_size: int) -> float:
+    """A job's training cost for the keys' max job cost: the dense-layer rule of thumb of 6 FLOPs
+    per parameter per row (forward 2, backward 4) for every row of every planned step. A hook:
+    a per-layer estimate (evaluation included) replaces it where one exists."""
+    return 6.0 * param_count * steps * batch_size
+
+
+def _key_cost_issues(spec: JobSpec, principal: Principal, param_count: int, steps: int) -> list:
+    limit = principal.limit("max_job_cost")
+    cost = estimated_training_flops(param_count, steps, spec.training.batch_size)
+    if limit is None or cost <= limit:
+        return []
+    return [(("body", "training"), f"the job's estimated training cost is {cost:.3g} FLOPs, "
+             f"{cost / limit:.1f}x this API key's max job cost of {limit:.3g} FLOPs: plan fewer "
+             "steps (epochs, stopping.max_steps), a smaller batch or a smaller model", None)]
 
 
 def _priority_issues(spec: JobSpec, principal: Principal) -> list:

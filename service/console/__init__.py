@@ -10,7 +10,7 @@ from .commands import add_client_commands
 EXIT_STATUS = """exit status of the client commands: 0 success (a followed job succeeded); 1 a
 followed job failed, or the server refused the request or could not be reached; 2 usage error
 (bad arguments, an unreadable file, a spec the server rejects as invalid); 3 a followed job
-was cancelled. Every client command takes --url (env NEEDLE_URL, default
+was cancelled (or, as a sweep trial, pruned). Every client command takes --url (env NEEDLE_URL, default
 http://127.0.0.1:8000), --api-key (env NEEDLE_API_KEY) and --json."""
 
 __all__ = ["EXIT_STATUS", "add_client_commands"]

@@ -11,7 +11,9 @@ from ..client import Client, Event
 from .common import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, metrics_text, print_json, stderr,
                      stdout)
 
-EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
+# a pruned sweep trial was stopped early, like a cancelled job
+EXIT_BY_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED,
+                  "pruned": EXIT_CANCELLED}
 VALIDATION_KEYS = ("val_loss", "val_error")
 
 
@@ -43,10 +45,10 @@ def follow(client: Client, job_id: str, as_json: bool) -> int:
     if as_json:
         job = client.wait(job_id)
         print_json(job)
-        return EXIT_BY_STATUS[job["status"]]
+        return EXIT_BY_STATUS.get(job["status"], EXIT_FAILED)
     job = _follow_with_progress(client, job_id)
     print_summary(job)
-    return EXIT_BY_STATUS[job["status"]]
+    return EXIT_BY_STATUS.get(job["status"], EXIT_FAILED)
 
 
 def _follow_with_progress(client: Client, job_id: str) -> dict[str, Any]:

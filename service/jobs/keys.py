@@ -7,6 +7,7 @@ from .records import ApiKey
 from .store import Conflict, JobStore
 
 TOKEN_PREFIX = "nsk_"  # recognisable in logs and secret scanners
+MIN_ADMIN_KEY_LENGTH = 32  # a key chosen by an operator (NEEDLE_ADMIN_KEY) must not be guessable
 
 
 def new_token() -> str:

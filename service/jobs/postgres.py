@@ -40,22 +40,37 @@ KEY_COLUMNS = ("name, tenant, admin, max_active_jobs, max_dataset_bytes, max_pri
 # Serialises one key's quota-checked inserts (count, then insert) across processes and hosts.
 QUOTA_LOCK = ("SELECT pg_advisory_xact_lock(hashtext('needle-service:quota:' "
               "|| COALESCE(current_schema(), '') || ':' || COALESCE(%s, '')))")
-# One statement (see JobStore.claim): queued jobs in the fair order, the first unlocked one wins.
-# Per-tenant figures come from indexed lookups, one per tenant with queued jobs.
+# One statement (see JobStore.claim). `keys` walks the (priority, tenant) pairs of queued jobs
+# through the jobs_queued_groups index (a skip scan: one probe per pair, not a pass over every
+# queued row). `groups` holds each pair and
+# the tenant's figures (indexed lookups, one per group); sorted in the fair order, each group
+# offers its oldest unlocked job, and the first group that has one wins. So a claim touches the
+# queue's groups, not every queued row, and SKIP LOCKED passes over jobs other claimers hold.
 FAIR_CLAIM = f"""
-    WITH stats AS (
-        SELECT t.tenant,
-               (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.tenant = t.tenant) AS running,
-               (SELECT MAX(c.claimed_at) FROM jobs c WHERE c.tenant = t.tenant) AS last_claim
-        FROM (SELECT DISTINCT tenant FROM jobs WHERE status = 'queued') t),
+    WITH RECURSIVE keys AS (  -- DISTINCT (priority, tenant) of queued jobs, one index probe each
+        (SELECT priority, tenant FROM jobs WHERE status = 'queued' ORDER BY priority, tenant LIMIT 1)
+        UNION ALL
+        SELECT n.priority, n.tenant FROM keys k CROSS JOIN LATERAL (
+            SELECT priority, tenant FROM jobs
+            WHERE status = 'queued' AND (priority, tenant) > (k.priority, k.tenant)
+            ORDER BY priority, tenant LIMIT 1) n),
+    groups AS MATERIALIZED (
+        SELECT g.priority, g.tenant,
+               (SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.tenant = g.tenant) AS running,
+               (SELECT MAX(c.claimed_at) FROM jobs c WHERE c.tenant = g.tenant) AS last_claim
+        FROM keys g),
     j AS (
         UPDATE jobs SET status = 'running', worker_id = %(worker)s, attempt = attempt + 1,
                lease_expires_at = %(until)s, started_at = COALESCE(started_at, %(now)s),
                claimed_at = %(now)s
-        WHERE id = (SELECT q.id FROM jobs q JOIN stats s ON s.tenant = q.tenant
-                    WHERE q.status = 'queued'
-                    ORDER BY q.priority DESC, s.running, s.last_claim NULLS FIRST, q.seq
-                    FOR UPDATE OF q SKIP LOCKED LIMIT 1)
+        WHERE id = (SELECT pick.id FROM (SELECT * FROM groups
+                                         ORDER BY priority DESC, running, last_claim NULLS FIRST,
+                                                  tenant) g
+                    CROSS JOIN LATERAL (
+                        SELECT q.id FROM jobs q
+                        WHERE q.status = 'queued' AND q.priority = g.priority AND q.tenant = g.tenant
+                        ORDER BY q.seq FOR UPDATE SKIP LOCKED LIMIT 1) pick
+                    LIMIT 1)
         RETURNING {JOB_COLUMNS})
     SELECT {JOB_COLUMNS}, (SELECT full_spec FROM job_specs WHERE job_id = j.id) FROM j"""
 # A job row with its full spec (claim and get_job(with_spec=True)); `j` is the jobs row or CTE.

@@ -131,7 +131,10 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX sweep_decisions_rung ON sweep_decisions (sweep_id, epoch)",
         "CREATE INDEX sweeps_tenant_seq ON sweeps (tenant, seq)",
     ],
-    [  # 5: NOTIFY `needle_events:<schema>` with the job id when a job's status, progress,
+    [  # 5: the fair claim enumerates (priority, tenant) pairs of queued jobs by a skip scan
+        "CREATE INDEX jobs_queued_groups ON jobs (priority, tenant) WHERE status = 'queued'",
+    ],
+    [  # 6: NOTIFY `needle_events:<schema>` with the job id when a job's status, progress,
        # attempt or cancel flag changes or a metric point is added, whichever process writes it,
        # so the API's event streams are woken instead of polling (lease renewals do not notify).
        # A transaction's identical notifications are delivered once.

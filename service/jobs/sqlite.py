@@ -29,11 +29,26 @@ KEY_COLUMNS = ("name, tenant, admin, max_active_jobs, max_dataset_bytes, max_pri
                "max_job_cost, created_at, revoked_at")
 FENCE = "id = ? AND status = 'running' AND worker_id = ? AND attempt = ?"
 ACTIVE = ("queued", "running")
-# The claim order (see JobStore.claim): per priority and tenant, the tenant's oldest queued job;
-# then highest priority, fewest running jobs, oldest last claim, oldest job.
+# The claim order (see JobStore.claim). `prios` and `pairs` walk the (priority, tenant) pairs of
+# queued jobs through the jobs_queue_order index (a skip scan: one probe per pair, not a pass over
+# the queue); `heads` is each pair's oldest job; the winner has the highest priority, then the
+# fewest running jobs, the oldest last claim, the oldest job.
 FAIR_CLAIM = f"""
-    WITH heads AS (SELECT priority, tenant, MIN(seq) AS seq FROM jobs WHERE status = 'queued'
-                   GROUP BY priority, tenant)
+    WITH RECURSIVE
+    prios (p) AS (SELECT MIN(priority) FROM jobs WHERE status = 'queued'
+                  UNION ALL
+                  SELECT (SELECT MIN(priority) FROM jobs WHERE status = 'queued' AND priority > p)
+                  FROM prios WHERE p IS NOT NULL),
+    pairs (p, t) AS (SELECT p, (SELECT MIN(tenant) FROM jobs WHERE status = 'queued' AND priority = p)
+                     FROM prios WHERE p IS NOT NULL
+                     UNION ALL
+                     SELECT p, (SELECT MIN(tenant) FROM jobs WHERE status = 'queued' AND priority = p
+                                AND tenant > t)
+                     FROM pairs WHERE t IS NOT NULL),
+    heads AS (SELECT p AS priority, t AS tenant,
+                     (SELECT MIN(seq) FROM jobs WHERE status = 'queued' AND priority = p
+                      AND tenant = t) AS seq
+              FROM pairs WHERE t IS NOT NULL)
     UPDATE jobs SET status = 'running', worker_id = ?, attempt = attempt + 1,
            lease_expires_at = ?, started_at = COALESCE(started_at, ?), claimed_at = ?
     WHERE seq = (SELECT h.seq FROM heads h ORDER BY h.priority DESC,

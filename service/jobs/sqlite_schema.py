@@ -132,6 +132,10 @@ MIGRATIONS: list[str] = [
     CREATE INDEX sweep_decisions_rung ON sweep_decisions (sweep_id, epoch);
     CREATE INDEX sweeps_tenant_seq ON sweeps (tenant, seq);
     """,
+    # 5: fair claims count each tenant's running jobs
+    """
+    CREATE INDEX jobs_running_tenant ON jobs (tenant) WHERE status = 'running';
+    """,
 ]
 
 

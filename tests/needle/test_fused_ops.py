@@ -43,6 +43,20 @@ def softmax_loss_composite(logits, y):
     return (ndl.logsumexp(logits, (1,)) - (logits * one_hot).sum((1,))).sum() / n
 
 
+def _seeded(fn, seed=11):
+    """fn with np.random reseeded before each call, so an op that draws a mask draws the same one."""
+    def call(*args):
+        np.random.seed(seed)
+        return fn(*args)
+    return call
+
+
+def _relu_dropout_composite(x, p, relu=True):
+    keep = np.random.rand(*x.shape) <= 1 - p  # the same draw as the fused ops make
+    out = ndl.relu(x) if relu else x
+    return out * ndl.Tensor(keep / (1 - p), dtype=x.dtype, requires_grad=False)
+
+
 LABELS = RNG.integers(0, 5, size=6)
 DROP_MASK = (RNG.random((6, 4)) > 0.3) / 0.7
 
@@ -75,6 +89,18 @@ CASES = {
                 [RNG.standard_normal((6, 4))]),
     "relu_dropout": (lambda x: ndl.relu_dropout(x, DROP_MASK),
                      lambda x: ndl.relu(x) * ndl.Tensor(DROP_MASK, dtype=x.dtype), [_away_from_zero(6, 4)]),
+    # fused block ops that draw their dropout mask: seeded, so every evaluation draws the same mask
+    "batchnorm_relu_dropout": (_seeded(lambda x, w, b: ndl.batchnorm_train(x, w, b, EPS, relu=True, drop_p=0.25)),
+                               _seeded(lambda x, w, b: _relu_dropout_composite(batchnorm_composite(x, w, b), 0.25)),
+                               [_away_from_zero(8, 4) * 2, RNG.uniform(0.5, 1.5, 4), RNG.standard_normal(4)]),
+    "batchnorm_relu": (lambda x, w, b: ndl.batchnorm_train(x, w, b, EPS, relu=True),
+                       lambda x, w, b: ndl.relu(batchnorm_composite(x, w, b)),
+                       [_away_from_zero(8, 4) * 2, RNG.uniform(0.5, 1.5, 4), RNG.standard_normal(4)]),
+    "random_dropout": (_seeded(lambda x: ndl.random_dropout(x, 0.3)),
+                       _seeded(lambda x: _relu_dropout_composite(x, 0.3, relu=False)), [RNG.standard_normal((6, 4))]),
+    "random_relu_dropout": (_seeded(lambda x: ndl.random_dropout(x, 0.3, relu=True)),
+                            _seeded(lambda x: _relu_dropout_composite(x, 0.3)), [_away_from_zero(6, 4)]),
+    "add_relu": (ndl.add_relu, lambda a, b: ndl.relu(a + b), [_away_from_zero(5, 3), _away_from_zero(5, 3) * 0.3]),
 }
 
 

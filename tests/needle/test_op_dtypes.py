@@ -10,14 +10,14 @@ import pytest
 
 import needle as ndl
 from needle.autograd import Op, TensorTuple, find_topo_sort
-from needle.ops import ops_fused, ops_logarithmic, ops_mathematic, ops_tuple
+from needle.ops import ops_fused, ops_fused_blocks, ops_logarithmic, ops_mathematic, ops_tuple
 
 from .test_fused_ops import CASES as FUSED_CASES
 from .test_ops import FORWARD_CASES
 
 ALL_CASES = {**{f"op:{k}": (fn, arrays) for k, (fn, _, arrays) in FORWARD_CASES.items()},
              **{f"fused:{k}": (fn, arrays) for k, (fn, _, arrays) in FUSED_CASES.items()}}
-OP_MODULES = (ops_mathematic, ops_logarithmic, ops_fused, ops_tuple)
+OP_MODULES = (ops_mathematic, ops_logarithmic, ops_fused, ops_fused_blocks, ops_tuple)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])

@@ -127,11 +127,11 @@ def test_state_dict_is_a_copy_and_load_checks_it():
     run(opt, params, gradient_sequence(params, steps=1))
     saved = opt.state_dict()
     assert saved["step"] == 1 and sorted(saved["state"]) == [0, 1]
-    saved["state"][0]["m"][...] = 123.0
-    assert not np.any(opt.state[0]["m"] == 123.0)
+    saved["state"][0]["m_sum"][...] = 123.0
+    assert not np.any(opt.state[0]["m_sum"] == 123.0)
     with pytest.raises(ValueError):
         optim.Adam(params[:1]).load_state_dict(saved)
-    bad_shape = {"step": 1, "state": {0: {"m": np.zeros(5), "v": np.zeros(5)}}}
+    bad_shape = {"step": 1, "state": {0: {"m_sum": np.zeros(5), "v_sum": np.zeros(5)}}}
     with pytest.raises(ValueError):
         optim.Adam(params).load_state_dict(bad_shape)
     with pytest.raises(KeyError):
@@ -207,3 +207,63 @@ def test_adam_and_sgd_match_torch():
         ours = run(make_needle(params), params, grads)
         theirs = torch_trajectory(torch, make_torch, start, grads)
         assert_histories_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("make_opt", [lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.1),
+                                      lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.1)])
+def test_packed_step_reads_gradients_without_changing_them(make_opt):
+    params = make_params()
+    grads = gradient_sequence(params, steps=1)[0]
+    for p, g in zip(params, grads):
+        p.grad = ndl.Tensor(g.copy(), requires_grad=False)
+    make_opt(params).step()
+    for p, g in zip(params, grads):
+        np.testing.assert_array_equal(p.grad.numpy(), g)
+
+
+def test_gradients_in_the_flat_buffer_are_used_without_a_copy():
+    """A backward that wrote each gradient into its registered view gives the same step."""
+    results = []
+    for use_views in (False, True):
+        params = make_params()
+        opt = optim.Adam(params, lr=0.1)
+        for step_grads in gradient_sequence(params, steps=3):
+            for p, g in zip(params, step_grads):
+                if use_views and opt._flat is not None:
+                    view = optim.GRAD_BUFFERS[p]
+                    view[...] = g
+                    p.grad = ndl.Tensor.make_const(view)
+                else:
+                    p.grad = ndl.Tensor(g, requires_grad=False)
+            opt.step()
+        results.append([p.numpy().copy() for p in params])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_adam_follows_a_change_of_betas_mid_run():
+    params = make_params()
+    start = [p.numpy().copy() for p in params]
+    grads = gradient_sequence(params, steps=4)
+    opt = optim.Adam(params, lr=0.01, beta1=0.9, beta2=0.99)
+    run(opt, params, grads[:2])
+    opt.beta1, opt.beta2 = 0.5, 0.9
+    history = run(opt, params, grads[2:])
+    # reference: textbook Adam whose betas change after step 2 (bias corrections use the new betas)
+    w = [x.astype(np.float64) for x in start]
+    m = [np.zeros_like(x) for x in w]
+    v = [np.zeros_like(x) for x in w]
+    for t, step_grads in enumerate(grads, start=1):
+        b1, b2 = (0.9, 0.99) if t <= 2 else (0.5, 0.9)
+        for i, g in enumerate(step_grads):
+            m[i] = b1 * m[i] + (1 - b1) * g
+            v[i] = b2 * v[i] + (1 - b2) * g * g
+            w[i] = w[i] - 0.01 * (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + 1e-8)
+    for got, want in zip(history[-1], w):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("betas", [(1.0, 0.999), (0.9, 1.0), (-0.1, 0.9)])
+def test_adam_rejects_betas_outside_0_1(betas):
+    with pytest.raises(ValueError):
+        optim.Adam(make_params(), beta1=betas[0], beta2=betas[1])

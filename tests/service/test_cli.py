@@ -68,3 +68,10 @@ def test_keys_create_validates_names_and_quotas(capsys):
                 ["--name", "x", "--rate-limit", "0"]):
         with pytest.raises(SystemExit):
             cli.build_parser().parse_args(["keys", "create", *bad])
+
+
+def test_serve_refuses_a_short_admin_key_without_echoing_it(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("NEEDLE_ADMIN_KEY", "guessable")
+    assert cli.main(["serve", "--data-dir", str(tmp_path), "--workers", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "at least 32 characters" in err and "guessable" not in err
