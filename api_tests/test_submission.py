@@ -44,7 +44,7 @@ BAD_SPECS = {
                        ["body", "optimizer", "momentum"]),
     "unknown field": ({**spirals(), "optimizer": {"type": "adam", "learning_rate": 0.1}},
                       ["body", "optimizer", "learning_rate"]),
-    "unknown layer type": (sequential({"type": "conv2d"}), ["body", "model", "layers", 0]),
+    "unknown layer type": (sequential({"type": "conv3d"}), ["body", "model", "layers", 0]),
     "validation fraction": (with_data(type="spirals", validation={"type": "fraction",
                                                                  "fraction": 1}),
                             ["body", "data", "validation", "fraction"]),

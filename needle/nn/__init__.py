@@ -8,8 +8,9 @@ from needle.nn.nn_basic import (
     BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, Linear, Module, Parameter, ReLU, Residual,
     Sequential, SoftmaxLoss,
 )
+from needle.nn.nn_conv import AvgPool2d, BatchNorm2d, Conv, MaxPool2d
 
 __all__ = [
-    "BatchNorm1d", "Dropout", "Flatten", "Identity", "LayerNorm1d", "Linear", "Module", "Parameter",
+    "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv", "MaxPool2d", "Dropout", "Flatten", "Identity", "LayerNorm1d", "Linear", "Module", "Parameter",
     "ReLU", "Residual", "Sequential", "SoftmaxLoss",
 ]

@@ -6,12 +6,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..jobs import Dataset, Job, MetricPoint, Status
 from ..jobs.briefs import brief_spec
-from ..specs import FiniteFloat, Label, table_issues
+from ..specs import Label, Rows, table_issues
 from ..specs.errors import spec_error
 from .examples import (DATASET_EXAMPLE, JOB_EXAMPLE, JOB_SUMMARY_EXAMPLE, METRICS_EXAMPLE,
                        PREDICTION_EXAMPLE)
 
-Matrix = Annotated[list[Annotated[list[FiniteFloat], Field(min_length=1)]], Field(min_length=1)]
 
 
 class _Out(BaseModel):
@@ -130,9 +129,10 @@ class CurveSeries(_Out):
 
 
 class PredictRequest(_Out):
-    """Rows to classify: x (N, F) finite floats."""
+    """Rows to classify: x (N, F) finite floats, or (N, C, H, W) images for a model with an
+    input_shape (the two forms give the same predictions)."""
 
-    x: Matrix
+    x: Rows
 
     @model_validator(mode="after")
     def _rectangular(self) -> "PredictRequest":
@@ -153,10 +153,11 @@ class Prediction(_Out):
 
 
 class DatasetCreate(_Out):
-    """A dataset sent as JSON: x (N, F) floats, y (N,) integer labels >= 0."""
+    """A dataset sent as JSON: x (N, F) floats or (N, C, H, W) images, y (N,) integer labels
+    >= 0."""
 
     name: str | None = Field(default=None, max_length=200)
-    x: Matrix
+    x: Rows
     y: list[Label] = Field(min_length=1)
 
     @model_validator(mode="after")

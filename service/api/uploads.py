@@ -1,4 +1,5 @@
-"""Turn an uploaded .npz (or JSON rows) into the stored blob: float32 x (N, F), int64 y (N,)."""
+"""Turn an uploaded .npz (or JSON rows) into the stored blob: float32 x (N, F) or (N, C, H, W),
+int64 y (N,)."""
 import io
 import zipfile
 from dataclasses import dataclass
@@ -40,8 +41,9 @@ def arrays_from_npz(data: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 def prepare_dataset(x: np.ndarray, y: np.ndarray) -> PreparedDataset:
     """Check shapes, dtypes and values, then serialise as .npz of float32 x and int64 y."""
-    if x.ndim != 2 or x.shape[0] < 1 or x.shape[1] < 1:
-        raise BadUpload(f"x must be a non-empty 2-D array (rows, features); got shape {x.shape}")
+    if x.ndim not in (2, 4) or x.size < 1:
+        raise BadUpload(f"x must be a non-empty 2-D array (rows, features) or 4-D array (rows, "
+                        f"channels, height, width); got shape {x.shape}")
     if y.ndim != 1 or y.shape[0] != x.shape[0]:
         raise BadUpload(f"y must be 1-D with one label per row of x ({x.shape[0]}); "
                         f"got shape {y.shape}")
@@ -50,7 +52,7 @@ def prepare_dataset(x: np.ndarray, y: np.ndarray) -> PreparedDataset:
     if y.dtype.kind not in "iu":
         raise BadUpload(f"y must hold integer labels; got dtype {y.dtype}")
     with np.errstate(over="ignore"):  # values beyond float32 become inf, reported just below
-        features = x.astype(np.float32)  # (N, F)
+        features = x.astype(np.float32)  # (N, F) or (N, C, H, W), kept as sent
     if not np.isfinite(features).all():
         raise BadUpload("x has NaN or infinite values (after conversion to float32)")
     if (y < 0).any():
@@ -59,4 +61,5 @@ def prepare_dataset(x: np.ndarray, y: np.ndarray) -> PreparedDataset:
     buffer = io.BytesIO()
     np.savez(buffer, x=features, y=labels)
     return PreparedDataset(blob=buffer.getvalue(), n_rows=features.shape[0],
-                           n_features=features.shape[1], n_classes=int(labels.max()) + 1)
+                           n_features=int(np.prod(features.shape[1:])),
+                           n_classes=int(labels.max()) + 1)

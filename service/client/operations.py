@@ -187,8 +187,8 @@ class Operations:
 
     @operation
     def predict(self, job_id: str, x) -> dict[str, np.ndarray]:
-        """Run the trained model on rows `x` (N, F); {"logits", "probabilities", "classes", ...}
-        as numpy arrays."""
+        """Run the trained model on rows `x` (N, F), or images (N, C, H, W) for a model with an
+        input_shape; {"logits", "probabilities", "classes", ...} as numpy arrays."""
         rows = np.asarray(x, dtype=np.float64)
         if rows.ndim == 1:
             rows = rows[None, :]  # (1, F): a single row

@@ -42,6 +42,15 @@ def layer(spec: dict) -> nn.Module:
         return nn.LayerNorm(spec["dim"], eps=spec["eps"])
     if kind == "dropout":
         return nn.Dropout(spec["p"])
+    if kind == "conv2d":
+        k = spec["kernel_size"]
+        return nn.Conv2d(spec["in_channels"], spec["out_channels"], k, stride=spec["stride"],
+                         padding=k // 2, bias=spec["bias"])
+    if kind == "batchnorm2d":
+        return nn.BatchNorm2d(spec["dim"], eps=spec["eps"], momentum=spec["momentum"])
+    if kind in ("maxpool2d", "avgpool2d"):
+        pool = nn.MaxPool2d if kind == "maxpool2d" else nn.AvgPool2d
+        return pool(spec["kernel_size"], spec["stride"])
     if kind == "residual":
         return Residual(nn.Sequential(*map(layer, spec["layers"])))
     if kind == "sequential":

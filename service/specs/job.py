@@ -4,10 +4,12 @@ from __future__ import annotations
 from pydantic import Field, model_validator
 
 from .data import (DataSpec, DataValidation, FractionValidation, InlineSource,
-                   SpiralsSource, TeacherSource, known_classes, known_features, known_rows)
+                   SpiralsSource, TeacherSource, known_classes, known_features, known_image_shape,
+                   known_rows)
 from .errors import Loc, spec_error
 from .layers import _Spec
-from .models import ModelSpec, model_input_loc, model_output_loc, model_widths
+from .models import (ModelSpec, model_input_loc, model_input_shape, model_output_loc,
+                     model_widths)
 from .optimizers import OptimizerSpec, SGDOptimizer
 from .planning import validation_split_sizes
 from .training import TrainingSpec
@@ -49,7 +51,11 @@ def source_issues(job: JobSpec, source, prefix: Loc) -> list[tuple[Loc, str, obj
     in_width, out_width = model_widths(job.model)
     issues = []
     features = known_features(source)
-    if features is not None and features != in_width:
+    images, input_shape = known_image_shape(source), model_input_shape(job.model)
+    if images is not None and input_shape is not None and images != input_shape:
+        issues.append((_feature_loc(job, source, prefix), f"the data's images are (C, H, W) = "
+                       f"{images} but the model's input_shape is {list(input_shape)}", None))
+    elif features is not None and features != in_width:
         issues.append((_feature_loc(job, source, prefix),
                        f"the data has {features} features but the model expects {in_width}",
                        features))

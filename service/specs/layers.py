@@ -28,7 +28,7 @@ class ReLULayer(_Spec):
 
 
 class FlattenLayer(_Spec):
-    """Flatten all but the batch dimension (a no-op on (N, F) inputs)."""
+    """Flatten all but the batch dimension: (N, C, H, W) -> (N, C*H*W); a no-op on (N, F)."""
 
     type: Literal["flatten"]
 
@@ -63,6 +63,48 @@ class DropoutLayer(_Spec):
     p: float = Field(default=0.5, ge=0, lt=1)
 
 
+MAX_KERNEL = 64
+
+
+class Conv2dLayer(_Spec):
+    """2-D convolution of (N, C, H, W) with "same" padding kernel_size // 2 (needle nn.Conv):
+    -> (N, out_channels, (H + 2 * (K // 2) - K) // stride + 1, likewise for W)."""
+
+    type: Literal["conv2d"]
+    in_channels: int = Field(gt=0)
+    out_channels: int = Field(gt=0)
+    kernel_size: int = Field(gt=0, le=MAX_KERNEL)
+    stride: int = Field(default=1, gt=0, le=MAX_KERNEL)
+    bias: bool = True
+
+
+class BatchNorm2dLayer(_Spec):
+    """Batch normalisation of each channel of (N, C, H, W) over N, H and W."""
+
+    type: Literal["batchnorm2d"]
+    dim: int = Field(gt=0, description="number of channels C")
+    eps: float = Field(default=1e-5, gt=0)
+    momentum: float = Field(default=0.1, ge=0, le=1)
+
+
+class MaxPool2dLayer(_Spec):
+    """Max over kernel_size x kernel_size windows (PyTorch semantics: no padding, floor)."""
+
+    type: Literal["maxpool2d"]
+    kernel_size: int = Field(gt=0, le=MAX_KERNEL)
+    stride: int | None = Field(default=None, gt=0, le=MAX_KERNEL,
+                               description="defaults to kernel_size")
+
+
+class AvgPool2dLayer(_Spec):
+    """Mean over kernel_size x kernel_size windows (PyTorch semantics: no padding, floor)."""
+
+    type: Literal["avgpool2d"]
+    kernel_size: int = Field(gt=0, le=MAX_KERNEL)
+    stride: int | None = Field(default=None, gt=0, le=MAX_KERNEL,
+                               description="defaults to kernel_size")
+
+
 class ResidualLayer(_Spec):
     """x + Sequential(layers)(x); the inner stack must keep the width."""
 
@@ -79,7 +121,8 @@ class SequentialLayer(_Spec):
 
 LayerSpec = Annotated[
     Union[LinearLayer, ReLULayer, FlattenLayer, IdentityLayer, BatchNorm1dLayer,
-          LayerNorm1dLayer, DropoutLayer, ResidualLayer, SequentialLayer],
+          LayerNorm1dLayer, DropoutLayer, Conv2dLayer, BatchNorm2dLayer, MaxPool2dLayer,
+          AvgPool2dLayer, ResidualLayer, SequentialLayer],
     Field(discriminator="type"),
 ]
 

@@ -1,13 +1,14 @@
 """Model specs: an MLP-ResNet or an explicit sequential stack (discriminated on "type")."""
 from __future__ import annotations
 
+import math
 from typing import Annotated, Literal, Union
 
 from pydantic import Field, model_validator
 
 from .errors import spec_error
 from .layers import LayerSpec, _Spec
-from .shapes import trace_stack
+from .shapes import LOST, describe, trace_stack
 
 
 class MLPResNetModel(_Spec):
@@ -22,17 +23,33 @@ class MLPResNetModel(_Spec):
     drop_prob: float = Field(default=0.1, ge=0, lt=1)
 
 
+MAX_IMAGE_SIZE = 4096  # pixels per side
+MAX_IMAGE_VALUES = 1_000_000  # C*H*W per sample
+
+
 class SequentialModel(_Spec):
-    """needle.nn.Sequential(*layers); widths are checked through the whole stack."""
+    """needle.nn.Sequential(*layers); shapes are checked through the whole stack."""
 
     type: Literal["sequential"]
+    input_shape: list[Annotated[int, Field(gt=0, le=MAX_IMAGE_SIZE)]] | None = Field(
+        default=None, min_length=3, max_length=3,
+        description="[C, H, W] of each input image (needed by conv2d, batchnorm2d and pooling "
+                    "layers); rows of C*H*W features are reshaped to it")
     layers: list[LayerSpec] = Field(min_length=1)
 
     @model_validator(mode="after")
-    def _widths_chain(self) -> "SequentialModel":
-        trace = trace_stack(self.layers)
+    def _shapes_chain(self) -> "SequentialModel":
+        if self.input_shape is not None and math.prod(self.input_shape) > MAX_IMAGE_VALUES:
+            raise spec_error("SequentialModel", [(("input_shape",), f"C*H*W is "
+                             f"{math.prod(self.input_shape)}; at most {MAX_IMAGE_VALUES}", None)])
+        trace = trace_stack(self.layers, input_shape=self.input_shape)
         issues = [(issue.loc, issue.message, None) for issue in trace.issues]
-        if trace.width is None:
+        if trace.shape == LOST:
+            pass  # an issue above already explains it
+        elif trace.shape is not None and len(trace.shape) == 3:
+            issues.append((("layers",), f"the model outputs images {describe(trace.shape)}; a "
+                           "classifier ends with flatten and linear layers", None))
+        elif trace.width is None:
             issues.append((("layers",), "a sequential model needs at least one linear or "
                            "normalisation layer to fix its input and output widths", None))
         elif trace.width < 2:
@@ -50,14 +67,22 @@ def model_widths(model: MLPResNetModel | SequentialModel) -> tuple[int, int]:
     """(input features, output classes) of a validated model spec."""
     if isinstance(model, MLPResNetModel):
         return model.in_features, model.num_classes
-    trace = trace_stack(model.layers)
+    trace = trace_stack(model.layers, input_shape=model.input_shape)
     return trace.input_width, trace.width
+
+
+def model_input_shape(model: MLPResNetModel | SequentialModel) -> tuple[int, ...] | None:
+    """(C, H, W) of the images a model takes, None for a model of feature rows."""
+    shape = getattr(model, "input_shape", None)
+    return None if shape is None else tuple(shape)
 
 
 def model_input_loc(model: MLPResNetModel | SequentialModel) -> tuple[str | int, ...]:
     """Path (relative to the model) of the field that fixes the model's input width."""
     if isinstance(model, MLPResNetModel):
         return ("in_features",)
+    if model.input_shape is not None:
+        return ("input_shape",)
     return _first_width_loc(model.layers, ("layers",)) or ("layers",)
 
 

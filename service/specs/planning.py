@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import math
 
-from .layers import (BatchNorm1dLayer, LayerNorm1dLayer, LinearLayer, ResidualLayer,
-                     SequentialLayer)
+from .layers import (BatchNorm1dLayer, BatchNorm2dLayer, Conv2dLayer, LayerNorm1dLayer,
+                     LinearLayer, ResidualLayer, SequentialLayer)
 from .models import MLPResNetModel
 from .training import TrainingSpec
 
@@ -49,7 +49,10 @@ def _stack_parameters(layers: list) -> int:
         if isinstance(layer, LinearLayer):
             total += layer.in_features * layer.out_features + (layer.out_features if layer.bias
                                                                else 0)
-        elif isinstance(layer, (BatchNorm1dLayer, LayerNorm1dLayer)):
+        elif isinstance(layer, Conv2dLayer):
+            total += layer.kernel_size ** 2 * layer.in_channels * layer.out_channels + (
+                layer.out_channels if layer.bias else 0)
+        elif isinstance(layer, (BatchNorm1dLayer, BatchNorm2dLayer, LayerNorm1dLayer)):
             total += 2 * layer.dim  # weight and bias
         elif isinstance(layer, (ResidualLayer, SequentialLayer)):
             total += _stack_parameters(layer.layers)

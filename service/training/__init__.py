@@ -20,12 +20,13 @@ __all__ = ["Checkpoint", "DatasetFetcher", "EpochDone", "StepDone", "TrainingDat
 
 def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: DatasetFetcher) -> TrainingRun:
     """Load the job's data, check it fits the model, and build a fresh run."""
-    from service.specs import model_widths
+    from service.specs import model_input_shape, model_widths
     from service.specs.models import ModelSpec
     from pydantic import TypeAdapter
 
     data = load_training_data(spec["data"], spec["training"]["seed"], mnist_dir=mnist_dir,
                               fetch_dataset=fetch_dataset)
-    in_features, num_classes = model_widths(TypeAdapter(ModelSpec).validate_python(spec["model"]))
-    check_fits_model(data, in_features, num_classes)
+    model = TypeAdapter(ModelSpec).validate_python(spec["model"])
+    in_features, num_classes = model_widths(model)
+    check_fits_model(data, in_features, num_classes, model_input_shape(model))
     return TrainingRun(spec, data)

@@ -1,6 +1,8 @@
 """Normalised spec dicts -> needle models and optimizers."""
 from typing import Any
 
+import numpy as np
+
 from needle import nn, optim
 from needle.models import MLPResNet
 
@@ -33,6 +35,14 @@ def build_layer(layer: dict[str, Any]) -> nn.Module:
         return nn.LayerNorm1d(layer["dim"], eps=layer.get("eps", 1e-5))
     if kind == "dropout":
         return nn.Dropout(layer.get("p", 0.5))
+    if kind == "conv2d":
+        return nn.Conv(layer["in_channels"], layer["out_channels"], layer["kernel_size"],
+                       stride=layer.get("stride", 1), bias=layer.get("bias", True))
+    if kind == "batchnorm2d":
+        return nn.BatchNorm2d(layer["dim"], eps=layer.get("eps", 1e-5), momentum=layer.get("momentum", 0.1))
+    if kind in ("maxpool2d", "avgpool2d"):
+        pool = nn.MaxPool2d if kind == "maxpool2d" else nn.AvgPool2d
+        return pool(layer["kernel_size"], layer.get("stride"))
     if kind == "residual":
         return nn.Residual(_stack(layer["layers"]))
     if kind == "sequential":
@@ -52,6 +62,12 @@ def build_optimizer(optimizer_spec: dict[str, Any], parameters: list) -> optim.O
     if kind == "adam":
         return optim.Adam(parameters, **spec)
     raise ValueError(f"unknown optimizer type {kind!r}")
+
+
+def model_input(model_spec: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """Rows (N, F) as the model takes them: (N, C, H, W) views for a model with an input_shape."""
+    shape = model_spec.get("input_shape")
+    return x if shape is None else x.reshape(len(x), *shape)
 
 
 def parameter_count(model: nn.Module) -> int:

@@ -5,7 +5,7 @@ import numpy as np
 
 import needle as ndl
 
-from .builders import build_model
+from .builders import build_model, model_input
 from .params import MEDIA_TYPES, encode, parameters_from_bytes, to_torch_layout
 
 
@@ -31,17 +31,20 @@ class NonFiniteOutput(ValueError):
 
 
 def predict_arrays(parameters: bytes, x: np.ndarray) -> dict[str, list]:
-    """Logits, softmax probabilities and argmax classes for x (N, F); NonFiniteOutput instead
-    of NaN/inf values (JSON has none)."""
+    """Logits, softmax probabilities and argmax classes for x (N, F), or (N, C, H, W) for a model
+    with that input_shape; NonFiniteOutput instead of NaN/inf values (JSON has none)."""
     model, model_spec = load_model(parameters)
     x = np.asarray(x, dtype=np.float32)
-    width = input_width(model_spec)
+    width, shape = input_width(model_spec), model_spec.get("input_shape")
+    if x.ndim == 4 and (shape is None or list(x.shape[1:]) == list(shape)):
+        x = x.reshape(len(x), -1)
     if x.ndim != 2 or x.shape[1] != width or len(x) == 0:
-        raise ValueError(f"x must have shape (N, {width}) with N >= 1, got {x.shape}")
+        expected = f"(N, {width})" + ("" if shape is None else f" or (N, {', '.join(map(str, shape))})")
+        raise ValueError(f"x must have shape {expected} with N >= 1, got {x.shape}")
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or infinite values")
     with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
-        logits = model(ndl.Tensor(x, dtype="float32", requires_grad=False)).numpy()
+        logits = model(ndl.Tensor(model_input(model_spec, x), dtype="float32", requires_grad=False)).numpy()
     logits = logits.astype(np.float64)  # (N, classes)
     bad_rows = np.flatnonzero(~np.isfinite(logits).all(axis=1))
     if len(bad_rows):

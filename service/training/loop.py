@@ -9,7 +9,7 @@ import numpy as np
 import needle as ndl
 from needle import nn
 
-from .builders import build_model, build_optimizer
+from .builders import build_model, build_optimizer, model_input
 from .checkpoint import Checkpoint
 from .data import TrainingData
 from .errors import TrainingError
@@ -52,7 +52,8 @@ class TrainingRun:
         # per step, which would cost ~0.1 ms), so only one run may train at a time per process.
         outer = np.random.get_state()
         np.random.seed(training["seed"])
-        self.model = build_model(spec["model"])
+        self.model_spec = spec["model"]
+        self.model = build_model(self.model_spec)
         self.rng_state = np.random.get_state()
         np.random.set_state(outer)
         self.rng_live = False  # True once events() installed rng_state into np.random
@@ -110,7 +111,8 @@ class TrainingRun:
 
     def _train_batch(self) -> StepDone:
         rows = self.order[self.batch * self.batch_size:(self.batch + 1) * self.batch_size]
-        x = ndl.Tensor(self.data.x_train[rows], dtype="float32", requires_grad=False)  # (B, F)
+        x = ndl.Tensor(model_input(self.model_spec, self.data.x_train[rows]), dtype="float32",
+                       requires_grad=False)  # (B, F) or (B, C, H, W)
         labels = self.data.y_train[rows]  # (B,)
         y = ndl.Tensor(labels, dtype="int64", requires_grad=False)
         self.optimizer.reset_grad()
@@ -145,7 +147,7 @@ class TrainingRun:
         """Validation loss and error in eval mode (None without validation data)."""
         if self.data.x_val is None:
             return {"val_loss": None, "val_error": None}
-        loss, error = evaluate(self.model, self.data.x_val, self.data.y_val)
+        loss, error = evaluate(self.model, model_input(self.model_spec, self.data.x_val), self.data.y_val)
         self.model.train()
         return {"val_loss": loss, "val_error": error}
 
@@ -191,7 +193,8 @@ def _fresh_accumulators() -> dict[str, float | int]:
 
 
 def evaluate(model: nn.Module, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    """(mean loss, error rate) of model on (x, y) in eval mode, without building a graph."""
+    """(mean loss, error rate) of model on (x, y) in eval mode, without building a graph;
+    x (N, ...) as the model takes it (see builders.model_input)."""
     model.eval()
     loss_fn = nn.SoftmaxLoss()
     loss_sum, errors = 0.0, 0

@@ -26,14 +26,17 @@ def parameters_from_bytes(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str,
 
 
 def to_torch_layout(state: dict[str, np.ndarray], batches_tracked: int = 0) -> dict[str, np.ndarray]:
-    """needle layout -> PyTorch's: Linear weight (in,out)->(out,in), bias (1,out)->(out,),
-    plus BatchNorm num_batches_tracked, so an equivalent torch module loads it strictly."""
+    """needle layout -> PyTorch's: Linear weight (in,out)->(out,in), bias (1,out)->(out,), Conv
+    weight (K,K,C_in,C_out)->(C_out,C_in,K,K), plus BatchNorm num_batches_tracked, so an
+    equivalent torch module loads it strictly."""
     norm_prefixes = {key[: -len("running_mean")] for key in state if key.endswith("running_mean")}
     out: dict[str, np.ndarray] = {}
     for key, value in state.items():
         prefix, name = _split(key)
         if name == "weight" and value.ndim == 2:      # only Linear weights are 2-D in needle
             value = value.T
+        elif name == "weight" and value.ndim == 4:    # Conv kernels (K, K, C_in, C_out)
+            value = value.transpose(3, 2, 0, 1)
         elif name == "bias" and value.ndim == 2:      # Linear bias (1, out)
             value = value.reshape(-1)
         out[key] = np.require(value, requirements="C")

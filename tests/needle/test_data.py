@@ -9,12 +9,7 @@ import needle as ndl
 from needle.data import (DataLoader, MNISTDataset, NDArrayDataset, RandomCrop, RandomFlipHorizontal,
                          parse_mnist)
 
-
-def write_idx(path, magic, dims, payload: bytes, compress=True):
-    """Write an IDX file (big-endian header) the way MNIST ships it: gzip-compressed."""
-    raw = struct.pack(f">i{len(dims)}i", magic, *dims) + payload
-    path.write_bytes(gzip.compress(raw) if compress else raw)
-    return path
+from ..images import write_idx
 
 
 def write_mnist(tmp_path, n=6, seed=0, prefix="train"):

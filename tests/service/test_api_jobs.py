@@ -51,7 +51,7 @@ BAD_SPECS = {
         {"type": "linear", "in_features": 8, "out_features": 4}]}), ["body", "model", "layers", 1]),
     "negative lr": ({**SPIRALS, "optimizer": {"type": "adam", "lr": -1}},
                     ["body", "optimizer", "lr"]),
-    "unknown layer": (with_model_layers({"type": "conv2d"}), ["body", "model", "layers", 0]),
+    "unknown layer": (with_model_layers({"type": "conv3d"}), ["body", "model", "layers", 0]),
     "label range": ({**SPIRALS, "data": {"type": "inline", "x": [[0, 1], [1, 0]], "y": [0, 3]}},
                     ["body", "data", "y", 1]),
     "feature width": ({**SPIRALS, "data": {"type": "teacher", "n_features": 3, "n_classes": 3}},

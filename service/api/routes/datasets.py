@@ -19,7 +19,8 @@ UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "multipart/form-data": {"schema": {
         "type": "object", "required": ["file"],
         "properties": {"file": {"type": "string", "format": "binary",
-                                "description": ".npz with x (N, F) and integer y (N,), or "
+                                "description": ".npz with x (N, F) or (N, C, H, W) and "
+                                "integer y (N,), or "
                                 "a .csv with a header row (numeric features, integer labels)"},
                        "name": {"type": "string", "maxLength": 200},
                        "label_column": {"type": "string", "maxLength": 200, "default": "label",
@@ -102,7 +103,7 @@ async def _from_json(request: Request) -> tuple[str | None, PreparedDataset]:
             from None
     except ValueError as exc:  # not JSON, or not UTF-8
         raise validation_error([(("body",), f"invalid JSON: {exc}", None)]) from None
-    x = np.asarray(payload.x, dtype=np.float64)  # (N, F)
+    x = np.asarray(payload.x, dtype=np.float64)  # (N, F) or (N, C, H, W)
     y = np.asarray(payload.y, dtype=np.int64)    # (N,)
     return payload.name, await _prepare(("body",), x=x, y=y)
 

@@ -1,4 +1,5 @@
 """What a job produces: metrics while it runs, then parameters and predictions."""
+import math
 from typing import Annotated, Literal
 
 import numpy as np
@@ -9,7 +10,7 @@ from ...jobs import Job, JobStore
 from ...jobs.results import export_parameters
 from ...jobs.results import NonFiniteOutput
 from ...jobs.results import predict as run_model
-from ...specs import ModelSpec, model_widths
+from ...specs import ModelSpec, model_input_shape, model_widths, sample_shape
 from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
 from ..examples import PREDICT_EXAMPLES
@@ -58,20 +59,30 @@ def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_example
     """Run the trained model in eval mode (BatchNorm uses its running statistics)."""
     job, parameters = _trained(store, job_id, principal.tenant_filter)
     model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
-    in_width, _ = model_widths(MODEL_ADAPTER.validate_python(model_spec))
+    model = MODEL_ADAPTER.validate_python(model_spec)
     if len(request.x) > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "
                                  "request", None)])
-    if len(request.x[0]) != in_width:
-        raise validation_error([(("body", "x", 0), f"rows have {len(request.x[0])} features but "
-                                 f"the model expects {in_width}", None)])
-    x = np.asarray(request.x, dtype=np.float32)  # (N, in_width)
+    _check_input_shape(sample_shape(request.x[0]), model)
+    x = np.asarray(request.x, dtype=np.float32)  # (N, in_width) or (N, C, H, W)
     if not np.isfinite(x).all():
         raise validation_error([(("body", "x"), "values overflow float32", None)])
     try:
         return Prediction(**run_model(job, parameters, x))
     except NonFiniteOutput as exc:
         raise validation_error([(("body", "x", exc.rows[0]), str(exc), None)]) from None
+
+
+def _check_input_shape(shape: tuple[int, ...], model) -> None:
+    """Rows of the model's width, or images (of its input_shape, if it has one); else a 422."""
+    in_width, _ = model_widths(model)
+    input_shape = model_input_shape(model)
+    if len(shape) == 3 and input_shape is not None and shape != input_shape:
+        raise validation_error([(("body", "x", 0), f"x[0] is an image {list(shape)} but the model "
+                                 f"takes images {list(input_shape)}", None)])
+    if math.prod(shape) != in_width:
+        raise validation_error([(("body", "x", 0), f"rows have {math.prod(shape)} features but "
+                                 f"the model expects {in_width}", None)])
 
 
 def _trained(store: JobStore, job_id: str, tenant: str | None) -> tuple[Job, bytes]:

@@ -1,0 +1,97 @@
+"""needle.nn conv modules: course init, shapes, modes, state_dict and learning on images."""
+import numpy as np
+import pytest
+
+import needle as ndl
+from needle import nn, optim
+
+from ..images import oriented_bars
+
+
+def test_conv_reproduces_the_course_init():
+    np.random.seed(3)
+    k, c_in, c_out = 3, 2, 4
+    bound = np.sqrt(2.0) * np.sqrt(3.0 / (c_in * k * k))  # Kaiming uniform, fan_in = C_in*K*K
+    expected_w = np.random.rand(k, k, c_in, c_out) * 2 * bound - bound
+    bias_bound = 1.0 / np.sqrt(c_in * k * k)
+    expected_b = np.random.rand(c_out) * 2 * bias_bound - bias_bound
+    np.random.seed(3)
+    layer = nn.Conv(c_in, c_out, k)
+    assert layer.weight.shape == (k, k, c_in, c_out) and layer.bias.shape == (c_out,)
+    assert layer.weight.dtype == np.float32 and layer.padding == 1
+    np.testing.assert_allclose(layer.weight.numpy(), expected_w, rtol=1e-6)
+    np.testing.assert_allclose(layer.bias.numpy(), expected_b, rtol=1e-6)
+    assert nn.Conv(c_in, c_out, k, bias=False).bias is None
+
+
+@pytest.mark.parametrize("kernel,stride,size,expected", [(3, 1, 9, 9), (3, 2, 9, 5), (4, 1, 8, 9),
+                                                         (5, 2, 7, 4), (1, 2, 7, 4)])
+def test_conv_same_padding_output_sizes(kernel, stride, size, expected):
+    out = nn.Conv(2, 3, kernel, stride=stride)(ndl.Tensor(np.ones((1, 2, size, size), np.float32)))
+    assert out.shape == (1, 3, expected, expected) and out.dtype == np.float32
+
+
+def test_pool_modules_default_stride_is_the_kernel():
+    x = ndl.Tensor(np.arange(2 * 3 * 7 * 5, dtype=np.float32).reshape(2, 3, 7, 5))
+    assert nn.MaxPool2d(2)(x).shape == (2, 3, 3, 2)
+    assert nn.AvgPool2d(3, stride=1)(x).shape == (2, 3, 5, 3)
+    assert nn.MaxPool2d(2)(x).numpy()[0, 0, 0, 0] == 6.0  # max of [[0, 1], [5, 6]]
+
+
+def test_batchnorm2d_state_and_modes():
+    layer = nn.BatchNorm2d(3)
+    assert list(layer.state_dict()) == ["weight", "bias", "running_mean", "running_var"]
+    x = np.random.default_rng(0).standard_normal((4, 3, 5, 5)).astype(np.float32) + 2
+    out = layer(ndl.Tensor(x)).numpy()
+    np.testing.assert_allclose(out.mean(axis=(0, 2, 3)), 0, atol=1e-5)
+    np.testing.assert_allclose(layer.running_mean.numpy(), 0.1 * x.mean(axis=(0, 2, 3)), rtol=1e-5)
+    layer.eval()
+    single = layer(ndl.Tensor(x[:1])).numpy()  # eval: each image is independent of the batch
+    np.testing.assert_allclose(single, layer(ndl.Tensor(x)).numpy()[:1], rtol=1e-6)
+
+
+def small_cnn(classes: int = 4) -> nn.Sequential:
+    return nn.Sequential(nn.Conv(1, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2),
+                         nn.Conv(8, 8, 3), nn.ReLU(), nn.AvgPool2d(2), nn.Flatten(),
+                         nn.Linear(8 * 2 * 2, classes))
+
+
+def test_state_dict_round_trip_with_conv_layers():
+    np.random.seed(0)
+    model = small_cnn()
+    keys = list(model.state_dict())
+    assert keys[:6] == ["0.weight", "0.bias", "1.weight", "1.bias", "1.running_mean", "1.running_var"]
+    model(ndl.Tensor(np.random.randn(3, 1, 8, 8).astype(np.float32)))  # moves the running stats
+    state = model.state_dict()
+    np.random.seed(1)
+    other = small_cnn().load_state_dict(state)
+    x = ndl.Tensor(np.random.randn(2, 1, 8, 8).astype(np.float32))
+    model.eval(), other.eval()
+    np.testing.assert_array_equal(model(x).numpy(), other(x).numpy())
+    bad = dict(state, **{"0.weight": np.zeros((3, 3, 2, 8))})
+    with pytest.raises(ValueError, match="0.weight"):
+        other.load_state_dict(bad)
+
+
+def test_cnn_learns_oriented_bars_to_near_zero_error():
+    x, y = oriented_bars(800, size=8, seed=0)
+    x_test, y_test = oriented_bars(200, size=8, seed=1)
+    np.random.seed(0)
+    model = small_cnn()
+    opt = optim.Adam(model.parameters(), lr=0.01)
+    loss_fn = nn.SoftmaxLoss()
+    for _ in range(8):
+        order = np.random.permutation(len(y))
+        for start in range(0, len(y), 32):
+            rows = order[start:start + 32]
+            opt.reset_grad()
+            loss = loss_fn(model(ndl.Tensor(x[rows])), ndl.Tensor(y[rows]))
+            loss.backward()
+            opt.step()
+    model.eval()
+    with ndl.no_grad():
+        train_error = np.mean(model(ndl.Tensor(x)).numpy().argmax(1) != y)
+        test_error = np.mean(model(ndl.Tensor(x_test)).numpy().argmax(1) != y_test)
+    assert all(p.dtype == np.float32 for p in model.parameters())
+    assert train_error <= 0.01, train_error
+    assert test_error <= 0.03, test_error
