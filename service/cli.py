@@ -1,6 +1,6 @@
 """needle-service: `serve` the API (with local workers), run a `worker`, manage API `keys`,
 write `openapi` JSON; and, as a client of a running server: `submit`, `jobs`, `params`,
-`predict`, `datasets`."""
+`predict`, `datasets`, `sweeps`."""
 import argparse
 import gc
 import os

@@ -230,6 +230,69 @@ class Operations:
         """Delete a dataset."""
         yield from self._json(Request("DELETE", f"/v1/datasets/{dataset_id}"))
 
+    # ---- sweeps ----
+    @operation
+    def submit_sweep(self, sweep: Any) -> dict[str, Any]:
+        """Create a hyperparameter sweep (a dict or a service.specs.sweep.SweepSpec); the sweep
+        with its trials. Sent once: sweeps take no Idempotency-Key, so a lost reply is not
+        retried (list_sweeps shows whether it was created)."""
+        body = sweep.model_dump(mode="json") if hasattr(sweep, "model_dump") else sweep
+        return (yield from self._json(Request("POST", "/v1/sweeps", content=dumps(body),
+                                              headers=JSON)))
+
+    @operation
+    def get_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """The sweep: status, counts by trial status, the trials table and the best trial."""
+        return (yield from self._json(Request("GET", f"/v1/sweeps/{sweep_id}", retry=True)))
+
+    @iteration
+    def list_sweeps(self, *, limit: int | None = None, page_size: int = 100) -> Flow:
+        """Sweeps newest first across every page (summaries without trials)."""
+        yielded, cursor = 0, None
+        while limit is None or yielded < limit:
+            size = page_size if limit is None else min(page_size, limit - yielded)
+            page = yield from self._json(Request("GET", "/v1/sweeps", retry=True, params={
+                "limit": size, **({"cursor": cursor} if cursor else {})}))
+            for sweep in page["items"]:
+                yield Emit(sweep)
+                yielded += 1
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return
+
+    @operation
+    def cancel_sweep(self, sweep_id: str) -> dict[str, Any]:
+        """Cancel every trial that has not ended; the sweep. Conflict if all have ended."""
+        return (yield from self._json(Request("POST", f"/v1/sweeps/{sweep_id}/cancel")))
+
+    @operation
+    def delete_sweep(self, sweep_id: str) -> None:
+        """Delete an ended sweep with all its trials (Conflict while a trial is active)."""
+        yield from self._json(Request("DELETE", f"/v1/sweeps/{sweep_id}"))
+
+    @operation
+    def wait_sweep(self, sweep_id: str, timeout: float | None = None,
+                   on_progress: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """Poll until every trial has ended and return the sweep; `on_progress(sweep)` whenever
+        its counts or best trial change. TimeoutError after `timeout` s (the sweep keeps going)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        seen = None
+        while True:
+            sweep = yield from self._json(Request("GET", f"/v1/sweeps/{sweep_id}", retry=True))
+            best = sweep["best"]
+            state = (sweep["status"], sweep["counts"], best and (best["trial"], best["objective"]))
+            if on_progress is not None and state != seen:
+                on_progress(sweep)
+            seen = state
+            if sweep["status"] != "running":
+                return sweep
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"sweep {sweep_id} is still running after {timeout} s")
+            pause = max(self.poll_interval, 1.0)  # a sweep's GET carries its whole trials table
+            if deadline is not None:
+                pause = max(0.0, min(pause, deadline - time.monotonic()))
+            yield Sleep(pause)
+
     # ---- the trained model, locally ----
     @operation
     def to_needle(self, job_id: str):

@@ -125,8 +125,10 @@ def record_epochs(db: Db, job_id: str, points: list[tuple[str, int, int, dict]])
     make the early-stopping decision at each deciding epoch, once; a prune flags the job for its
     worker (LeaseState.prune)."""
     epochs = [(epoch, values) for kind, epoch, _, values in points if kind == "epoch"]
+    if not epochs:  # most flushes hold step points only: no read at all
+        return
     row = db.one("SELECT sweep_id, epochs FROM jobs WHERE id = ?", (job_id,))
-    if not epochs or row is None or row[0] is None:
+    if row is None or row[0] is None:
         return
     sweep_id, trial_epochs = row
     metric, mode, early = db.one("SELECT metric, mode, early_stopping FROM sweeps WHERE id = ?",
