@@ -1,6 +1,7 @@
 """API keys and tenants over HTTP: 401s, another tenant's objects are 404 on every route, lists
 and idempotency keys are per tenant, admins see everything, `serve` refuses to start exposed
 without a key."""
+import re
 import subprocess
 import sys
 
@@ -8,7 +9,7 @@ import httpx
 import pytest
 
 from .server import Server, free_port, wait_for
-from .specs import spirals
+from .specs import spirals, sweep_base
 from .sse import collect
 from .test_datasets import npz_bytes
 
@@ -34,7 +35,7 @@ def secured(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def alice_objects(secured):
-    """A succeeded job and a dataset of tenant alice."""
+    """A succeeded job, a dataset and a sweep of tenant alice."""
     server, clients = secured
     job = clients["alice"].post("/v1/jobs", json=spirals(epochs=1)).json()
     wait_for(lambda: clients["alice"].get(f"/v1/jobs/{job['id']}").json()["status"] == "succeeded",
@@ -42,7 +43,10 @@ def alice_objects(secured):
     x = np.random.default_rng(0).normal(size=(30, 2))
     dataset = clients["alice"].post("/v1/datasets", files={"file": ("d.npz", npz_bytes(
         x=x, y=np.arange(30) % 3))}).json()
-    return job["id"], dataset["id"]
+    sweep = clients["alice"].post("/v1/sweeps", json={
+        "base": sweep_base(epochs=1), "parameters": {"optimizer.lr": {"values": [0.01]}}})
+    assert sweep.status_code in (200, 201, 202), sweep.text
+    return job["id"], dataset["id"], sweep.json()["id"]
 
 
 def _assert_unauthorized(response: httpx.Response) -> None:
@@ -93,7 +97,7 @@ def test_a_revoked_key_is_refused(secured):
 
 def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_objects):
     _, clients = secured
-    job_id, dataset_id = alice_objects
+    job_id, dataset_id, _ = alice_objects
     bob = clients["bob"]
     for method, path, body in [
             ("GET", f"/v1/jobs/{job_id}", None), ("GET", f"/v1/jobs/{job_id}/spec", None),
@@ -139,7 +143,7 @@ def test_live_views_need_the_tenants_key_and_metrics_an_admin(secured, alice_obj
 
 def test_lists_are_per_tenant_and_admins_see_every_tenant(secured, alice_objects):
     _, clients = secured
-    job_id, dataset_id = alice_objects
+    job_id, dataset_id, _ = alice_objects
     bobs_job = clients["bob"].post("/v1/jobs", json=spirals(seed=5)).json()
     assert bobs_job["tenant"] == "bob"
 
@@ -203,3 +207,27 @@ def test_another_tenants_sweep_is_404_and_its_trials_are_the_creators(secured):
     assert sweep["id"] in [s["id"] for s in clients["root"].get("/v1/sweeps").json()["items"]]
     assert clients["alice2"].get(f"/v1/sweeps/{sweep['id']}").status_code == 200  # same tenant
     clients["alice"].post(f"/v1/sweeps/{sweep['id']}/cancel")
+
+
+def test_every_route_with_an_id_answers_another_tenant_as_if_the_object_did_not_exist(
+        secured, alice_objects):
+    """Walks openapi.json, so routes added later are covered too: for bob, alice's object and an
+    id that never existed get the same status (404, or 422 for a missing body) and message."""
+    server, clients = secured
+    ids = dict(zip(("job_id", "dataset_id", "sweep_id"), alice_objects))
+    unknown = {name: "0" * 32 for name in ids}
+    checked = 0
+    for path, operations in server.client.get("/openapi.json").json()["paths"].items():
+        names = re.findall(r"{(\w+)}", path)
+        if not names:
+            continue
+        assert set(names) <= set(ids), f"{path}: give the test an object of tenant alice for {names}"
+        for method in operations:
+            theirs = clients["bob"].request(method, path.format(**ids), timeout=10)
+            nobodys = clients["bob"].request(method, path.format(**unknown), timeout=10)
+            assert theirs.status_code in (404, 422), (method, path, theirs.status_code, theirs.text)
+            scrub = lambda response, values: re.sub("|".join(values), "<id>", response.text)  # noqa: E731
+            assert (theirs.status_code, scrub(theirs, ids.values())) == \
+                (nobodys.status_code, scrub(nobodys, unknown.values())), (method, path)
+            checked += 1
+    assert checked >= 12

@@ -15,7 +15,8 @@ order stay differentiable. Every op keeps its input dtype.
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ..autograd import TensorOp
+from ..autograd import Tensor, TensorOp, is_grad_enabled
+from .ops_fused import _column_sum
 
 __all__ = ["Pad", "pad", "Crop", "crop", "Flip", "flip", "Dilate", "dilate", "UnDilate", "undilate",
            "Conv", "conv", "ConvInputGrad", "ConvWeightGrad"]
@@ -244,7 +245,16 @@ class Conv(TensorOp):
         if len(node.inputs) == 2:
             return grad_a, grad_b
         bias = node.inputs[2]
-        return grad_a, grad_b, (out_grad.sum((0, 1, 2)) if bias.requires_grad else None)
+        return grad_a, grad_b, (_bias_grad(out_grad) if bias.requires_grad else None)
+
+
+def _bias_grad(out_grad):
+    """Sum of out_grad (N, Ho, Wo, C_out) over all but the channels -> (C_out,)."""
+    if is_grad_enabled():  # a graph for higher-order gradients
+        return out_grad.sum((0, 1, 2))
+    g = out_grad.realize_cached_data()
+    # one BLAS gemv (ones @ rows): ~10x faster than numpy's sum over three leading axes
+    return Tensor.make_const(_column_sum(g.reshape(-1, g.shape[-1])))  # (C_out,)
 
 
 def conv(a, b, stride=1, padding=0):

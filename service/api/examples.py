@@ -30,6 +30,22 @@ JOB_EXAMPLES = {
             "training": {"epochs": 20, "batch_size": 64},
         },
     },
+    "cnn": {
+        "summary": "Convolutional network on 1x8x8 images (teacher rows of 64 features reshaped)",
+        "value": {
+            "model": {"type": "sequential", "input_shape": [1, 8, 8], "layers": [
+                {"type": "conv2d", "in_channels": 1, "out_channels": 8, "kernel_size": 3},
+                {"type": "batchnorm2d", "dim": 8},
+                {"type": "relu"},
+                {"type": "maxpool2d", "kernel_size": 2},
+                {"type": "flatten"},
+                {"type": "linear", "in_features": 128, "out_features": 4}]},
+            "optimizer": {"type": "adam", "lr": 0.01},
+            "data": {"type": "teacher", "n_samples": 1000, "n_features": 64, "n_classes": 4,
+                     "validation": {"type": "fraction", "fraction": 0.2}},
+            "training": {"epochs": 5, "batch_size": 32},
+        },
+    },
     "inline": {
         "summary": "Tiny inline data (XOR)",
         "value": {

@@ -68,6 +68,22 @@ def test_json_upload_list_get_delete(client):
     assert client.delete(f"/v1/datasets/{dataset_id}").status_code == 404
 
 
+def test_image_uploads_keep_their_shape_and_count_c_h_w_features(client):
+    images = np.arange(2 * 3 * 2 * 2, dtype=np.float32).reshape(2, 3, 2, 2)  # (N, C, H, W)
+    from_npz = upload(client, npz(x=images, y=np.array([0, 1])))
+    from_json = client.post("/v1/datasets", json={"x": images.tolist(), "y": [0, 1]})
+    for response in (from_npz, from_json):
+        assert response.status_code == 201, response.text
+        assert (response.json()["n_rows"], response.json()["n_features"]) == (2, 12)
+        stored_x, _ = stored_arrays(client, response.json()["id"])
+        np.testing.assert_array_equal(stored_x, images)
+    ragged = images.tolist()
+    ragged[1][2][0] = [1.0]
+    response = client.post("/v1/datasets", json={"x": ragged, "y": [0, 1]})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body", "x", 1, 2, 0]
+
+
 MALFORMED = {
     "not an archive": b"this is not a zip file",
     "single npy": npy(np.zeros((2, 3))),

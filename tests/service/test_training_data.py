@@ -105,3 +105,17 @@ def test_mnist_without_files_fails_with_a_message(tmp_path):
         load({"type": "mnist", "split": "train", "limit": None})
     with pytest.raises(TrainingError, match="missing"):
         load({"type": "mnist", "split": "test", "limit": 5}, mnist_dir=tmp_path)
+
+
+def test_uploaded_images_are_flattened_and_must_match_the_input_shape():
+    images = np.random.default_rng(0).random((10, 2, 3, 4)).astype(np.float32)  # (N, C, H, W)
+    buffer = io.BytesIO()
+    np.savez(buffer, x=images, y=np.arange(10) % 3)
+    data = load({"type": "dataset", "id": "d", "validation": {"type": "fraction", "fraction": 0.2}},
+                fetch=lambda dataset_id: buffer.getvalue())
+    assert data.image_shape == (2, 3, 4) and data.x_train.shape == (8, 24)
+    assert data.x_val.shape == (2, 24)
+    check_fits_model(data, 24, 3, (2, 3, 4))
+    check_fits_model(data, 24, 3)  # a model of rows takes the flattened images
+    with pytest.raises(TrainingError, match=r"\(C, H, W\) = \(2, 3, 4\).*\[4, 3, 2\]"):
+        check_fits_model(data, 24, 3, (4, 3, 2))
