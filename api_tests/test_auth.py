@@ -129,7 +129,7 @@ def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_o
 
 def test_live_views_need_the_tenants_key_and_metrics_an_admin(secured, alice_objects):
     server, clients = secured
-    job_id, _ = alice_objects
+    job_id, *_ = alice_objects
     received = collect(clients["alice"], job_id)
     assert received[0].event == "status" and received[-1].event == "end"
     assert clients["alice2"].get(f"/v1/jobs/{job_id}/metrics/series").status_code == 200
