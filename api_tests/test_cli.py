@@ -137,6 +137,13 @@ def test_every_command_speaks_json(server, tmp_path):
         assert prediction["classes"] == expected
     assert "PROBABILITIES" in cli(server, "predict", job["id"], "--input",
                                   str(tmp_path / "rows.csv"), check_code=0).stdout
+    cli(server, "predict", job["id"], "--input", str(tmp_path / "rows.npz"), "-o",
+        str(tmp_path / "out.csv"), check_code=0)
+    lines = (tmp_path / "out.csv").read_text().splitlines()
+    assert lines[0] == "class,p0,p1,p2" and [int(l.split(",")[0]) for l in lines[1:]] == expected
+    cli(server, "predict", job["id"], "--input", str(tmp_path / "rows.npz"), "-o",
+        str(tmp_path / "out.json"), check_code=0)
+    assert json.loads((tmp_path / "out.json").read_text())["classes"] == expected
 
     (tmp_path / "train.csv").write_text("f1,f2,cls\n0.1,0.2,1\n0.3,0.4,0\n")
     dataset = json.loads(cli(server, "datasets", "upload", str(tmp_path / "train.csv"),

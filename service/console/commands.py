@@ -176,26 +176,52 @@ def predict_rows(args, client: Client) -> int:
     elif args.output:
         stdout.print(f"wrote {len(plain['classes'])} predictions to {args.output}", markup=False)
     else:
-        table = Table("ROW", "CLASS", "PROBABILITIES", box=None)
-        for row, (label, probabilities) in enumerate(zip(plain["classes"],
-                                                         plain["probabilities"])):
-            table.add_row(str(row), str(label), " ".join(f"{p:.4f}" for p in probabilities))
-        stdout.print(table)
+        stdout.print(_prediction_table(plain))
     return EXIT_OK
+
+
+# per-row fields a prediction may carry, in display order (regression models give `outputs`)
+PREDICTION_COLUMNS = (("classes", "CLASS"), ("probabilities", "PROBABILITIES"),
+                      ("outputs", "OUTPUTS"))
+
+
+def _prediction_table(prediction: dict) -> Table:
+    columns = [(key, title) for key, title in PREDICTION_COLUMNS if key in prediction] or \
+        [("logits", "LOGITS")]
+    table = Table("ROW", *(title for _, title in columns), box=None)
+    for row in range(len(prediction[columns[0][0]])):
+        table.add_row(str(row), *(_cell(prediction[key][row]) for key, _ in columns))
+    return table
+
+
+def _cell(value) -> str:
+    if isinstance(value, list):
+        return " ".join(f"{v:.4f}" if isinstance(v, float) else str(v) for v in value)
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
 
 
 def _write_prediction(path: Path, prediction: dict) -> None:
     try:
         if path.suffix.lower() == ".csv":
-            width = len(prediction["probabilities"][0])
-            lines = ["class," + ",".join(f"p{i}" for i in range(width))]
-            lines += [f"{label}," + ",".join(repr(p) for p in probabilities) for label, probabilities
-                      in zip(prediction["classes"], prediction["probabilities"])]
-            path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            path.write_text(_prediction_csv(prediction), encoding="utf-8")
         else:
             path.write_text(json.dumps(prediction), encoding="utf-8")
     except OSError as exc:
         raise UsageError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _prediction_csv(prediction: dict) -> str:
+    """One line per row: class, then p0..p(C-1) (or the outputs / logits of other models)."""
+    keys = [key for key, _ in PREDICTION_COLUMNS if key in prediction] or ["logits"]
+    header, rows = [], None
+    for key in keys:
+        values = prediction[key]
+        width = len(values[0]) if isinstance(values[0], list) else 0
+        prefix = {"probabilities": "p", "outputs": "y", "logits": "logit"}.get(key, "")
+        header += [f"{prefix}{i}" for i in range(width)] if width else ["class"]
+        cells = [[repr(v) for v in row] if width else [str(row)] for row in values]
+        rows = cells if rows is None else [a + b for a, b in zip(rows, cells)]
+    return "\n".join([",".join(header)] + [",".join(row) for row in rows]) + "\n"
 
 
 def upload_dataset(args, client: Client) -> int:
