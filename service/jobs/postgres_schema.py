@@ -134,6 +134,16 @@ MIGRATIONS: list[list[str]] = [
     [  # 5: the fair claim enumerates (priority, tenant) pairs of queued jobs by a skip scan
         "CREATE INDEX jobs_queued_groups ON jobs (priority, tenant) WHERE status = 'queued'",
     ],
+    [  # 6: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
+        "ALTER TABLE jobs ADD COLUMN name TEXT",
+        "CREATE INDEX jobs_name ON jobs (name)",
+        """CREATE TABLE job_tags (
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (job_id, key))""",
+        "CREATE INDEX job_tags_key_value ON job_tags (key, value)",
+    ],
 ]
 
 
