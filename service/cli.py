@@ -70,6 +70,7 @@ def serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .api import create_app
+    from .api.serving import StreamEndingServer
     settings = settings_from(args, SERVE_OPTIONS)
     refusal = _prepare_keys(settings)
     if refusal:
@@ -79,7 +80,9 @@ def serve(args: argparse.Namespace) -> int:
     # FastAPI, pydantic and the routes (~70k objects) live as long as the server: out of the
     # collector's sight, a full collection no longer stalls the event loop for ~40 ms.
     gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=10)
+    StreamEndingServer(config, app).run()
     return 0
 
 

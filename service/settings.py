@@ -42,6 +42,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64 * 1024 * 1024
     max_upload_bytes: int = 256 * 1024 * 1024
 
+    # --- event streams ---
+    events_poll_seconds: float = Field(default=0.1, gt=0, description=(
+        "How often the API looks for changes of followed jobs (SQLite; PostgreSQL pushes)."))
+    events_push_poll_seconds: float = Field(default=2.0, gt=0, description=(
+        "Safety-net poll while PostgreSQL pushes changes."))
+    events_keepalive_seconds: float = Field(default=15.0, gt=0, description=(
+        "A keep-alive comment after this long without events."))
+
     # --- workers ---
     lease_seconds: float = 15.0          # a running job's lease; renewed every heartbeat
     heartbeat_seconds: float = 2.0
