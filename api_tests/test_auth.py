@@ -10,6 +10,7 @@ import pytest
 
 from .server import Server, free_port, wait_for
 from .specs import spirals, sweep_base
+from .sse import collect
 from .test_datasets import npz_bytes
 
 import numpy as np
@@ -101,6 +102,8 @@ def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_o
     for method, path, body in [
             ("GET", f"/v1/jobs/{job_id}", None), ("GET", f"/v1/jobs/{job_id}/spec", None),
             ("GET", f"/v1/jobs/{job_id}/metrics", None),
+            ("GET", f"/v1/jobs/{job_id}/metrics/series", None),
+            ("GET", f"/v1/jobs/{job_id}/events", None),
             ("GET", f"/v1/jobs/{job_id}/parameters", None),
             ("GET", f"/v1/jobs/{job_id}/parameters?format=safetensors", None),
             ("POST", f"/v1/jobs/{job_id}/predict", {"x": [[0.1, 0.2]]}),
@@ -131,6 +134,20 @@ def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_o
     alices_eval = clients["alice"].post(f"/v1/jobs/{job_id}/evaluate", json={"data": {"type": "dataset",
                                                                                   "id": dataset_id}})
     assert alices_eval.status_code == 200 and alices_eval.json()["rows"] == 30
+
+
+def test_live_views_need_the_tenants_key_and_metrics_an_admin(secured, alice_objects):
+    server, clients = secured
+    job_id, *_ = alice_objects
+    received = collect(clients["alice"], job_id)
+    assert received[0].event == "status" and received[-1].event == "end"
+    assert clients["alice2"].get(f"/v1/jobs/{job_id}/metrics/series").status_code == 200
+    _assert_unauthorized(server.client.get(f"/v1/jobs/{job_id}/events"))
+    assert server.client.get("/ui/").status_code == 200  # the page itself; its data needs a key
+    assert server.client.get("/static/vendor/uplot/uPlot.iife.min.js").status_code == 200
+    _assert_unauthorized(server.client.get("/metrics"))
+    assert clients["bob"].get("/metrics").status_code == 403  # counts span every tenant
+    assert clients["root"].get("/metrics").status_code == 200
 
 
 def test_lists_are_per_tenant_and_admins_see_every_tenant(secured, alice_objects):

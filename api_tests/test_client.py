@@ -187,7 +187,7 @@ def test_retries_are_bounded(client):
             dead.get("anything")
 
 
-@pytest.mark.parametrize("transport", ["auto", "poll"])
+@pytest.mark.parametrize("transport", ["stream", "poll"])
 def test_events_survive_dropped_connections_without_loss_or_repeats(client, server, transport):
     job = client.submit(long_teacher(epochs=3))
     # every one of the first six connections is cut 1,500 bytes into its response

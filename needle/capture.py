@@ -65,6 +65,12 @@ class _Entry:
         self.epoch, self.signature, self.modules, self.tapes = -1, None, (), {}
         self.earlier = {}  # signature -> (modules, tapes) seen before, e.g. training mode during eval
 
+    def __reduce__(self):  # a pickled or copied module starts without tapes (they record again)
+        return (_Entry, ())
+
+    def __deepcopy__(self, memo):
+        return _Entry()
+
 
 _ENTRY_ATTR = "_capture_entry"  # where a module keeps its _Entry (set without bumping EPOCH)
 

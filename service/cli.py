@@ -71,6 +71,7 @@ def serve(args: argparse.Namespace) -> int:
 
     from .api import create_app
     from .api.connections import timed_protocol
+    from .api.serving import StreamEndingServer
     settings = settings_from(args, SERVE_OPTIONS)
     refusal = _prepare_keys(settings)
     if refusal:
@@ -80,10 +81,11 @@ def serve(args: argparse.Namespace) -> int:
     # FastAPI, pydantic and the routes (~70k objects) live as long as the server: out of the
     # collector's sight, a full collection no longer stalls the event loop for ~40 ms.
     gc.freeze()
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=args.log_level,
-                http=timed_protocol(settings.timeout_header_s),
-                timeout_keep_alive=settings.timeout_keep_alive_s,
-                limit_concurrency=settings.limit_concurrency)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=10, http=timed_protocol(settings.timeout_header_s),
+                            timeout_keep_alive=settings.timeout_keep_alive_s,
+                            limit_concurrency=settings.limit_concurrency)
+    StreamEndingServer(config, app).run()
     return 0
 
 

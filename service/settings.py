@@ -59,6 +59,14 @@ class Settings(BaseSettings):
     limit_concurrency: int = 200               # connections + tasks at once; beyond: 503
     test_slow_preparation_s: float = 0.0       # TESTS ONLY: sleep this long in data preparation
 
+    # --- event streams ---
+    events_poll_seconds: float = Field(default=0.1, gt=0, description=(
+        "How often the API looks for changes of followed jobs (SQLite; PostgreSQL pushes)."))
+    events_push_poll_seconds: float = Field(default=2.0, gt=0, description=(
+        "Safety-net poll while PostgreSQL pushes changes."))
+    events_keepalive_seconds: float = Field(default=15.0, gt=0, description=(
+        "A keep-alive comment after this long without events."))
+
     # --- workers ---
     lease_seconds: float = 15.0          # a running job's lease; renewed every heartbeat
     heartbeat_seconds: float = 2.0

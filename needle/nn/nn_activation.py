@@ -7,6 +7,8 @@ from needle.nn.nn_basic import Module
 class LeakyReLU(Module):
     """x if x > 0 else negative_slope * x."""
 
+    _static_forward = True  # see needle.capture
+
     def __init__(self, negative_slope: float = 0.01):
         super().__init__()
         self.negative_slope = negative_slope
@@ -18,12 +20,16 @@ class LeakyReLU(Module):
 class Tanh(Module):
     """Elementwise tanh."""
 
+    _static_forward = True  # see needle.capture
+
     def forward(self, x: Tensor) -> Tensor:
         return ops.tanh(x)
 
 
 class Sigmoid(Module):
     """Elementwise logistic sigmoid."""
+
+    _static_forward = True  # see needle.capture
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.sigmoid(x)
@@ -32,12 +38,16 @@ class Sigmoid(Module):
 class GELU(Module):
     """GELU, tanh approximation (PyTorch's nn.GELU(approximate="tanh"))."""
 
+    _static_forward = True  # see needle.capture
+
     def forward(self, x: Tensor) -> Tensor:
         return ops.gelu(x)
 
 
 class SiLU(Module):
     """x * sigmoid(x)."""
+
+    _static_forward = True  # see needle.capture
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.silu(x)

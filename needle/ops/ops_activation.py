@@ -26,6 +26,8 @@ def _times_local(out_grad, local: np.ndarray):
 class LeakyReLU(TensorOp):
     """a if a > 0 else negative_slope * a."""
 
+    replayable = True  # compute depends only on the input and the constructor's slope (needle.capture)
+
     def __init__(self, negative_slope=0.01):
         self.negative_slope = float(negative_slope)
 
@@ -45,6 +47,8 @@ def leaky_relu(a, negative_slope=0.01):
 class GELU(TensorOp):
     """0.5 a (1 + tanh(sqrt(2/pi) (a + 0.044715 a^3))), PyTorch's approximate="tanh"."""
 
+    replayable = True  # compute depends only on the input (needle.capture)
+
     def compute(self, a):
         inner = (a + a * a * a * GELU_K) * GELU_C
         return a * (np.tanh(inner) + 1.0) * 0.5
@@ -63,6 +67,8 @@ def gelu(a):
 
 class SiLU(TensorOp):
     """a * sigmoid(a) (a.k.a. swish)."""
+
+    replayable = True  # compute depends only on the input (needle.capture)
 
     def compute(self, a):
         return a * ((np.tanh(a * 0.5) + 1.0) * 0.5)  # tanh form of sigmoid: no overflow

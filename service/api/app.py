@@ -9,9 +9,14 @@ from ..settings import Settings
 from .auth import AuthMiddleware
 from .body_limit import BodySizeLimitMiddleware
 from .connections import BodyTimeoutMiddleware
+from .dashboard import install_dashboard
+from .docs import install_docs
 from .errors import install_error_handlers
 from .json_body import DOCUMENTED_BODIES
-from .routes import datasets, health, jobs, outputs, sweeps
+from .monitoring import install_monitoring
+from .routes import datasets, events, health, jobs, outputs, series, sweeps
+from .security_headers import SecurityHeadersMiddleware
+from .streams import EventHub
 
 AUTH_RESPONSES = {
     401: {"description": "Missing, unknown or revoked API key (`WWW-Authenticate: Bearer`)"},
@@ -27,19 +32,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the API; the lifespan opens the store and starts `settings.workers` local workers."""
     settings = settings or Settings()
     app = FastAPI(title="needle-service", version=_version(), description=DESCRIPTION,
-                  lifespan=_lifespan)
+                  lifespan=_lifespan, docs_url=None, redoc_url=None)
     app.state.settings = settings
     app.state.store = None
     app.state.pool = None
+    app.state.events = None
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.timeout_body_s)
-    app.add_middleware(AuthMiddleware, settings=settings)  # added last: runs first
+    app.add_middleware(AuthMiddleware, settings=settings)
+    app.add_middleware(SecurityHeadersMiddleware)  # added later runs earlier: 401s get them too
     install_error_handlers(app)
-    for module in (jobs, outputs, datasets, sweeps):
+    for module in (jobs, events, outputs, series, datasets, sweeps):
         app.include_router(module.router, responses=AUTH_RESPONSES)
     app.include_router(health.router)
     app.openapi = lambda: _openapi_with_bodies(app)
+    install_monitoring(app)  # its middleware is added last: it runs first and times everything
+    install_docs(app)
+    install_dashboard(app)
     return app
 
 
@@ -65,10 +75,14 @@ async def _lifespan(app: FastAPI):
     # to a worker that may well be alive (an external worker, or one outliving a restart).
     store.expire_leases(settings.max_attempts)
     pool = _start_pool(settings) if settings.workers > 0 else None
-    app.state.store, app.state.pool = store, pool
+    hub = EventHub(store, poll_seconds=settings.events_poll_seconds,
+                   push_poll_seconds=settings.events_push_poll_seconds)
+    await hub.start()
+    app.state.store, app.state.pool, app.state.events = store, pool, hub
     try:
         yield
     finally:
+        await hub.close()
         if pool is not None:
             pool.stop(timeout=10)
         store.close()

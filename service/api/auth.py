@@ -17,7 +17,9 @@ from ..settings import Settings
 from .ratelimit import RateLimiter, retry_after_header
 
 REALM = 'Bearer realm="needle-service"'
-ALWAYS_OPEN = ("/healthz",)
+# "/" is exact (the redirect to /ui/); /ui and /static hold only the dashboard's and the docs'
+# static files: their data requests carry the key
+ALWAYS_OPEN = ("/healthz", "/", "/ui", "/static")
 DOC_PATHS = ("/docs", "/redoc", "/openapi.json")
 CACHE_LIMIT = 10_000  # cached lookups (valid or not) before the cache starts afresh
 
@@ -130,7 +132,7 @@ class AuthMiddleware:
         await self.app(scope, receive, send)
 
     def _is_open(self, path: str) -> bool:
-        return any(path == p or path.startswith(p + "/") for p in self.open)
+        return any(path == p or (p != "/" and path.startswith(p + "/")) for p in self.open)
 
     async def _authenticate(self, scope: Scope) -> tuple[Principal | None, JSONResponse | None]:
         token = _bearer_token(scope)

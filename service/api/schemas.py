@@ -118,6 +118,19 @@ class MetricsPage(_Out):
     next_after: int
 
 
+class CurveSeries(_Out):
+    """A step curve sized for display, the epoch points, and the cursor to follow from."""
+
+    key: str = Field(description="The step value plotted (e.g. loss)")
+    total: int = Field(description="Step points stored with this value")
+    downsampled: bool = Field(description="True when `step`/`values` hold fewer points than stored")
+    step: list[int]
+    values: list[float]
+    epochs: list[MetricPointOut]
+    last_seq: int = Field(description="The newest point read: follow with events or "
+                          "/metrics?after=last_seq")
+
+
 class PredictRequest(_Out):
     """Rows to classify: x (N, F) finite floats, or (N, C, H, W) images for a model with an
     input_shape (the two forms give the same predictions)."""

@@ -21,9 +21,11 @@ from .briefs import brief_spec
 from .postgres_pool import NOT_RECOVERED, ConnectionPool, run_with_retry
 from .postgres_schema import MIGRATIONS, applied_version, apply_migrations
 from . import sweep_sql
-from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, Lease, MetricPoint, PruneDecision, Status,
-                      Sweep, TrialPlan)
+from .postgres_events import ChangeListener
+from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
+                      MetricPoint, PruneDecision, Status, Sweep, TrialPlan)
 from .store import Conflict, JobStore, LeaseState, NotFound, check_active_jobs, check_storage
+from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 T = TypeVar("T")
@@ -374,6 +376,23 @@ class PostgresStore(JobStore):
                     for seq, kind, epoch, step, vals in rows]
         return self._run(op)
 
+    def metric_curve(self, job_id: str, key: str, *, tenant: str | None = None) -> MetricCurve:
+        """Step values and epoch points up to the newest seq (seq bounds the two reads)."""
+        def op(conn: psycopg.Connection) -> MetricCurve:
+            row = conn.execute("SELECT (SELECT MAX(seq) FROM metrics WHERE job_id = j.id) FROM jobs j "
+                               f"WHERE j.id = %(id)s{_scope(tenant, 'j.tenant')}",
+                               {"id": job_id, "tenant": tenant}).fetchone()
+            if row is None:
+                raise NotFound(f"job {job_id} not found")
+            last = row[0] or 0
+            steps = conn.execute("""SELECT step, vals FROM metrics WHERE job_id = %s AND kind = 'step'
+                                    AND seq <= %s ORDER BY seq""", (job_id, last)).fetchall()
+            epochs = conn.execute("""SELECT seq, epoch, step, vals FROM metrics WHERE job_id = %s
+                                     AND kind = 'epoch' AND seq <= %s ORDER BY seq""",
+                                  (job_id, last)).fetchall()
+            return curve_from_rows(key, steps, epochs, last)
+        return self._run(op)
+
     def get_parameters(self, job_id: str, *, tenant: str | None = None) -> bytes | None:
         """The stored trained state, or None."""
         def op(conn: psycopg.Connection) -> bytes | None:
@@ -382,6 +401,27 @@ class PostgresStore(JobStore):
                                {"id": job_id, "tenant": tenant}).fetchone()
             return None if row is None else bytes(row[0])
         return self._run(op)
+
+    # ---- following jobs and monitoring ----
+    def watch_marks(self, job_ids) -> dict[str, JobMark]:
+        """Marks of the existing jobs among job_ids, in one query."""
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return {}
+        return self._run(lambda conn: dict(mark_from_row(row) for row in conn.execute(
+            f"SELECT {MARK_COLUMNS} FROM jobs j WHERE j.id = ANY(%s)", (ids,)).fetchall()))
+
+    def watch_changes(self, on_change) -> Callable[[], None]:
+        """LISTEN on this schema's event channel (the triggers of migration 3 NOTIFY it) on one
+        dedicated connection and thread; returns the function that stops it."""
+        listener = ChangeListener(self._pool.open_unpooled, on_change)
+        listener.start()
+        return listener.stop
+
+    def job_stats(self, duration_bounds: tuple[float, ...]) -> JobStats:
+        """Counts, durations and steps in one grouped scan."""
+        return self._run(lambda conn: stats_from_rows(
+            conn.execute(stats_query(duration_bounds)).fetchall()))
 
     # ---- jobs: worker side ----
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:

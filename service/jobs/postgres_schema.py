@@ -144,6 +144,29 @@ MIGRATIONS: list[list[str]] = [
             PRIMARY KEY (job_id, key))""",
         "CREATE INDEX job_tags_key_value ON job_tags (key, value)",
     ],
+    [  # 7: NOTIFY `needle_events:<schema>` with the job id when a job's status, progress,
+       # attempt or cancel flag changes or a metric point is added, whichever process writes it,
+       # so the API's event streams are woken instead of polling (lease renewals do not notify).
+       # A transaction's identical notifications are delivered once.
+        """CREATE FUNCTION needle_notify_job_event() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+               PERFORM pg_notify('needle_events:' || TG_TABLE_SCHEMA, NEW.id);
+               RETURN NULL;
+           END $$""",
+        """CREATE FUNCTION needle_notify_metric_event() RETURNS trigger LANGUAGE plpgsql AS $$
+           BEGIN
+               PERFORM pg_notify('needle_events:' || TG_TABLE_SCHEMA, NEW.job_id);
+               RETURN NULL;
+           END $$""",
+        """CREATE TRIGGER jobs_notify_event AFTER UPDATE ON jobs FOR EACH ROW
+           WHEN (OLD.status IS DISTINCT FROM NEW.status OR OLD.step IS DISTINCT FROM NEW.step
+                 OR OLD.epoch IS DISTINCT FROM NEW.epoch OR OLD.steps IS DISTINCT FROM NEW.steps
+                 OR OLD.epochs IS DISTINCT FROM NEW.epochs OR OLD.attempt IS DISTINCT FROM NEW.attempt
+                 OR OLD.cancel_requested IS DISTINCT FROM NEW.cancel_requested)
+           EXECUTE FUNCTION needle_notify_job_event()""",
+        """CREATE TRIGGER metrics_notify_event AFTER INSERT ON metrics FOR EACH ROW
+           EXECUTE FUNCTION needle_notify_metric_event()""",
+    ],
 ]
 
 

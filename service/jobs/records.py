@@ -168,3 +168,42 @@ class TrialPlan:
     param_count: int
     epochs: int
     steps: int
+
+
+@dataclass(frozen=True)
+class JobMark:
+    """What an event follower compares between two looks at a job: its state and newest point."""
+
+    status: Status
+    progress: tuple[int, int, int, int]  # (epoch, epochs, step, steps)
+    attempt: int
+    cancel_requested: bool
+    last_seq: int                     # newest metric point's seq (0: none yet)
+
+
+@dataclass(frozen=True)
+class DurationHistogram:
+    """Finished jobs' training time (finished_at - started_at) of one final status."""
+
+    bucket_counts: tuple[int, ...]    # cumulative: jobs with duration <= each bound, in order
+    count: int
+    total_seconds: float
+
+
+@dataclass(frozen=True)
+class JobStats:
+    """Store-wide figures for monitoring, computed in one query at scrape time."""
+
+    jobs_by_status: dict[str, int]    # every Status value, 0 when none
+    durations: dict[str, DurationHistogram]   # by terminal status, jobs that ran
+    steps_total: int                  # optimizer steps recorded by every job in the store
+
+
+@dataclass(frozen=True)
+class MetricCurve:
+    """One step value's whole curve and the epoch points, read up to one seq (display series)."""
+
+    steps: list[int]                  # steps of the step points holding the value, in seq order
+    values: list[float]
+    epochs: list[MetricPoint]
+    last_seq: int                     # every point with seq <= last_seq is in here (0: none)

@@ -12,11 +12,12 @@ from typing import Iterator
 
 from .briefs import brief_spec
 from . import sweep_sql
-from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, Lease, MetricPoint, PruneDecision, Status,
-                      Sweep, TrialPlan)
+from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
+                      MetricPoint, PruneDecision, Status, Sweep, TrialPlan)
 from .sqlite_schema import apply_migrations
 from .store import (Conflict, JobStore, LeaseState, NotFound, check_active_jobs,
                     check_storage)
+from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
 
 # jobs.spec holds the brief spec; the full one is in job_specs.full_spec (schema version 2)
 JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
@@ -354,12 +355,45 @@ class SQLiteStore(JobStore):
                             "ORDER BY seq LIMIT ?", (job_id, after, limit)).fetchall()
         return [MetricPoint(seq=s, kind=k, epoch=e, step=st, values=json.loads(v)) for s, k, e, st, v in rows]
 
+    def metric_curve(self, job_id: str, key: str, *, tenant: str | None = None) -> MetricCurve:
+        """Step values and epoch points up to the newest seq, in one read transaction."""
+        conn = self._conn()
+        scope, args = _scope(tenant, "j.tenant")
+        conn.execute("BEGIN")  # one snapshot for the three reads
+        try:
+            row = conn.execute("SELECT (SELECT MAX(seq) FROM metrics WHERE job_id = j.id) FROM jobs j "
+                               f"WHERE j.id = ?{scope}", (job_id, *args)).fetchone()
+            if row is None:
+                raise NotFound(f"job {job_id} not found")
+            last = row[0] or 0
+            steps = conn.execute("SELECT step, vals FROM metrics WHERE job_id = ? AND kind = 'step' "
+                                 "AND seq <= ? ORDER BY seq", (job_id, last)).fetchall()
+            epochs = conn.execute("SELECT seq, epoch, step, vals FROM metrics WHERE job_id = ? AND "
+                                  "kind = 'epoch' AND seq <= ? ORDER BY seq", (job_id, last)).fetchall()
+        finally:
+            conn.execute("COMMIT")
+        return curve_from_rows(key, steps, epochs, last)
+
     def get_parameters(self, job_id: str, *, tenant: str | None = None) -> bytes | None:
         """The trained state as safetensors bytes, or None."""
         scope, args = _scope(tenant, "j.tenant")
         row = self._one("SELECT p.blob FROM parameters p JOIN jobs j ON j.id = p.job_id "
                         f"WHERE p.job_id = ?{scope}", (job_id, *args))
         return bytes(row[0]) if row else None
+
+    # ---- following jobs and monitoring ----
+    def watch_marks(self, job_ids) -> dict[str, JobMark]:
+        """Marks of the existing jobs among job_ids, in one query."""
+        ids = list(dict.fromkeys(job_ids))
+        if not ids:
+            return {}
+        rows = self._conn().execute(f"SELECT {MARK_COLUMNS} FROM jobs j WHERE j.id IN "
+                                    f"({', '.join('?' * len(ids))})", ids).fetchall()
+        return dict(mark_from_row(row) for row in rows)
+
+    def job_stats(self, duration_bounds: tuple[float, ...]) -> JobStats:
+        """Counts, durations and steps in one grouped scan."""
+        return stats_from_rows(self._conn().execute(stats_query(duration_bounds)).fetchall())
 
     # ---- jobs: worker side ----
     def claim(self, worker_id: str, lease_seconds: float) -> Job | None:

@@ -8,10 +8,11 @@ and, optionally, the owner key's quota, which is checked atomically with the ins
 errors below). New store methods touching one tenant's objects follow the same pattern.
 """
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from enum import Enum
 
-from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, Lease, MetricPoint, PruneDecision, Status,
-                      Sweep, TrialPlan)
+from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
+                      MetricPoint, PruneDecision, Status, Sweep, TrialPlan)
 
 
 class StoreError(Exception):
@@ -140,9 +141,33 @@ class JobStore(ABC):
         """Points with seq > after, in seq order (NotFound for an unknown job)."""
 
     @abstractmethod
+    def metric_curve(self, job_id: str, key: str, *, tenant: str | None = None) -> MetricCurve:
+        """Every step point's `key` value (points without it skipped) and every epoch point, up
+        to the newest seq at the time of the call (NotFound for an unknown job or another
+        tenant's). Reads only the columns a curve needs: 100,000 points in a fraction of a second."""
+
+    @abstractmethod
     def get_parameters(self, job_id: str, *, tenant: str | None = None) -> bytes | None:
         """The stored trained state (safetensors bytes), or None if the job has none yet (or
         belongs to another tenant)."""
+
+    # ---- following jobs (event streams) and monitoring ----
+    @abstractmethod
+    def watch_marks(self, job_ids: Iterable[str]) -> dict[str, JobMark]:
+        """One read for many jobs: each existing job's mark (unknown ids are left out). An event
+        follower compares marks between polls and only reads the jobs whose mark changed."""
+
+    def watch_changes(self, on_change: Callable[[str | None], None]) -> Callable[[], None] | None:
+        """Push instead of poll: call on_change(job_id) (from another thread) soon after a job's
+        status, progress or metrics change is committed, and on_change(None) when changes may
+        have been missed (reconnect). Returns a function that stops it, or None when this store
+        cannot push (followers then poll watch_marks)."""
+        return None
+
+    @abstractmethod
+    def job_stats(self, duration_bounds: tuple[float, ...]) -> JobStats:
+        """Counts by status, finished jobs' training times bucketed by `duration_bounds`
+        (ascending seconds) per final status, and the steps every job recorded."""
 
     # ---- jobs: worker side ----
     @abstractmethod

@@ -265,3 +265,26 @@ def test_replayed_backward_writes_gradients_into_the_optimizer_buffer_but_never_
     train(model, opt, data[3:])
     np.testing.assert_array_equal(held.numpy(), kept)  # ...and it is not overwritten by later steps
     assert weight.grad is not held
+
+
+def test_a_captured_model_pickles_and_copies_and_the_copy_trains_the_same():
+    import copy
+    import pickle
+    model = make_model()
+    opt = ndl.optim.Adam(model.parameters(), lr=0.01)
+    train(model, opt, batches(3))  # the model now holds tapes
+    clones = [pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
+    data = batches(3, seed=8)
+    results = [train(m, ndl.optim.SGD(m.parameters(), lr=0.1), data)[0] for m in [copy.deepcopy(model)] + clones]
+    assert results[0] == results[1] == results[2]
+
+
+@pytest.mark.parametrize("activation", [nn.GELU, nn.SiLU, nn.Tanh, nn.Sigmoid, lambda: nn.LeakyReLU(0.05)])
+def test_other_activations_replay_exactly_through_their_tensor_gradients(activation):
+    """These ops have no gradient_arrays: the replayed backward calls their Tensor gradient."""
+    def make():
+        np.random.seed(0)
+        return ndl.models.MLPResNet(FEATURES, 16, num_blocks=1, num_classes=CLASSES, activation=activation)
+    captured, plain = run_both(make, steps=4)
+    assert_identical(captured, plain)
+    assert set(captured[1][1:]) == {ReplayedCall}

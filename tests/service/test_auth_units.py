@@ -23,9 +23,10 @@ def test_auth_auto_follows_the_bind_address_and_explicit_modes_win():
 
 
 def test_open_paths_follow_the_settings():
-    assert open_paths(Settings(workers=0)) == ("/healthz", "/readyz", "/docs", "/redoc", "/openapi.json")
+    static = ("/healthz", "/", "/ui", "/static")  # the dashboard's files; its data needs the key
+    assert open_paths(Settings(workers=0)) == (*static, "/readyz", "/docs", "/redoc", "/openapi.json")
     closed = Settings(workers=0, public_readyz=False, public_docs=False, public_metrics=True)
-    assert open_paths(closed) == ("/healthz", "/metrics")
+    assert open_paths(closed) == (*static, "/metrics")
 
 
 class FakeClock:

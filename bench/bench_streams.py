@@ -1,0 +1,301 @@
+"""Benchmark (not a test): what open event streams cost, with 2 workers training.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/bench_streams.py \
+        [--streams 200] [--repeats 3] [--postgres-url postgresql://...]
+
+Per backend (SQLite; PostgreSQL with --postgres-url or NEEDLE_TEST_POSTGRES_URL) it starts a real
+service (`serve --workers 0` and 2 `needle-service worker` processes at their deployed nice 10,
+bench_workers.service) and two long training jobs (~1,000 steps/s each, so ~2,000 metric points
+a second flow), then measures, in interleaved rounds:
+
+(a) GET /v1/jobs/{id} latency (p50/p99 of sequential polls of a training job) without streams,
+    with --streams idle streams (on a queued job) and with --streams streams on the two training
+    jobs (half on each, every point flowing to all), held by a separate client process;
+(b) the delay from a metric point's commit to its arrival at a stream client: the bench claims a
+    probe job itself (both workers are busy), writes a point through the store every 50 ms and
+    times its arrival on a stream, alone and with --streams streams open on the probe job;
+(c) the API process's CPU time with --streams idle streams (on a queued job nobody trains) and
+    with --streams streams on the training jobs, against none, as a share of one core.
+"""
+import argparse
+import asyncio
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # run as a script: reuse the test and benchmark helpers
+from api_tests.server import child_stats, wait_for  # noqa: E402
+from api_tests.sse import events, open_stream  # noqa: E402
+from bench.bench_workers import JOB_SPEC, service  # noqa: E402
+from tests.pg import create_schema  # noqa: E402
+
+TRAINING_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 400}}  # ~minutes
+IDLE_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 1}}
+POLLS = 600              # GETs per latency sample
+POLL_GAP_SECONDS = 0.005
+PROBE_POINTS = 120       # metric points per delay sample
+PROBE_GAP_SECONDS = 0.05
+CPU_WINDOW_SECONDS = 10.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# ---- the stream-holding client process (`--hold`) ----
+async def hold_streams(base_url: str, job_ids: list[str], count: int, ready_file: Path) -> None:
+    """Open `count` streams spread over job_ids, drain them until SIGTERM; touch ready_file once
+    every stream has its first event. Raw sockets that discard what they read: a Python HTTP
+    parser reading 200 busy streams would take a core from the service it measures."""
+    host, port = base_url.removeprefix("http://").split(":")
+    async with httpx.AsyncClient(base_url=base_url) as client:
+        # as the dashboard does: the display series (here once per job), then the stream from
+        # its last point
+        after = {job_id: (await client.get(f"/v1/jobs/{job_id}/metrics/series",
+                                           params={"points": 2000})).json()["last_seq"]
+                 for job_id in job_ids}
+    started = [asyncio.Event() for _ in range(count)]
+    jobs = [job_ids[i % len(job_ids)] for i in range(count)]
+    tasks = [asyncio.create_task(_drain(host, int(port), job, after[job], started[i]))
+             for i, job in enumerate(jobs)]
+    await asyncio.gather(*(event.wait() for event in started))
+    ready_file.write_text("ready")
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    await stop.wait()
+    for task in tasks:
+        task.cancel()
+
+
+async def _drain(host: str, port: int, job_id: str, after: int, started: asyncio.Event) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(f"GET /v1/jobs/{job_id}/events?after={after} HTTP/1.1\r\nHost: {host}\r\n"
+                 "Accept: text/event-stream\r\n\r\n".encode())
+    head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), head
+    while await reader.read(1 << 16):
+        started.set()
+    writer.close()
+
+
+class StreamHolder:
+    """The `--hold` child process with its streams open (a context manager)."""
+
+    def __init__(self, base_url: str, job_ids: list[str], count: int):
+        self.args = [sys.executable, __file__, "--hold", str(count), "--base-url", base_url,
+                     "--job-ids", ",".join(job_ids)]
+        self.count = count
+
+    def __enter__(self):
+        if self.count == 0:
+            self.process = None
+            return self
+        self.ready = Path(tempfile.mktemp(prefix="needle-streams-"))
+        self.process = subprocess.Popen([*self.args, "--ready-file", str(self.ready)])
+        try:
+            wait_for(lambda: self.ready.exists() or self.process.poll() is not None, 300,
+                     f"{self.count} streams to open", interval=0.1)
+            assert self.process.poll() is None, "the stream holder exited"
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc):
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(30)
+            self.ready.unlink(missing_ok=True)
+
+
+# ---- measurements ----
+def poll_latencies(client: httpx.Client, job_id: str) -> list[float]:
+    """Milliseconds of POLLS sequential GET /v1/jobs/{id}."""
+    out = []
+    for _ in range(POLLS):
+        start = time.perf_counter()
+        client.get(f"/v1/jobs/{job_id}").raise_for_status()
+        out.append(1000 * (time.perf_counter() - start))
+        time.sleep(POLL_GAP_SECONDS)
+    return out
+
+
+def probe_delays(client: httpx.Client, store, lease, first_step: int) -> list[float]:
+    """Write PROBE_POINTS points through the store; milliseconds from each commit to its arrival."""
+    committed: dict[int, float] = {}
+    arrived: dict[int, float] = {}
+    done = threading.Event()
+
+    def read() -> None:
+        with open_stream(client, lease.job_id, after=_last_seq(client, lease.job_id)) as response:
+            for event in events(response):
+                if event.event == "metric":
+                    arrived[event.json()["step"]] = time.time()
+                    if len(arrived) >= PROBE_POINTS:
+                        break
+        done.set()
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    time.sleep(0.5)  # the reader is connected
+    for step in range(first_step, first_step + PROBE_POINTS):
+        assert store.add_metrics(lease, [("step", 0, step, {"loss": 1.0})])
+        committed[step] = time.time()
+        time.sleep(PROBE_GAP_SECONDS)
+    done.wait(30)
+    return [1000 * (arrived[s] - committed[s]) for s in committed if s in arrived]
+
+
+def _last_seq(client: httpx.Client, job_id: str) -> int:
+    return client.get(f"/v1/jobs/{job_id}/metrics/series", params={"points": 10}).json()["last_seq"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def api_cpu_share(pid: int) -> float:
+    """The API's CPU over CPU_WINDOW_SECONDS of wall time, as a fraction of one core."""
+    start_cpu, start = cpu_seconds(pid), time.monotonic()
+    time.sleep(CPU_WINDOW_SECONDS)
+    return (cpu_seconds(pid) - start_cpu) / (time.monotonic() - start)
+
+
+def api_pid() -> int:
+    """The `serve` child of this process."""
+    for pid in child_stats(os.getpid()):
+        if b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return pid
+    raise RuntimeError("no API process found")
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+# ---- one backend ----
+def open_store(url: str):
+    from service.jobs.backends import open_store as open_configured
+    from service.settings import Settings
+    return open_configured(Settings(database_url=url, workers=0))
+
+
+def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: int) -> dict:
+    from service.jobs import Lease
+    # workers at their deployed priority (nice 10, below the API): latency is the API's figure
+    with service(url, data_dir, 2, worker_nice=10) as client:
+        base = str(client.base_url)
+        training = [client.post("/v1/jobs", json=TRAINING_SPEC).json()["id"] for _ in range(2)]
+        for job_id in training:
+            wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "running", 60,
+                     "a training job to start", interval=0.1)
+        probe_id = client.post("/v1/jobs", json=IDLE_SPEC).json()["id"]
+        store = open_store(url)
+        claimed = store.claim("bench-probe", 600)  # both workers are busy: the probe is ours
+        assert claimed is not None and claimed.id == probe_id, "a worker took the probe job"
+        lease = Lease(claimed.id, "bench-probe", claimed.attempt)
+        idle_id = client.post("/v1/jobs", json=IDLE_SPEC).json()["id"]  # stays queued
+        pid = api_pid()
+        results = {key: [] for key in ("poll_without", "poll_idle", "poll_active", "delay_alone",
+                                       "delay_crowd", "cpu_without", "cpu_idle", "cpu_active")}
+        step = 1
+        for _ in range(repeats):
+            results["poll_without"].append(poll_latencies(client, training[0]))
+            with StreamHolder(base, [idle_id], streams):
+                results["poll_idle"].append(poll_latencies(client, training[0]))
+            with StreamHolder(base, training, streams):
+                results["poll_active"].append(poll_latencies(client, training[0]))
+            results["delay_alone"].append(probe_delays(client, store, lease, step))
+            step += PROBE_POINTS
+            with StreamHolder(base, [probe_id], streams):
+                results["delay_crowd"].append(probe_delays(client, store, lease, step))
+            step += PROBE_POINTS
+            results["cpu_without"].append(api_cpu_share(pid))
+            with StreamHolder(base, [idle_id], streams):
+                results["cpu_idle"].append(api_cpu_share(pid))
+            with StreamHolder(base, training, streams):
+                results["cpu_active"].append(api_cpu_share(pid))
+            store.heartbeat(lease, 600)
+        for job_id in (*training, idle_id):
+            client.post(f"/v1/jobs/{job_id}/cancel")
+        store.close()
+    return {"backend": name, **results}
+
+
+def report(row: dict, streams: int) -> None:
+    def p(key, q):
+        per_round = [pct(sample, q) for sample in row[key]]
+        return statistics.median(per_round), per_round
+    print(f"\n{row['backend']}")
+    for q, label in ((0.5, "p50"), (0.99, "p99")):
+        base, b_rounds = p("poll_without", q)
+        line = f"  (a) GET /v1/jobs/{{id}} {label}: {base:6.2f} ms without streams"
+        for key, what in (("poll_idle", "idle"), ("poll_active", "on the training jobs")):
+            value, _ = p(key, q)
+            line += f"; {value:6.2f} ms (+{value - base:.2f}) with {streams} {what}"
+        print(line + f"   rounds without: {_fmt(b_rounds)}")
+    for key, label in (("delay_alone", "1 stream"), ("delay_crowd", f"{streams + 1} streams")):
+        p50, _ = p(key, 0.5)
+        p99, r99 = p(key, 0.99)
+        print(f"  (b) write -> arrival, {label:>11}: p50 {p50:6.1f} ms, p99 {p99:6.1f} ms   "
+              f"rounds p99: {_fmt(r99)}")
+    base = statistics.median(row["cpu_without"])
+    for key, what in (("cpu_idle", "idle streams"), ("cpu_active", "streams on the training jobs")):
+        value = statistics.median(row[key])
+        print(f"  (c) API CPU with {streams} {what}: {100 * value:5.1f} % of a core, "
+              f"+{100 * (value - base):.1f} % over {100 * base:.1f} % without   rounds: "
+              f"{_fmt([100 * v for v in row[key]])}")
+
+
+def _fmt(values: list[float]) -> str:
+    return ", ".join(f"{v:.1f}" for v in values)
+
+
+def blas_report() -> str:
+    try:
+        import numpy  # noqa: F401 - loads the BLAS threadpoolctl inspects
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "threadpoolctl not installed"
+    return "; ".join(f"{i.get('internal_api')} {i.get('version')} {i.get('architecture')} "
+                     f"{i.get('num_threads')} threads" for i in threadpool_info()) or "no BLAS found"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--streams", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--postgres-url", default=os.environ.get("NEEDLE_TEST_POSTGRES_URL"))
+    parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--base-url", help=argparse.SUPPRESS)
+    parser.add_argument("--job-ids", help=argparse.SUPPRESS)
+    parser.add_argument("--ready-file", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.hold is not None:
+        asyncio.run(hold_streams(args.base_url, args.job_ids.split(","), args.hold, args.ready_file))
+        return
+    print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; BLAS: {blas_report()}")
+    for name in ["SQLite"] + (["PostgreSQL"] if args.postgres_url else []):
+        with tempfile.TemporaryDirectory(prefix="needle-bench-") as tmp:
+            drop = lambda: None  # noqa: E731
+            if name == "PostgreSQL":
+                url, drop = create_schema(args.postgres_url, "bench")
+            else:
+                url = f"sqlite:///{Path(tmp) / 'jobs.db'}"
+            try:
+                report(bench_backend(name, url, Path(tmp), args.streams, args.repeats), args.streams)
+            finally:
+                drop()
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
