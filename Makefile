@@ -27,7 +27,8 @@ openapi: venv
 	$(VENV)/bin/needle-service openapi
 
 bench: venv
-	$(PY) bench/needle_mlp_resnet.py
+	@# the BLAS kernel numpy would pick on a user's machine (see bench/needle_mlp_resnet.py)
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) bench/needle_mlp_resnet.py
 
 clean:
 	rm -rf $(VENV)

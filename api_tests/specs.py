@@ -27,15 +27,25 @@ def batchnorm_stack(seed: int = 0) -> dict:
     }
 
 
-def long_teacher(epochs: int, seed: int = 0) -> dict:
+def long_teacher(epochs: int, seed: int = 0, optimizer: dict | None = None, **training) -> dict:
     """A job of about 60 steps per epoch on teacher data; `epochs` sets how long it runs."""
     return {
         "model": {"type": "mlp_resnet", "in_features": 20, "hidden_dim": 64, "num_blocks": 2,
                   "num_classes": 4},
-        "optimizer": {"type": "adam", "lr": 0.001},
+        "optimizer": optimizer or {"type": "adam", "lr": 0.001},
         "data": {"type": "teacher", "n_samples": 2000, "n_features": 20, "n_classes": 4},
-        "training": {"epochs": epochs, "batch_size": 32, "seed": seed},
+        "training": {"epochs": epochs, "batch_size": 32, "seed": seed, **training},
     }
+
+
+def tuned_teacher(epochs: int, seed: int = 0) -> dict:
+    """long_teacher with everything that a resume must carry over: a warmup + cosine schedule,
+    AdamW, gradient clipping, early stopping (it fires after the restart), and checkpoints every
+    0.3 s of training."""
+    return long_teacher(epochs, seed, optimizer={"type": "adamw", "lr": 0.003, "schedule": {
+                            "type": "cosine", "warmup_steps": 50, "min_lr": 0.0001}},
+                        clip_grad_norm=0.5, checkpoint_interval_s=0.3,
+                        early_stopping={"metric": "train_loss", "patience": 2, "min_delta": 0.01})
 
 
 def sweep_base(epochs: int = 9) -> dict:

@@ -107,6 +107,7 @@ def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_o
             ("GET", f"/v1/jobs/{job_id}/parameters", None),
             ("GET", f"/v1/jobs/{job_id}/parameters?format=safetensors", None),
             ("POST", f"/v1/jobs/{job_id}/predict", {"x": [[0.1, 0.2]]}),
+            ("POST", f"/v1/jobs/{job_id}/evaluate", {"data": {"type": "spirals", "n_samples": 10}}),
             ("POST", f"/v1/jobs/{job_id}/cancel", None), ("DELETE", f"/v1/jobs/{job_id}", None),
             ("GET", f"/v1/datasets/{dataset_id}", None), ("DELETE", f"/v1/datasets/{dataset_id}", None)]:
         response = bob.request(method, path, json=body)
@@ -125,11 +126,19 @@ def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_o
         assert clients[name].post(f"/v1/jobs/{job_id}/predict", json={"x": [[0.1, 0.2]]}).status_code == 200
     trained = clients["alice2"].post("/v1/jobs", json=on_alices_data)
     assert trained.status_code == 202, trained.text  # same tenant, other key: allowed
+    # warm starts: alice's job is unknown to bob, and alice's own dataset is evaluated for alice
+    warm = {**spirals(), "training": {"epochs": 1, "init_from": {"job": job_id}}}
+    refused = bob.post("/v1/jobs", json=warm)
+    assert refused.status_code == 422 and "does not exist" in refused.json()["detail"][0]["msg"]
+    assert clients["alice2"].post("/v1/jobs", json=warm).status_code == 202
+    alices_eval = clients["alice"].post(f"/v1/jobs/{job_id}/evaluate", json={"data": {"type": "dataset",
+                                                                                  "id": dataset_id}})
+    assert alices_eval.status_code == 200 and alices_eval.json()["rows"] == 30
 
 
 def test_live_views_need_the_tenants_key_and_metrics_an_admin(secured, alice_objects):
     server, clients = secured
-    job_id, _ = alice_objects
+    job_id, *_ = alice_objects
     received = collect(clients["alice"], job_id)
     assert received[0].event == "status" and received[-1].event == "end"
     assert clients["alice2"].get(f"/v1/jobs/{job_id}/metrics/series").status_code == 200

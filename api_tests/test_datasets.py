@@ -43,10 +43,10 @@ def test_oversized_upload_is_a_413(api_only):
     b"PK\x03\x04 definitely not a zip",
     npz_bytes(features=np.zeros((3, 2)), labels=np.zeros(3, dtype=int)),
     npz_bytes(x=np.zeros(3), y=np.zeros(3, dtype=int)),
-    npz_bytes(x=np.zeros((3, 2)), y=np.array([0.0, 1.5, 2.0])),
+    npz_bytes(x=np.zeros((3, 2)), y=np.array([0.0, np.nan, 2.0])),
     npz_bytes(x=np.zeros((3, 2)), y=np.array([0, -2, 1])),
     npz_bytes(x=np.array([[0.0, np.inf]]), y=np.array([0])),
-], ids=["not-npz", "missing-keys", "x-1d", "float-labels", "negative-labels", "non-finite"])
+], ids=["not-npz", "missing-keys", "x-1d", "nan-targets", "negative-labels", "non-finite"])
 def test_malformed_upload_is_a_422(api_only, data):
     before = api_only.client.get("/v1/datasets").json()
     response = upload(api_only, data)

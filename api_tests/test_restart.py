@@ -4,7 +4,7 @@ import os
 import signal
 
 from .server import Server, wait_for
-from .specs import long_teacher, spirals
+from .specs import spirals, tuned_teacher
 
 
 def alive(pid: int) -> bool:
@@ -21,7 +21,7 @@ def test_sigkill_mid_job_then_restart(tmp_path):
     orphans: list[int] = []
     try:
         done = first.train(spirals(seed=21))
-        interrupted = first.submit(long_teacher(epochs=40, seed=5))["id"]
+        interrupted = first.submit(tuned_teacher(epochs=40, seed=5))["id"]
         queued = first.submit(spirals(seed=22))["id"]
         first.wait_until(interrupted, lambda job: job["progress"]["step"] > 100,
                          what="the long job to pass its first checkpoint")
@@ -44,8 +44,14 @@ def test_sigkill_mid_job_then_restart(tmp_path):
         assert resumed["status"] == "succeeded", resumed["error"]
         assert resumed["attempt"] == 2
         assert second.finish(queued)["status"] == "succeeded"
-        clean = second.train(long_teacher(epochs=40, seed=5), timeout=120)
+        clean = second.train(tuned_teacher(epochs=40, seed=5), timeout=120)
         without_time = lambda result: {k: v for k, v in result.items() if k != "runtime_s"}
         assert without_time(resumed["result"]) == without_time(clean["result"])
+        assert resumed["result"]["stopped"] == "early_stopping"  # fired after the restart
+        steps = lambda job: [p for p in second.client.get(f"/v1/jobs/{job['id']}/metrics").json()["points"]]
+        strip = lambda points: [(p["kind"], p["step"], p["values"]) for p in points]
+        assert strip(steps(resumed)) == strip(steps(clean))  # losses and lrs, step for step
+        params = lambda job: second.client.get(f"/v1/jobs/{job['id']}/parameters", params={"format": "npz"}).content
+        assert params(resumed) == params(clean)
     finally:
         second.stop()

@@ -21,14 +21,15 @@ from .server import TERMINAL, free_port, spawn_cli, terminate, wait_answering, w
 psycopg = pytest.importorskip("psycopg")
 LEASE_SECONDS = 2.0      # short, so a SIGKILLed worker's job is re-queued quickly
 
-# Four epochs of about half a second: time to interrupt one mid-way, short enough for a quick test.
+# Four epochs of about half a second: time to interrupt one mid-way, short enough for a quick test;
+# a checkpoint every 0.3 s of training (the server default, 10 s, would outlast the job).
 SPEC = {
     "model": {"type": "mlp_resnet", "in_features": 20, "hidden_dim": 64, "num_blocks": 2,
               "num_classes": 4},
     "optimizer": {"type": "adam", "lr": 0.003},
     "data": {"type": "teacher", "n_samples": 10000, "n_features": 20, "n_classes": 4, "seed": 3,
              "validation": {"type": "fraction", "fraction": 0.2}},
-    "training": {"epochs": 4, "batch_size": 8, "seed": 7},
+    "training": {"epochs": 4, "batch_size": 8, "seed": 7, "checkpoint_interval_s": 0.3},
 }
 STEPS_PER_EPOCH = 1000   # 8000 training rows / 8
 
@@ -144,8 +145,8 @@ def clean_run(cluster):
 
 
 def _interrupt_mid_epoch(cluster: Cluster, sig: int) -> tuple[str, dict]:
-    """Submit SPEC, wait until its first epoch checkpoint is stored (the worker then trains on
-    into the next epoch) and send sig to its worker; returns the job id and the job as it was
+    """Submit SPEC, wait until its first checkpoint is stored (the worker then trains on) and
+    send sig to its worker; returns the job id and the job as it was
     right after the worker process ended."""
     job_id = cluster.submit(SPEC)
 
@@ -189,7 +190,7 @@ def test_sigkilled_worker_job_resumes_on_another_worker_identically(cluster, cle
     job_id, at_exit = _interrupt_mid_epoch(cluster, signal.SIGKILL)
     assert at_exit["status"] == "running" and at_exit["attempt"] == 1  # until its lease runs out
     job, lowest_step = _finish_watching_progress(cluster, job_id)
-    assert lowest_step >= STEPS_PER_EPOCH, "resumed from the epoch checkpoint, not from scratch"
+    assert lowest_step >= 1, f"resumed from the checkpoint, not from scratch\n{cluster.logs()}"
     _assert_identical_to_clean_run(cluster, job, clean_run)
     assert job["attempt"] == 2
 
@@ -200,7 +201,7 @@ def test_sigtermed_worker_checkpoints_and_releases_its_job(cluster, clean_run):
     # Released before exiting: queued again (or already re-claimed), with no lease to wait out.
     assert at_exit["status"] == "queued" or at_exit["attempt"] == 2, at_exit
     released_at = at_exit["progress"]["step"]
-    assert released_at >= STEPS_PER_EPOCH
+    assert released_at >= 1
     job, lowest_step = _finish_watching_progress(cluster, job_id)
     assert lowest_step >= released_at, "resumed from the shutdown checkpoint at the current step"
     _assert_identical_to_clean_run(cluster, job, clean_run)

@@ -173,12 +173,14 @@ def report(name, runs, n):
 
 
 def ratio_line(runs, name, peer, target=None):
-    """Median-of-medians ratio with the spread of the per-round ratios."""
+    """Ratio of medians (the figure the target is judged on), with the per-round ratios' median and
+    spread (each round's pair ran close in time) and the ratio of the best epochs."""
     mine, theirs = [t for t, _ in runs[name]], [t for t, _ in runs[peer]]
     per_round = sorted(a / b for a, b in zip(mine, theirs))
     ratio = statistics.median(mine) / statistics.median(theirs)
     verdict = "" if target is None else f"  target <= {target}: {'met' if ratio <= target else 'MISSED'}"
-    print(f"{name} / {peer}: {ratio:.3f} (per-round {per_round[0]:.3f}..{per_round[-1]:.3f}){verdict}")
+    print(f"{name} / {peer}: {ratio:.3f} median/median; per-round median {statistics.median(per_round):.3f}, "
+          f"spread {per_round[0]:.3f}..{per_round[-1]:.3f}; best/best {min(mine) / min(theirs):.3f}{verdict}")
 
 
 def main(args):

@@ -375,26 +375,24 @@ def _backpropagate(output_tensor, out_grad):
     Only leaves (parameters) keep a `.grad`, so no intermediate node holds memory after backward.
     """
     partials_of = {output_tensor: [out_grad]}
-    leaves = []  # leaves reached, in the order find_topo_sort would list them
-    for node in reversed(_topo_sort_of_ops(output_tensor, leaves)):
+    leaf_partials = {}  # leaves have no inputs, so they need no place in the order: only their sums
+    for node in reversed(_topo_sort_of_ops(output_tensor)):
         partials = partials_of.pop(node, None)
         if partials is None:  # not on a gradient path (e.g. the data batch)
             continue
         grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
         for inp, inp_grad in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
             if inp.requires_grad:
-                partials_of.setdefault(inp, []).append(inp_grad)
-    for leaf in leaves:
-        partials = partials_of.get(leaf)
-        if partials is not None:
-            leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
+                (leaf_partials if inp.op is None else partials_of).setdefault(inp, []).append(inp_grad)
+    for leaf, partials in leaf_partials.items():
+        leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
     if output_tensor.op is None:  # backward of a leaf itself
         output_tensor.grad = out_grad
 
 
-def _topo_sort_of_ops(root, leaves):
-    """find_topo_sort([root]) without the leaves (appended to `leaves` instead): leaves need no
-    visit of their own, which matters when a replayed call has one input per parameter."""
+def _topo_sort_of_ops(root):
+    """find_topo_sort([root]) without its leaves: a replayed call has one input per parameter,
+    and leaves need no visit of their own."""
     if root.op is None:
         return []
     visited = {root}
@@ -403,11 +401,8 @@ def _topo_sort_of_ops(root, leaves):
     while stack:
         node, pending_inputs = stack[-1]
         for inp in pending_inputs:
-            if inp not in visited:
+            if inp.op is not None and inp not in visited:
                 visited.add(inp)
-                if inp.op is None:
-                    leaves.append(inp)
-                    continue
                 stack.append((inp, iter(inp.inputs)))
                 break
         else:

@@ -17,7 +17,7 @@ hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EP
 """
 import weakref
 from contextlib import contextmanager
-from operator import is_not
+from operator import call, is_not
 
 from . import autograd
 from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
@@ -64,6 +64,12 @@ class _Entry:
     def __init__(self):
         self.epoch, self.signature, self.modules, self.tapes = -1, None, (), {}
         self.earlier = {}  # signature -> (modules, tapes) seen before, e.g. training mode during eval
+
+    def __reduce__(self):  # a pickled or copied module starts without tapes (they record again)
+        return (_Entry, ())
+
+    def __deepcopy__(self, memo):
+        return _Entry()
 
 
 _ENTRY_ATTR = "_capture_entry"  # where a module keeps its _Entry (set without bumping EPOCH)
@@ -226,7 +232,7 @@ class _Tape:
                 view = GRAD_BUFFERS.get(tensor_of[slot])
                 if view is not None and view.shape == tensor_of[slot].cached_data.shape:
                     self.dests[slot] = view
-        if any(ref() is not None for ref in self.handed_out):
+        if any(map(call, self.handed_out)):  # a weakref called gives its Tensor (truthy) or None
             return {}  # last step's gradients (views of the buffer) are still held: do not overwrite them
         return self.dests
 
@@ -327,8 +333,8 @@ class ReplayedCall(TensorOp):
                     previous = grads[slot]
                     grads[slot] = part if previous is None else previous + part  # not in place: may alias
         make = Tensor.make_const
-        result = tuple(None if grads[slot] is None or not requires[slot] else make(grads[slot])
-                       for slot in tape.input_slots)
+        result = tuple([None if grads[slot] is None or not requires[slot] else make(grads[slot])
+                        for slot in tape.input_slots])
         if dests:  # remember who holds views of the buffer, so the next backward can check
             tape.handed_out = [weakref.ref(t) for t, slot in zip(result, tape.input_slots)
                                if t is not None and dests.get(slot) is t.cached_data]

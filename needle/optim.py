@@ -251,3 +251,17 @@ class Adam(Optimizer):
             if self._flat is not None and work is self._flat.work:
                 self._scratch = cached
         return cached
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter; PyTorch's AdamW):
+    w <- w (1 - lr wd), then the Adam update on the plain gradient."""
+
+    def __init__(self, params, lr=0.001, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01):
+        super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, eps=eps, weight_decay=0.0)
+        self.decoupled_weight_decay = weight_decay
+
+    def _update(self, weight, g, bufs, work):
+        if self.decoupled_weight_decay:
+            weight *= weight.dtype.type(1 - self.lr * self.decoupled_weight_decay)
+        super()._update(weight, g, bufs, work)

@@ -54,7 +54,8 @@ class Settings(BaseSettings):
     lease_seconds: float = 15.0          # a running job's lease; renewed every heartbeat
     heartbeat_seconds: float = 2.0
     max_attempts: int = 3                 # then the job fails with the reason
-    checkpoint_every_epochs: int = 1      # checkpoint cadence (at least once per epoch)
+    checkpoint_interval_s: float = 10.0   # seconds of training between checkpoints (per-job
+                                          # override: training.checkpoint_interval_s)
     poll_seconds: float = 0.05            # idle worker's poll interval
     worker_nice: int = 10                 # workers train below the API's priority
     worker_threads: int = 1               # BLAS threads per worker

@@ -8,9 +8,14 @@ from needle.nn.nn_basic import (
     BatchNorm1d, Dropout, Flatten, Identity, LayerNorm1d, Linear, Module, Parameter, ReLU, Residual,
     Sequential, SoftmaxLoss,
 )
+from needle.nn.nn_activation import GELU, LeakyReLU, Sigmoid, SiLU, Tanh
+from needle.nn.nn_loss import CrossEntropyLoss, HuberLoss, L1Loss, MSELoss
+from needle.nn.clip import clip_grad_norm
 from needle.nn.nn_conv import AvgPool2d, BatchNorm2d, Conv, MaxPool2d
 
 __all__ = [
     "AvgPool2d", "BatchNorm1d", "BatchNorm2d", "Conv", "MaxPool2d", "Dropout", "Flatten", "Identity", "LayerNorm1d", "Linear", "Module", "Parameter",
     "ReLU", "Residual", "Sequential", "SoftmaxLoss",
+    "GELU", "LeakyReLU", "Sigmoid", "SiLU", "Tanh",
+    "CrossEntropyLoss", "HuberLoss", "L1Loss", "MSELoss", "clip_grad_norm",
 ]

@@ -104,13 +104,15 @@ class Linear(ArrayGradientOp):
         return grad_x, grad_w, (dest if dest is not None else grad_b.reshape(inputs[2].shape))
 
 
-def _into(outs, index, *operands):
-    """outs[index] when it was given and its dtype is the operands' (so writing into it rounds
-    exactly as a fresh result would); else None."""
-    if outs is None or outs[index] is None:
+def _into(outs, index, a, b=None):
+    """outs[index] when it was given and its dtype is the operands' a (and b) (so writing into it
+    rounds exactly as a fresh result would); else None."""
+    if outs is None:
         return None
     dest = outs[index]
-    return dest if all(a.dtype == dest.dtype for a in operands) else None
+    if dest is None or a.dtype != dest.dtype or (b is not None and b.dtype != dest.dtype):
+        return None
+    return dest
 
 
 def linear(x, weight, bias=None):

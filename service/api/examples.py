@@ -58,7 +58,49 @@ JOB_EXAMPLES = {
             "training": {"epochs": 50, "batch_size": 4, "stopping": {"max_runtime_s": 10}},
         },
     },
+    "early_stopping": {
+        "summary": "AdamW, cosine schedule with warmup, clipping, early stopping on val_loss",
+        "value": {
+            "name": "teacher-early-stop", "tags": {"team": "docs", "stage": "dev"},
+            "model": {"type": "mlp_resnet", "in_features": 20, "hidden_dim": 64, "num_blocks": 1,
+                      "num_classes": 4, "activation": "gelu", "norm": "layernorm"},
+            "optimizer": {"type": "adamw", "lr": 0.003, "weight_decay": 0.01,
+                          "schedule": {"type": "cosine", "min_lr": 0.0001, "warmup_steps": 20}},
+            "data": {"type": "teacher", "n_samples": 1000, "n_features": 20, "n_classes": 4,
+                     "validation": {"type": "fraction", "fraction": 0.2},
+                     "preprocess": {"type": "standardize"}},
+            "training": {"epochs": 100, "batch_size": 32, "clip_grad_norm": 1.0,
+                         "loss": {"type": "cross_entropy", "label_smoothing": 0.05},
+                         "early_stopping": {"metric": "val_loss", "patience": 5}},
+        },
+    },
+    "regression": {
+        "summary": "Regression (MSE) on a known linear function with 2 targets",
+        "value": {
+            "model": {"type": "sequential", "layers": [
+                {"type": "linear", "in_features": 8, "out_features": 32},
+                {"type": "silu"},
+                {"type": "linear", "in_features": 32, "out_features": 2}]},
+            "optimizer": {"type": "adam", "lr": 0.01,
+                          "schedule": {"type": "step", "step_size": 10, "gamma": 0.5}},
+            "data": {"type": "linear", "n_samples": 2000, "n_features": 8, "n_targets": 2,
+                     "noise": 0.1, "validation": {"type": "fraction", "fraction": 0.2}},
+            "training": {"epochs": 30, "batch_size": 64, "loss": {"type": "mse"},
+                         "early_stopping": {"metric": "val_rmse", "patience": 5}},
+        },
+    },
 }
+
+EVALUATE_EXAMPLES = {
+    "spirals": {"summary": "A fresh sample of the spirals task (for the spirals example job)",
+                "value": {"data": {"type": "spirals", "n_samples": 500, "n_classes": 3, "seed": 7}}},
+    "dataset": {"summary": "An uploaded dataset, streamed in batches",
+                "value": {"data": {"type": "dataset", "id": "9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e"}}},
+}
+EVALUATION_EXAMPLE = {"task": "classification", "rows": 500, "loss": 0.08, "error": 0.02,
+                      "accuracy": 0.98, "precision": [0.99, 0.97, 0.98],
+                      "recall": [0.98, 0.98, 0.98],
+                      "confusion_matrix": [[164, 2, 1], [1, 163, 2], [1, 2, 164]]}
 
 PREDICT_EXAMPLES = {
     "two_features": {"summary": "Two rows for a 2-feature model (spirals, XOR)",

@@ -6,10 +6,11 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ..jobs import Dataset, Job, MetricPoint, Status
 from ..jobs.briefs import brief_spec
-from ..specs import Label, Rows, table_issues
+from ..specs import Rows, SourceSpec, table_issues
+from ..specs.data import Target
 from ..specs.errors import spec_error
-from .examples import (DATASET_EXAMPLE, JOB_EXAMPLE, JOB_SUMMARY_EXAMPLE, METRICS_EXAMPLE,
-                       PREDICTION_EXAMPLE)
+from .examples import (DATASET_EXAMPLE, EVALUATION_EXAMPLE, JOB_EXAMPLE, JOB_SUMMARY_EXAMPLE,
+                       METRICS_EXAMPLE, PREDICTION_EXAMPLE)
 
 
 
@@ -36,6 +37,8 @@ class JobSummary(_Out):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [JOB_SUMMARY_EXAMPLE]})
 
     id: str
+    name: str | None = None
+    tags: dict[str, str] = Field(default_factory=dict)
     status: Status
     progress: Progress
     attempt: int = Field(description="1 for the first run; grows when a lost job is re-run")
@@ -56,7 +59,7 @@ class JobSummary(_Out):
     @classmethod
     def from_job(cls, job: Job, **extra: Any) -> "JobSummary":
         """Present a stored job."""
-        return cls(id=job.id, status=job.status,
+        return cls(id=job.id, name=job.name, tags=job.tags, status=job.status,
                    progress=Progress(epoch=job.epoch, epochs=job.epochs, step=job.step,
                                      steps=job.steps),
                    attempt=job.attempt, created_at=_utc(job.created_at),
@@ -143,7 +146,7 @@ class PredictRequest(_Out):
 
 
 class Prediction(_Out):
-    """Model outputs in eval mode: logits (N, C), softmax probabilities (N, C), argmax (N,)."""
+    """A classifier's outputs in eval mode: logits (N, C), softmax probabilities (N, C), argmax (N,)."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [PREDICTION_EXAMPLE]})
 
@@ -152,13 +155,47 @@ class Prediction(_Out):
     classes: list[int]
 
 
+class RegressionPrediction(_Out):
+    """A regression model's outputs in eval mode: (N, K)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"outputs": [[1.25], [-0.5]]}]})
+
+    outputs: list[list[float]]
+
+
+class EvaluateRequest(_Out):
+    """Labelled rows to evaluate the trained model on: any data source of a job spec."""
+
+    data: SourceSpec
+
+
+class Evaluation(_Out):
+    """Metrics of the trained model on the given rows (eval mode, the model's preprocessing)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EVALUATION_EXAMPLE]})
+
+    task: Literal["classification", "regression"]
+    rows: int
+    loss: float = Field(description="mean of the job's training loss")
+    error: float | None = Field(default=None, description="classification: 1 - accuracy")
+    accuracy: float | None = None
+    precision: list[float | None] | None = Field(default=None, description="per class (None: "
+                                                 "never predicted)")
+    recall: list[float | None] | None = Field(default=None, description="per class (None: absent)")
+    confusion_matrix: list[list[int]] | None = Field(default=None, description="[true][predicted]")
+    rmse: float | None = Field(default=None, description="regression")
+    mae: float | None = None
+    r2: float | None = Field(default=None, description="regression: mean over targets")
+
+
 class DatasetCreate(_Out):
-    """A dataset sent as JSON: x (N, F) floats or (N, C, H, W) images, y (N,) integer labels
-    >= 0."""
+    """A dataset sent as JSON: x (N, F) floats or (N, C, H, W) images; y (N,) integer labels
+    >= 0, or float regression targets (N,) or (N, K)."""
 
     name: str | None = Field(default=None, max_length=200)
     x: Rows
-    y: list[Label] = Field(min_length=1)
+    y: list[Target] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _rectangular(self) -> "DatasetCreate":
@@ -177,7 +214,8 @@ class DatasetOut(_Out):
     name: str | None
     n_rows: int
     n_features: int
-    n_classes: int = Field(description="max(y) + 1")
+    n_classes: int = Field(description="max(y) + 1 for integer labels; 0 for float "
+                           "(regression) targets")
     size_bytes: int
     created_at: datetime
     tenant: str = Field(description="The owning tenant; only its jobs may train on it")

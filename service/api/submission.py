@@ -3,11 +3,12 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..jobs import Dataset, JobStore, NotFound
+from ..jobs import Dataset, JobStore, NotFound, Status
+from ..jobs.results import architecture_mismatch
 from ..settings import Settings
 from ..specs import (DatasetSource, DataValidation, FractionValidation, InlineSource, JobSpec,
-                     MnistSource, count_parameters, known_rows, model_widths, planned_steps,
-                     validation_split_sizes)
+                     MnistSource, count_parameters, is_regression, known_rows, model_widths,
+                     planned_steps, validation_split_sizes)
 from .auth import Principal
 from .errors import validation_error
 
@@ -42,6 +43,8 @@ def plan_submission(spec: JobSpec, settings: Settings, store: JobStore,
     if n_rows is None and spec.data.id in datasets:
         n_rows = datasets[spec.data.id].n_rows
         issues += _fraction_issues(spec, n_rows)
+    if spec.training.init_from is not None:
+        issues += init_from_issues(spec, store, principal.tenant)
     if issues:
         raise validation_error(issues)
     normalised = spec.model_dump(mode="json")
@@ -107,13 +110,13 @@ def _source_issues(spec: JobSpec, source, loc: tuple, settings: Settings, store:
         return [((*loc, "x"), f"{len(source.x)} inline rows; at most {settings.max_inline_rows} "
                  "are allowed (upload larger data with POST /v1/datasets)", None)]
     if isinstance(source, MnistSource):
-        return _mnist_issues(source, loc, settings.mnist_dir)
+        return mnist_issues(source, loc, settings.mnist_dir)
     if isinstance(source, DatasetSource):
         return _dataset_issues(spec, source, loc, store, datasets, tenant)
     return []
 
 
-def _mnist_issues(source: MnistSource, loc: tuple, mnist_dir: Path | None) -> list:
+def mnist_issues(source: MnistSource, loc: tuple, mnist_dir: Path | None) -> list:
     if mnist_dir is None:
         return [((*loc, "split"), "MNIST is not available on this server (NEEDLE_MNIST_DIR is "
                  "not set)", source.split)]
@@ -135,7 +138,12 @@ def _dataset_issues(spec: JobSpec, source: DatasetSource, loc: tuple, store: Job
     if dataset.n_features != in_width:
         issues.append(((*loc, "id"), f"dataset {source.id!r} has {dataset.n_features} features "
                        f"but the model expects {in_width}", source.id))
-    if dataset.n_classes > out_width:
+    if is_regression(spec.training.loss):
+        return issues  # the target width is checked when the worker loads the arrays
+    if dataset.n_classes == 0:
+        issues.append(((*loc, "id"), f"dataset {source.id!r} has float targets: use a regression "
+                       "loss (training.loss mse, l1 or huber) or integer labels", source.id))
+    elif dataset.n_classes > out_width:
         issues.append(((*loc, "id"), f"dataset {source.id!r} has labels up to "
                        f"{dataset.n_classes - 1} but the model has {out_width} outputs", source.id))
     return issues
@@ -147,4 +155,24 @@ def _fraction_issues(spec: JobSpec, n_rows: int) -> list:
             validation_split_sizes(n_rows, validation.fraction)[0] < 1:
         return [(("body", "data", "validation", "fraction"), f"holding out this fraction of "
                  f"{n_rows} rows leaves none to train on", validation.fraction)]
+    return []
+
+
+def init_from_issues(spec: JobSpec, store: JobStore, tenant: str) -> list:
+    """training.init_from must name a succeeded job of the tenant (another tenant's job does
+    not exist) whose parameters fit this model exactly."""
+    loc = ("body", "training", "init_from", "job")
+    source_id = spec.training.init_from.job
+    try:
+        source = store.get_job(source_id, with_spec=False, tenant=tenant)
+    except NotFound:
+        return [(loc, f"job {source_id!r} does not exist", source_id)]
+    parameters = (store.get_parameters(source_id, tenant=tenant) if source.status is Status.succeeded
+                  else None)
+    if parameters is None:
+        return [(loc, f"job {source_id!r} is {source.status.value}; only a succeeded job's "
+                 "parameters can initialise another", source_id)]
+    mismatch = architecture_mismatch(parameters, spec.model.model_dump(mode="json"))
+    if mismatch:
+        return [(loc, f"job {source_id!r} has another architecture: {mismatch}", source_id)]
     return []

@@ -17,17 +17,23 @@ class Residual(nn.Module):
         return self.fn(x) + x
 
 
+ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid,
+               "gelu": lambda: nn.GELU(approximate="tanh"), "silu": nn.SiLU}
+
+
 def mlp_resnet(dim: int, hidden_dim: int = 100, num_blocks: int = 3, num_classes: int = 10,
-               drop_prob: float = 0.1, norm: type[nn.Module] = nn.BatchNorm1d) -> nn.Sequential:
+               drop_prob: float = 0.1, norm: type[nn.Module] = nn.BatchNorm1d,
+               activation: str = "relu") -> nn.Sequential:
     """needle.models.MLPResNet, layer for layer."""
     half = hidden_dim // 2
+    act = ACTIVATIONS[activation]
 
     def block() -> nn.Sequential:
         return nn.Sequential(Residual(nn.Sequential(
-            nn.Linear(hidden_dim, half), norm(half), nn.ReLU(), nn.Dropout(drop_prob),
-            nn.Linear(half, hidden_dim), norm(hidden_dim))), nn.ReLU())
+            nn.Linear(hidden_dim, half), norm(half), act(), nn.Dropout(drop_prob),
+            nn.Linear(half, hidden_dim), norm(hidden_dim))), act())
 
-    return nn.Sequential(nn.Linear(dim, hidden_dim), nn.ReLU(), *[block() for _ in range(num_blocks)],
+    return nn.Sequential(nn.Linear(dim, hidden_dim), act(), *[block() for _ in range(num_blocks)],
                          nn.Linear(hidden_dim, num_classes))
 
 
@@ -42,6 +48,8 @@ def layer(spec: dict) -> nn.Module:
         return nn.LayerNorm(spec["dim"], eps=spec["eps"])
     if kind == "dropout":
         return nn.Dropout(spec["p"])
+    if kind == "leaky_relu":
+        return nn.LeakyReLU(spec["negative_slope"])
     if kind == "conv2d":
         k = spec["kernel_size"]
         return nn.Conv2d(spec["in_channels"], spec["out_channels"], k, stride=spec["stride"],
@@ -55,7 +63,7 @@ def layer(spec: dict) -> nn.Module:
         return Residual(nn.Sequential(*map(layer, spec["layers"])))
     if kind == "sequential":
         return nn.Sequential(*map(layer, spec["layers"]))
-    return {"relu": nn.ReLU, "identity": nn.Identity, "flatten": nn.Flatten}[kind]()
+    return {**ACTIVATIONS, "identity": nn.Identity, "flatten": nn.Flatten}[kind]()
 
 
 def from_model_spec(spec: dict) -> nn.Module:
@@ -63,5 +71,5 @@ def from_model_spec(spec: dict) -> nn.Module:
     if spec["type"] == "mlp_resnet":
         norm = nn.BatchNorm1d if spec["norm"] == "batchnorm" else nn.LayerNorm
         return mlp_resnet(spec["in_features"], spec["hidden_dim"], spec["num_blocks"], spec["num_classes"],
-                          spec["drop_prob"], norm)
+                          spec["drop_prob"], norm, spec.get("activation", "relu"))
     return nn.Sequential(*map(layer, spec["layers"]))

@@ -246,6 +246,10 @@ class PostgresStore(JobStore):
                                                       request_hash)
             else:
                 conn.execute("INSERT INTO job_specs (job_id, full_spec) VALUES (%(id)s, %(full)s)", params)
+                conn.execute("UPDATE jobs SET name = %s WHERE id = %s", (spec.get("name"), job_id))
+                for key, value in (spec.get("tags") or {}).items():
+                    conn.execute("INSERT INTO job_tags (job_id, key, value) VALUES (%s, %s, %s)",
+                                 (job_id, key, value))
                 conn.execute(NOTIFY_JOBS, (job_id,))  # delivered at commit
                 job, created = _job_from_row(row), True
             # The caller's spec as is (same key and hash means the same spec): parsing megabytes
@@ -293,18 +297,28 @@ class PostgresStore(JobStore):
         return self._run(lambda conn: self._fetch_job(conn, job_id, with_spec=with_spec, tenant=tenant))
 
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
-                  cursor: str | None = None, tenant: str | None = None) -> tuple[list[Job], str | None]:
+                  cursor: str | None = None, tenant: str | None = None,
+                  tags: list[tuple[str, str]] | None = None,
+                  name_prefix: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the seq of the last job on the previous page."""
         before = _parse_cursor(cursor)
+        params = {"status": None if status is None else Status(status).value, "before": before,
+                  "limit": limit + 1, "tenant": tenant, "prefix": name_prefix,
+                  "prefix_len": None if name_prefix is None else len(name_prefix)}
+        tag_clauses = ""
+        for index, (key, value) in enumerate(tags or []):
+            tag_clauses += (f" AND EXISTS (SELECT 1 FROM job_tags t WHERE t.job_id = jobs.id "
+                            f"AND t.key = %(tk{index})s AND t.value = %(tv{index})s)")
+            params[f"tk{index}"], params[f"tv{index}"] = key, value
 
         def op(conn: psycopg.Connection) -> tuple[list[Job], str | None]:
             rows = conn.execute(
                 f"""SELECT {JOB_COLUMNS}, seq FROM jobs
                     WHERE (%(status)s::text IS NULL OR status = %(status)s)
                       AND (%(before)s::bigint IS NULL OR seq < %(before)s){_scope(tenant)}
-                    ORDER BY seq DESC LIMIT %(limit)s""",
-                {"status": None if status is None else Status(status).value, "before": before,
-                 "limit": limit + 1, "tenant": tenant}).fetchall()
+                      AND (%(prefix)s::text IS NULL OR substr(name, 1, %(prefix_len)s::int) = %(prefix)s)
+                      {tag_clauses}
+                    ORDER BY seq DESC LIMIT %(limit)s""", params).fetchall()
             page = rows[:limit]
             next_cursor = str(page[-1][-1]) if len(rows) > limit else None
             return [_job_from_row(row[:-1]) for row in page], next_cursor

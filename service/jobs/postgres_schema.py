@@ -134,7 +134,17 @@ MIGRATIONS: list[list[str]] = [
     [  # 5: the fair claim enumerates (priority, tenant) pairs of queued jobs by a skip scan
         "CREATE INDEX jobs_queued_groups ON jobs (priority, tenant) WHERE status = 'queued'",
     ],
-    [  # 6: NOTIFY `needle_events:<schema>` with the job id when a job's status, progress,
+    [  # 6: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
+        "ALTER TABLE jobs ADD COLUMN name TEXT",
+        "CREATE INDEX jobs_name ON jobs (name)",
+        """CREATE TABLE job_tags (
+            job_id TEXT NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            key TEXT NOT NULL,
+            value TEXT NOT NULL,
+            PRIMARY KEY (job_id, key))""",
+        "CREATE INDEX job_tags_key_value ON job_tags (key, value)",
+    ],
+    [  # 7: NOTIFY `needle_events:<schema>` with the job id when a job's status, progress,
        # attempt or cancel flag changes or a metric point is added, whichever process writes it,
        # so the API's event streams are woken instead of polling (lease renewals do not notify).
        # A transaction's identical notifications are delivered once.

@@ -64,6 +64,16 @@ class Job:
     objective: float | None = None       # a trial's sweep objective at its last recorded epoch
     pruned_at: int | None = None         # the epoch at which its sweep decided to prune it
 
+    @property
+    def name(self) -> str | None:
+        """The spec's optional name."""
+        return (self.brief or self.spec or {}).get("name")
+
+    @property
+    def tags(self) -> dict[str, str]:
+        """The spec's tags (string -> string)."""
+        return (self.brief or self.spec or {}).get("tags") or {}
+
 
 @dataclass(frozen=True)
 class Lease:

@@ -257,6 +257,9 @@ class SQLiteStore(JobStore):
                  idempotency_key, request_hash, tenant, owner, priority))
             conn.execute("INSERT INTO job_specs (job_id, full_spec) VALUES (?, ?)",
                          (job_id, json.dumps(spec)))
+            conn.execute("UPDATE jobs SET name = ? WHERE id = ?", (spec.get("name"), job_id))
+            conn.executemany("INSERT INTO job_tags (job_id, key, value) VALUES (?, ?, ?)",
+                             [(job_id, key, value) for key, value in (spec.get("tags") or {}).items()])
             # the caller's spec as is: parsing megabytes of inline data back would cost ~0.1 s
             return replace(self._get(conn, job_id), spec=spec), True
 
@@ -283,7 +286,9 @@ class SQLiteStore(JobStore):
         return self._get(self._conn(), job_id, with_spec=with_spec, tenant=tenant)
 
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
-                  cursor: str | None = None, tenant: str | None = None) -> tuple[list[Job], str | None]:
+                  cursor: str | None = None, tenant: str | None = None,
+                  tags: list[tuple[str, str]] | None = None,
+                  name_prefix: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the last returned job's queue position."""
         where, args = [], []
         if tenant is not None:
@@ -292,6 +297,13 @@ class SQLiteStore(JobStore):
         if status is not None:
             where.append("status = ?")
             args.append(Status(status).value)
+        for key, value in tags or []:
+            where.append("EXISTS (SELECT 1 FROM job_tags t WHERE t.job_id = jobs.id AND t.key = ? "
+                         "AND t.value = ?)")
+            args += [key, value]
+        if name_prefix is not None:  # substr, not LIKE: exact and case-sensitive, no escaping
+            where.append("substr(name, 1, ?) = ?")
+            args += [len(name_prefix), name_prefix]
         if cursor is not None:
             try:
                 where.append("seq < ?")
@@ -328,7 +340,7 @@ class SQLiteStore(JobStore):
             if not job.status.terminal:
                 raise Conflict(f"job {job_id} is {job.status.value}; cancel it first")
             sweep_sql.ensure_not_trial(_Db(conn), job_id)
-            for table in ("metrics", "checkpoints", "parameters", "job_specs"):
+            for table in ("metrics", "checkpoints", "parameters", "job_specs", "job_tags"):
                 conn.execute(f"DELETE FROM {table} WHERE job_id = ?", (job_id,))
             conn.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
 

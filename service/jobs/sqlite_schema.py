@@ -136,6 +136,14 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX jobs_running_tenant ON jobs (tenant) WHERE status = 'running';
     """,
+    # 6: job names and tags (from the spec), so GET /v1/jobs can filter on them with an index
+    """
+    ALTER TABLE jobs ADD COLUMN name TEXT;
+    CREATE INDEX jobs_name ON jobs (name);
+    CREATE TABLE job_tags (job_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+                           PRIMARY KEY (job_id, key));
+    CREATE INDEX job_tags_key_value ON job_tags (key, value);
+    """,
 ]
 
 

@@ -118,9 +118,12 @@ class JobStore(ABC):
 
     @abstractmethod
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
-                  cursor: str | None = None, tenant: str | None = None) -> tuple[list[Job], str | None]:
-        """Newest first, filtered (status, tenant) before the limit; returns (page, next_cursor
-        or None). Jobs come without their full spec (Job.spec is None)."""
+                  cursor: str | None = None, tenant: str | None = None,
+                  tags: list[tuple[str, str]] | None = None,
+                  name_prefix: str | None = None) -> tuple[list[Job], str | None]:
+        """Newest first, filtered before the limit (status; tenant; every (key, value) tag;
+        names that start with name_prefix, case-sensitive); returns (page, next_cursor or None).
+        Jobs come without their full spec (Job.spec is None)."""
 
     @abstractmethod
     def request_cancel(self, job_id: str, *, tenant: str | None = None) -> Job:

@@ -22,7 +22,7 @@ SWEEP_COLUMNS = ("id, spec, created_at, n_trials, max_parallel, metric, mode, ea
 ACTIVE = (Status.queued.value, Status.running.value)
 NOT_STARTED = (Status.waiting.value, Status.queued.value)
 TERMINAL = tuple(sorted(s.value for s in Status if s.terminal))
-TRIAL_TABLES = ("metrics", "checkpoints", "parameters", "job_specs", "sweep_decisions")
+TRIAL_TABLES = ("metrics", "checkpoints", "parameters", "job_specs", "sweep_decisions", "job_tags")
 
 
 class Db(ABC):
@@ -92,6 +92,9 @@ def insert_sweep(db: Db, sweep_id: str, spec: dict, trials: list[TrialPlan], *, 
                 trial.spec.get("priority", 0)))
         db.run("INSERT INTO job_specs (job_id, full_spec) VALUES (?, ?)",
                (job_id, db.json_param(trial.spec)))
+        db.run("UPDATE jobs SET name = ? WHERE id = ?", (trial.spec.get("name"), job_id))
+        for key, value in (trial.spec.get("tags") or {}).items():  # so ?tag= finds trials too
+            db.run("INSERT INTO job_tags (job_id, key, value) VALUES (?, ?, ?)", (job_id, key, value))
 
 
 def lock_trial_sweep(db: Db, job_id: str) -> str | None:

@@ -1,21 +1,23 @@
 """Pure pydantic job specs (no needle import) and the arithmetic shared by API and workers."""
 from .data import (DatasetData, DatasetSource, DataSpec, DataValidation, FiniteFloat,
-                   FractionValidation, InlineData, InlineSource, Label, MnistData, MnistSource,
-                   SourceSpec, SpiralsData, SpiralsSource, TeacherData, TeacherSource,
-                   Rows, ValidationSpec, known_classes, known_features, known_image_shape,
-                   known_rows, sample_shape, table_issues)
+                   FractionValidation, InlineData, InlineSource, Label, LinearData, LinearSource,
+                   MnistData, MnistSource, PreprocessSpec, Rows, SourceSpec, SpiralsData,
+                   SpiralsSource, TeacherData, TeacherSource, ValidationSpec, known_classes,
+                   known_features, known_image_shape, known_rows, sample_shape, table_issues)
 from .job import JobSpec, source_issues
 from .layers import (AvgPool2dLayer, BatchNorm2dLayer, Conv2dLayer, MaxPool2dLayer,
                      BatchNorm1dLayer, DropoutLayer, FlattenLayer, IdentityLayer, LayerNorm1dLayer,
                      LayerSpec, LinearLayer, ReLULayer, ResidualLayer, SequentialLayer)
 from .models import (MLPResNetModel, ModelSpec, SequentialModel, model_input_loc, model_input_shape,
                      model_output_loc, model_widths)
-from .optimizers import AdamOptimizer, OptimizerSpec, SGDOptimizer
+from .optimizers import AdamOptimizer, AdamWOptimizer, OptimizerSpec, SGDOptimizer
 from .planning import count_parameters, planned_steps, validation_split_sizes
-from .training import StoppingSpec, TrainingSpec
+from .training import EarlyStoppingSpec, LossSpec, StoppingSpec, TrainingSpec, is_regression
 
 __all__ = [
-    "AdamOptimizer", "AvgPool2dLayer", "BatchNorm1dLayer", "BatchNorm2dLayer", "Conv2dLayer",
+    "AdamOptimizer", "AdamWOptimizer", "EarlyStoppingSpec", "LinearData", "LinearSource",
+    "LossSpec", "PreprocessSpec", "is_regression",
+    "AvgPool2dLayer", "BatchNorm1dLayer", "BatchNorm2dLayer", "Conv2dLayer",
     "MaxPool2dLayer", "Rows", "known_image_shape", "model_input_shape", "sample_shape", "DataSpec", "DataValidation", "DatasetData",
     "DatasetSource", "DropoutLayer", "FiniteFloat", "FlattenLayer", "FractionValidation",
     "IdentityLayer", "InlineData", "InlineSource", "JobSpec", "Label", "LayerNorm1dLayer",

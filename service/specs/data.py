@@ -15,6 +15,9 @@ FLOAT32_MAX = 3.4028234663852886e38
 FiniteFloat = Annotated[float, Field(strict=True, allow_inf_nan=False, ge=-FLOAT32_MAX,
                                      le=FLOAT32_MAX)]
 Label = Annotated[int, Field(strict=True, ge=0, lt=2**31)]
+# a class label (classification), or a float target / row of K targets (regression); which one a
+# job needs follows from training.loss and is checked by JobSpec
+Target = Union[Label, FiniteFloat, Annotated[list[FiniteFloat], Field(min_length=1)]]
 MAX_GENERATED_ROWS = 1_000_000
 MAX_GENERATED_VALUES = 50_000_000  # 200 MB of float32 per generated array
 MNIST_ROWS = {"train": 60_000, "test": 10_000}
@@ -88,11 +91,12 @@ def _kind_name(shape: tuple[int, ...]) -> str:
 
 
 class InlineSource(_Spec):
-    """Rows sent in the request: x (N, F) floats or (N, C, H, W) images, y (N,) integer labels."""
+    """Rows sent in the request: x (N, F) floats or (N, C, H, W) images; y (N,) integer labels
+    (classification) or float targets (N,) or (N, K) (regression)."""
 
     type: Literal["inline"]
     x: Rows
-    y: list[Label] = Field(min_length=1)
+    y: list[Target] = Field(min_length=1)
 
     @model_validator(mode="after")
     def _rectangular(self) -> "InlineSource":
@@ -102,9 +106,9 @@ class InlineSource(_Spec):
         return self
 
 
-def table_issues(x: list[list], y: list[int] | None = None) -> list:
-    """Rows of x shaped unlike row 0 (first five) and an x/y length mismatch, as
-    (loc, message, input)."""
+def table_issues(x: list[list], y: list | None = None) -> list:
+    """Rows of x shaped unlike row 0 (first five), ragged or mixed scalar/row targets and an x/y
+    length mismatch, as (loc, message, input)."""
     shape = sample_shape(x[0])
     issues = []
     for i, row in enumerate(x):
@@ -115,7 +119,18 @@ def table_issues(x: list[list], y: list[int] | None = None) -> list:
                 break
     if y is not None and len(y) != len(x):
         issues.append((("y",), f"y has {len(y)} labels but x has {len(x)} rows", None))
+    if y is not None:
+        targets = target_width(y)
+        issues += [(("y", i), f"row {i} of y has {len(row) if isinstance(row, list) else 'a scalar'}"
+                    f" target(s); row 0 has {targets or 'a scalar'}", None)
+                   for i, row in enumerate(y)
+                   if (len(row) if isinstance(row, list) else None) != targets][:5]
     return issues
+
+
+def target_width(y: list) -> int | None:
+    """K of a (N, K) target matrix; None when y is a vector."""
+    return len(y[0]) if isinstance(y[0], list) else None
 
 
 class DatasetSource(_Spec):
@@ -155,9 +170,31 @@ class TeacherSource(_Spec):
         return self
 
 
+class LinearSource(_Spec):
+    """Regression: Gaussian x (N, F), y = x W + b + noise with a fixed random W (F, K) and b (K,)
+    per seed, so a held-out fraction of the same task has a known best RMSE (= noise)."""
+
+    type: Literal["linear"]
+    n_samples: int = Field(default=1000, ge=1, le=MAX_GENERATED_ROWS)
+    n_features: int = Field(default=10, ge=1, le=10_000)
+    n_targets: int = Field(default=1, ge=1, le=1000)
+    noise: float = Field(default=0.1, ge=0, allow_inf_nan=False)
+    seed: int = Field(default=0, ge=0, lt=SEED_LIMIT)
+
+    @model_validator(mode="after")
+    def _bounded_size(self) -> "LinearSource":
+        values = self.n_samples * max(self.n_features, self.n_targets)
+        if values > MAX_GENERATED_VALUES:
+            raise spec_error("LinearSource", [(("n_samples",), f"n_samples x max(n_features, "
+                             f"n_targets) is {values}; at most {MAX_GENERATED_VALUES} values "
+                             "can be generated", self.n_samples)])
+        return self
+
+
 class MnistSource(_Spec):
-    """MNIST from the IDX files in Settings.mnist_dir: (1, 28, 28) images (784 features in
-    [0, 1] for models of feature rows), 10 classes."""
+    """MNIST from the IDX files in Settings.mnist_dir: (1, 28, 28) images of raw pixel values
+    0..255 (784 features for models of feature rows), 10 classes; data.preprocess defaults to
+    scale 1/255 for it."""
 
     type: Literal["mnist"]
     split: Literal["train", "test"] = "train"
@@ -165,7 +202,7 @@ class MnistSource(_Spec):
 
 
 SourceSpec = Annotated[
-    Union[InlineSource, DatasetSource, SpiralsSource, TeacherSource, MnistSource],
+    Union[InlineSource, DatasetSource, SpiralsSource, TeacherSource, LinearSource, MnistSource],
     Field(discriminator="type"),
 ]
 
@@ -187,38 +224,70 @@ class DataValidation(_Spec):
 ValidationSpec = Annotated[Union[FractionValidation, DataValidation], Field(discriminator="type")]
 
 
-class InlineData(InlineSource):
+class NoPreprocess(_Spec):
+    """Feed x to the model as given."""
+
+    type: Literal["none"]
+
+
+class StandardizePreprocess(_Spec):
+    """(x - mean) / std per feature, fitted on the training split only (std 0 -> 1)."""
+
+    type: Literal["standardize"]
+
+
+class ScalePreprocess(_Spec):
+    """x * factor (e.g. 1/255 for 8-bit pixels)."""
+
+    type: Literal["scale"]
+    factor: float = Field(gt=0, allow_inf_nan=False)
+
+
+PreprocessSpec = Annotated[Union[NoPreprocess, StandardizePreprocess, ScalePreprocess],
+                           Field(discriminator="type")]
+PREPROCESS_DESCRIPTION = ("applied to x before the model, stored with the trained parameters and "
+                          "applied again by /predict and /evaluate (raw inputs give the right "
+                          "answer); default: none, except mnist: scale 1/255")
+
+
+class _Data(_Spec):
+    """What every top-level data source adds: validation rows and input preprocessing."""
+
+    validation: ValidationSpec | None = None
+    preprocess: PreprocessSpec = Field(default_factory=lambda: NoPreprocess(type="none"),
+                                       description=PREPROCESS_DESCRIPTION)
+
+
+class InlineData(InlineSource, _Data):
     """Inline rows, with optional validation."""
 
-    validation: ValidationSpec | None = None
 
-
-class DatasetData(DatasetSource):
+class DatasetData(DatasetSource, _Data):
     """An uploaded dataset, with optional validation."""
 
-    validation: ValidationSpec | None = None
 
-
-class SpiralsData(SpiralsSource):
+class SpiralsData(SpiralsSource, _Data):
     """Spirals, with optional validation."""
 
-    validation: ValidationSpec | None = None
 
-
-class TeacherData(TeacherSource):
+class TeacherData(TeacherSource, _Data):
     """Teacher-network data, with optional validation."""
 
-    validation: ValidationSpec | None = None
+
+class LinearData(LinearSource, _Data):
+    """Linear regression data, with optional validation and preprocessing."""
 
 
-class MnistData(MnistSource):
-    """MNIST, with optional validation."""
+class MnistData(MnistSource, _Data):
+    """MNIST, with optional validation; preprocess defaults to scale 1/255."""
 
-    validation: ValidationSpec | None = None
+    preprocess: PreprocessSpec = Field(
+        default_factory=lambda: ScalePreprocess(type="scale", factor=1 / 255),
+        description=PREPROCESS_DESCRIPTION)
 
 
 DataSpec = Annotated[
-    Union[InlineData, DatasetData, SpiralsData, TeacherData, MnistData],
+    Union[InlineData, DatasetData, SpiralsData, TeacherData, LinearData, MnistData],
     Field(discriminator="type"),
 ]
 
@@ -227,7 +296,7 @@ def known_rows(source: _Spec) -> int | None:
     """Row count when it follows from the spec alone (None for uploaded datasets)."""
     if isinstance(source, InlineSource):
         return len(source.x)
-    if isinstance(source, (SpiralsSource, TeacherSource)):
+    if isinstance(source, (SpiralsSource, TeacherSource, LinearSource)):
         return source.n_samples
     if isinstance(source, MnistSource):
         total = MNIST_ROWS[source.split]
@@ -241,7 +310,7 @@ def known_features(source: _Spec) -> int | None:
         return math.prod(sample_shape(source.x[0]))
     if isinstance(source, SpiralsSource):
         return 2
-    if isinstance(source, TeacherSource):
+    if isinstance(source, (TeacherSource, LinearSource)):
         return source.n_features
     if isinstance(source, MnistSource):
         return MNIST_FEATURES
@@ -259,11 +328,30 @@ def known_image_shape(source: _Spec) -> tuple[int, int, int] | None:
 
 
 def known_classes(source: _Spec) -> int | None:
-    """Number of classes the labels may take (inline: max label + 1; None for uploads)."""
+    """Number of classes the labels may take (inline: max label + 1; None for uploads and
+    regression sources)."""
     if isinstance(source, InlineSource):
-        return max(source.y) + 1
+        labels = [v for v in source.y if isinstance(v, int)]
+        return max(labels) + 1 if len(labels) == len(source.y) else None
     if isinstance(source, (SpiralsSource, TeacherSource)):
         return source.n_classes
     if isinstance(source, MnistSource):
         return MNIST_CLASSES
     return None
+
+
+def known_targets(source: _Spec) -> tuple[int | None, bool]:
+    """(K, known) for regression: K targets per row (None: a (N,) vector), known=False for
+    uploads; classification-only sources give (None, True)."""
+    if isinstance(source, InlineSource):
+        return target_width(source.y), True
+    if isinstance(source, LinearSource):
+        return source.n_targets, True
+    return None, not isinstance(source, DatasetSource)
+
+
+def float_target_rows(source: _Spec) -> list[int]:
+    """Rows of an inline y that are not class labels (floats or target rows), for classification."""
+    if not isinstance(source, InlineSource):
+        return []
+    return [i for i, v in enumerate(source.y) if not isinstance(v, int)]

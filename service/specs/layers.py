@@ -27,6 +27,40 @@ class ReLULayer(_Spec):
     type: Literal["relu"]
 
 
+class LeakyReLULayer(_Spec):
+    """Elementwise x if x > 0 else negative_slope * x."""
+
+    type: Literal["leaky_relu"]
+    negative_slope: float = Field(default=0.01, ge=0, le=1)
+
+
+class TanhLayer(_Spec):
+    """Elementwise tanh."""
+
+    type: Literal["tanh"]
+
+
+class SigmoidLayer(_Spec):
+    """Elementwise logistic sigmoid."""
+
+    type: Literal["sigmoid"]
+
+
+class GELULayer(_Spec):
+    """GELU, tanh approximation (PyTorch's nn.GELU(approximate="tanh"))."""
+
+    type: Literal["gelu"]
+
+
+class SiLULayer(_Spec):
+    """Elementwise x * sigmoid(x)."""
+
+    type: Literal["silu"]
+
+
+ACTIVATION_TYPES = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu")
+
+
 class FlattenLayer(_Spec):
     """Flatten all but the batch dimension: (N, C, H, W) -> (N, C*H*W); a no-op on (N, F)."""
 
@@ -120,9 +154,10 @@ class SequentialLayer(_Spec):
 
 
 LayerSpec = Annotated[
-    Union[LinearLayer, ReLULayer, FlattenLayer, IdentityLayer, BatchNorm1dLayer,
-          LayerNorm1dLayer, DropoutLayer, Conv2dLayer, BatchNorm2dLayer, MaxPool2dLayer,
-          AvgPool2dLayer, ResidualLayer, SequentialLayer],
+    Union[LinearLayer, ReLULayer, LeakyReLULayer, TanhLayer, SigmoidLayer, GELULayer, SiLULayer,
+          FlattenLayer, IdentityLayer, BatchNorm1dLayer, LayerNorm1dLayer, DropoutLayer,
+          Conv2dLayer, BatchNorm2dLayer, MaxPool2dLayer, AvgPool2dLayer, ResidualLayer,
+          SequentialLayer],
     Field(discriminator="type"),
 ]
 

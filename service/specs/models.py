@@ -18,9 +18,11 @@ class MLPResNetModel(_Spec):
     in_features: int = Field(gt=0)
     hidden_dim: int = Field(default=100, ge=2)
     num_blocks: int = Field(default=3, ge=0)
-    num_classes: int = Field(default=10, ge=2)
+    num_classes: int = Field(default=10, ge=1, description="output width: classes, or regression targets")
     norm: Literal["batchnorm", "layernorm"] = "batchnorm"
     drop_prob: float = Field(default=0.1, ge=0, lt=1)
+    activation: Literal["relu", "leaky_relu", "tanh", "sigmoid", "gelu", "silu"] = Field(
+        default="relu", description="every activation of the network (leaky_relu: slope 0.01)")
 
 
 MAX_IMAGE_SIZE = 4096  # pixels per side
@@ -52,9 +54,6 @@ class SequentialModel(_Spec):
         elif trace.width is None:
             issues.append((("layers",), "a sequential model needs at least one linear or "
                            "normalisation layer to fix its input and output widths", None))
-        elif trace.width < 2:
-            issues.append((("layers",), f"the model outputs {trace.width} logit(s); "
-                           "a classifier needs at least 2", None))
         if issues:
             raise spec_error("SequentialModel", issues)
         return self

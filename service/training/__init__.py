@@ -1,32 +1,43 @@
 """Spec -> needle model, data, a resumable training loop, checkpoints and parameter files."""
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from .builders import build_model, build_optimizer, parameter_count
+from .builders import build_model, build_optimizer, parameter_count, state_shapes
 from .checkpoint import Checkpoint
 from .checkpoint import from_bytes as checkpoint_from_bytes
 from .checkpoint import to_bytes as checkpoint_to_bytes
-from .data import DatasetFetcher, TrainingData, check_fits_model, load_training_data
+from .data import DatasetFetcher, TrainingData, check_fits_model, load_source, load_training_data
 from .errors import TrainingError
-from .inference import NonFiniteOutput, export_arrays, load_model, predict_arrays
+from .inference import (NonFiniteOutput, evaluate_arrays, export_arrays, export_with_preprocess,
+                        load_model, predict_arrays)
 from .loop import EpochDone, StepDone, TrainingRun, evaluate
 from .params import parameters_from_bytes, parameters_to_bytes
 
 __all__ = ["Checkpoint", "DatasetFetcher", "EpochDone", "StepDone", "TrainingData", "TrainingError",
            "NonFiniteOutput", "TrainingRun", "build_model", "build_optimizer", "check_fits_model", "checkpoint_from_bytes",
            "checkpoint_to_bytes", "evaluate", "export_arrays", "load_model", "load_training_data",
-           "parameter_count", "parameters_from_bytes", "parameters_to_bytes", "predict_arrays", "prepare_run"]
+           "parameter_count", "parameters_from_bytes", "parameters_to_bytes", "predict_arrays", "prepare_run",
+           "evaluate_arrays", "export_with_preprocess", "load_source", "state_shapes"]
 
 
-def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: DatasetFetcher) -> TrainingRun:
-    """Load the job's data, check it fits the model, and build a fresh run."""
+def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: DatasetFetcher,
+                fetch_parameters: Callable[[str], bytes] | None = None) -> TrainingRun:
+    """Load the job's data, check it fits the model, and build a fresh run (warm-started from
+    training.init_from's parameters, fetched by job id, when the spec says so)."""
     from service.specs import model_input_shape, model_widths
     from service.specs.models import ModelSpec
     from pydantic import TypeAdapter
 
+    loss = spec["training"].get("loss") or {"type": "cross_entropy"}
     data = load_training_data(spec["data"], spec["training"]["seed"], mnist_dir=mnist_dir,
-                              fetch_dataset=fetch_dataset)
+                              fetch_dataset=fetch_dataset, regression=loss["type"] != "cross_entropy")
     model = TypeAdapter(ModelSpec).validate_python(spec["model"])
     in_features, num_classes = model_widths(model)
     check_fits_model(data, in_features, num_classes, model_input_shape(model))
-    return TrainingRun(spec, data)
+    run = TrainingRun(spec, data)
+    init_from = spec["training"].get("init_from")
+    if init_from is not None:
+        if fetch_parameters is None:
+            raise TrainingError("this run cannot fetch the parameters of training.init_from")
+        run.warm_start(parameters_from_bytes(fetch_parameters(init_from["job"]))[0])
+    return run

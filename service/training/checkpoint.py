@@ -23,13 +23,16 @@ class Checkpoint:
     accumulators: dict[str, float | int]      # running loss sum / errors / seen of the current epoch
     runtime_s: float                          # training time spent before this checkpoint
     last_epoch_metrics: dict[str, Any] | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)  # stop reason, early-stopping state
+    best_state: dict[str, np.ndarray] | None = None  # early stopping's best epoch (restore_best)
 
 
 def to_bytes(ckpt: Checkpoint) -> bytes:
     """Serialise a checkpoint as safetensors arrays + JSON header."""
     kind, keys, pos, has_gauss, cached_gaussian = ckpt.rng_state
     arrays = {f"model/{name}": value for name, value in ckpt.model_state.items()}
+    for name, value in (ckpt.best_state or {}).items():
+        arrays[f"best/{name}"] = value
     for index, buffers in ckpt.optimizer_state["state"].items():
         for name, value in buffers.items():
             arrays[f"optim/{int(index)}/{name}"] = value
@@ -42,7 +45,8 @@ def to_bytes(ckpt: Checkpoint) -> bytes:
                       "cached_gaussian": float(cached_gaussian)},
               "epoch": ckpt.epoch, "batch": ckpt.batch, "step": ckpt.step,
               "accumulators": ckpt.accumulators, "runtime_s": ckpt.runtime_s,
-              "last_epoch_metrics": ckpt.last_epoch_metrics, "extra": ckpt.extra}
+              "last_epoch_metrics": ckpt.last_epoch_metrics, "extra": ckpt.extra,
+              "best_keys": None if ckpt.best_state is None else list(ckpt.best_state)}
     return pack(arrays, header)
 
 
@@ -64,4 +68,6 @@ def from_bytes(blob: bytes) -> Checkpoint:
                       rng_state=rng_state, epoch=header["epoch"], batch=header["batch"], step=header["step"],
                       order=arrays.get("order"), accumulators=header["accumulators"],
                       runtime_s=header["runtime_s"], last_epoch_metrics=header["last_epoch_metrics"],
-                      extra=header.get("extra", {}))
+                      extra=header.get("extra", {}),
+                      best_state=None if header.get("best_keys") is None
+                      else {name: arrays[f"best/{name}"] for name in header["best_keys"]})

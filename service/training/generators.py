@@ -28,3 +28,15 @@ def teacher(n_samples: int, n_features: int, n_classes: int, hidden_dim: int,
     x = rng.standard_normal((n_samples, n_features))  # (N, F)
     logits = np.maximum(x @ w1 + b1, 0) @ w2 + b2  # (N, C)
     return x.astype(np.float32), logits.argmax(axis=1).astype(np.int64)
+
+
+def linear(n_samples: int, n_features: int, n_targets: int, noise: float,
+           seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Regression: Gaussian x (N, F) float32, y = x W + b + noise * N(0, 1) -> (N, K) float32, with
+    W (F, K) ~ N(0, 1/F) and b (K,) ~ N(0, 1) fixed by the seed (so y has variance ~2 + noise^2)."""
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((n_features, n_targets)) / np.sqrt(n_features)  # (F, K)
+    b = rng.standard_normal(n_targets)  # (K,)
+    x = rng.standard_normal((n_samples, n_features))  # (N, F)
+    y = x @ w + b + noise * rng.standard_normal((n_samples, n_targets))  # (N, K)
+    return x.astype(np.float32), y.astype(np.float32)

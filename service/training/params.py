@@ -12,17 +12,28 @@ MEDIA_TYPES = {"json": "application/json", "safetensors": "application/octet-str
                "npz": "application/octet-stream"}
 
 
-def parameters_to_bytes(state: dict[str, np.ndarray], model_spec: dict[str, Any]) -> bytes:
-    """Stored form of a trained model (needle layout, key order kept in the header)."""
-    return pack(state, {"format": FORMAT, "model": model_spec, "keys": list(state)})
+def parameters_to_bytes(state: dict[str, np.ndarray], model_spec: dict[str, Any], *,
+                        preprocess: dict[str, Any] | None = None, task: str = "classification") -> bytes:
+    """Stored form of a trained model (needle layout, key order kept in the header), with the
+    fitted input preprocessing and the task, which /predict and /evaluate apply."""
+    return pack(state, {"format": FORMAT, "model": model_spec, "keys": list(state),
+                        "preprocess": preprocess or {"type": "none"}, "task": task})
 
 
 def parameters_from_bytes(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """(state_dict in needle order, model spec) from stored parameters."""
+    state, header = parameters_with_header(blob)
+    return state, header["model"]
+
+
+def parameters_with_header(blob: bytes) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(state_dict in needle order, header: model, preprocess, task) from stored parameters."""
     arrays, header = unpack(blob)
     if header.get("format") != FORMAT:
         raise ValueError(f"unknown parameters format {header.get('format')!r}")
-    return {key: arrays[key] for key in header["keys"]}, header["model"]
+    header.setdefault("preprocess", {"type": "none"})
+    header.setdefault("task", "classification")
+    return {key: arrays[key] for key in header["keys"]}, header
 
 
 def to_torch_layout(state: dict[str, np.ndarray], batches_tracked: int = 0) -> dict[str, np.ndarray]:
@@ -51,13 +62,16 @@ def _split(key: str) -> tuple[str, str]:
     return (f"{head}." if head else ""), name
 
 
-def encode(state: dict[str, np.ndarray], fmt: str, model_spec: dict[str, Any], layout: str) -> bytes:
-    """state_dict -> bytes in json / safetensors / npz."""
+def encode(state: dict[str, np.ndarray], fmt: str, model_spec: dict[str, Any], layout: str,
+           extra: dict[str, Any] | None = None) -> bytes:
+    """state_dict -> bytes in json / safetensors / npz (safetensors metadata: model spec, key
+    order and `extra`, e.g. the preprocessing)."""
     if fmt == "json":
         doc = {key: {"shape": list(v.shape), "dtype": str(v.dtype), "data": v.tolist()} for key, v in state.items()}
         return json.dumps(doc).encode()
     if fmt == "safetensors":
-        return pack(state, {"format": f"needle-service-export-{layout}", "model": model_spec, "keys": list(state)})
+        return pack(state, {"format": f"needle-service-export-{layout}", "model": model_spec, "keys": list(state),
+                            **(extra or {})})
     if fmt == "npz":
         buffer = io.BytesIO()
         np.savez(buffer, **state)

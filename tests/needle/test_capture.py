@@ -265,3 +265,15 @@ def test_replayed_backward_writes_gradients_into_the_optimizer_buffer_but_never_
     train(model, opt, data[3:])
     np.testing.assert_array_equal(held.numpy(), kept)  # ...and it is not overwritten by later steps
     assert weight.grad is not held
+
+
+def test_a_captured_model_pickles_and_copies_and_the_copy_trains_the_same():
+    import copy
+    import pickle
+    model = make_model()
+    opt = ndl.optim.Adam(model.parameters(), lr=0.01)
+    train(model, opt, batches(3))  # the model now holds tapes
+    clones = [pickle.loads(pickle.dumps(model)), copy.deepcopy(model)]
+    data = batches(3, seed=8)
+    results = [train(m, ndl.optim.SGD(m.parameters(), lr=0.1), data)[0] for m in [copy.deepcopy(model)] + clones]
+    assert results[0] == results[1] == results[2]

@@ -90,7 +90,9 @@ MALFORMED = {
     "missing y": npz(x=np.zeros((2, 3))),
     "x is 3-D": npz(x=np.zeros((2, 3, 1)), y=np.zeros(2, dtype=int)),
     "y length": npz(x=np.zeros((2, 3)), y=np.zeros(3, dtype=int)),
-    "float labels": npz(x=np.zeros((2, 3)), y=np.array([0.5, 1.0])),
+    "nan targets": npz(x=np.zeros((2, 3)), y=np.array([0.5, np.nan])),
+    "3-D targets": npz(x=np.zeros((2, 3)), y=np.zeros((2, 1, 1))),
+    "2-D labels": npz(x=np.zeros((2, 3)), y=np.zeros((2, 2), dtype=int)),
     "negative labels": npz(x=np.zeros((2, 3)), y=np.array([0, -1])),
     "nan features": npz(x=np.array([[0, 1, np.nan]]), y=np.array([0])),
     "object arrays": npz(x=np.array([[1, "a"]], dtype=object), y=np.array([0])),
@@ -108,9 +110,9 @@ def test_malformed_npz_is_a_422(client, name):
 
 @pytest.mark.parametrize("body, loc", [
     ({"x": [[1, 2], [3]], "y": [0, 1]}, ["body", "x", 1]),
-    ({"x": [[1, 2]], "y": [-1]}, ["body", "y", 0]),
     ({"x": [[1, 2]], "y": [0, 1]}, ["body", "y"]),
-    ({"x": [[1, 2]], "y": [0.5]}, ["body", "y", 0]),
+    ({"x": [[1, 2], [3, 4]], "y": [[0.5, 1.0], [0.5]]}, ["body", "y", 1]),
+    ({"x": [[1, 2], [3, 4]], "y": [0.5, [1.0]]}, ["body", "y", 1]),
 ])
 def test_malformed_json_dataset_is_a_422(client, body, loc):
     response = client.post("/v1/datasets", json=body)
@@ -143,3 +145,17 @@ def test_jobs_check_dataset_width_and_classes(client):
     assert accepted.json()["progress"]["steps"] == 2
     wide = {**spec, "model": {**MODEL, "in_features": 4, "num_classes": 5}}
     assert client.post("/v1/jobs", json=wide).status_code == 422
+
+
+def test_float_targets_are_a_regression_dataset(client):
+    response = upload(client, npz(x=np.zeros((3, 2)), y=np.array([[0.5, 1.0], [2.0, 3.0], [0.0, -1.0]])))
+    assert response.status_code == 201, response.text
+    assert response.json()["n_classes"] == 0 and response.json()["n_rows"] == 3
+
+
+def test_json_targets_that_are_not_labels_make_a_regression_dataset(client):
+    # non-negative integers are class labels; anything else (-1, 0.5, rows) are float targets
+    for y in ([-1], [0.5], [[0.5, 2.0]]):
+        response = client.post("/v1/datasets", json={"x": [[1, 2]], "y": y})
+        assert response.status_code == 201 and response.json()["n_classes"] == 0, response.text
+    assert client.post("/v1/datasets", json={"x": [[1, 2]], "y": [3]}).json()["n_classes"] == 4

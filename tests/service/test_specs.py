@@ -27,10 +27,16 @@ def error_locs(body):
 
 def test_defaults_are_filled_in_the_normalised_spec():
     dumped = JobSpec.model_validate(spec()).model_dump(mode="json")
-    assert dumped["optimizer"] == {"type": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0}
+    assert dumped["optimizer"] == {"type": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0,
+                                   "schedule": {"type": "constant", "warmup_steps": 0}}
     assert dumped["training"] == {"epochs": 1, "batch_size": 32, "shuffle": True, "seed": 0,
-                                  "stopping": {"max_steps": None, "max_runtime_s": None}}
+                                  "stopping": {"max_steps": None, "max_runtime_s": None},
+                                  "loss": {"type": "cross_entropy", "label_smoothing": 0.0},
+                                  "early_stopping": None, "clip_grad_norm": None, "init_from": None,
+                                  "checkpoint_interval_s": None}
     assert dumped["data"]["validation"] is None
+    assert dumped["data"]["preprocess"] == {"type": "none"}
+    assert dumped["name"] is None and dumped["tags"] == {}
     assert dumped["model"]["norm"] == "batchnorm"
     assert JobSpec.model_validate(dumped).model_dump(mode="json") == dumped
 

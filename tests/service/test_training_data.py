@@ -85,8 +85,12 @@ def test_uploaded_dataset_is_read_without_pickle():
     assert split.x_train.dtype == np.float32 and split.y_train.tolist() == [0, 1, 2, 1]
     with pytest.raises(TrainingError, match="readable"):
         read_npz(npz_bytes(x=np.array([{"a": 1}], dtype=object), y=np.array([0])), "dataset d2")
-    with pytest.raises(TrainingError, match="integers"):
-        read_npz(npz_bytes(x=np.ones((2, 2)), y=np.array([0.5, 1.0])), "dataset d3")
+    floats = npz_bytes(x=np.ones((2, 2)), y=np.array([0.5, 1.0]))
+    with pytest.raises(TrainingError, match="integer class labels"):
+        load({"type": "dataset", "id": "d3"}, fetch=lambda i: floats)
+    regression = load_training_data({"type": "dataset", "id": "d3"}, 0, mnist_dir=None,
+                                    fetch_dataset=lambda i: floats, regression=True)
+    assert regression.y_train.dtype == np.float32 and regression.y_train.shape == (2, 1)
     with pytest.raises(TrainingError, match="NaN"):
         read_npz(npz_bytes(x=np.array([[np.nan]]), y=np.array([0])), "dataset d4")
 
@@ -105,6 +109,27 @@ def test_mnist_without_files_fails_with_a_message(tmp_path):
         load({"type": "mnist", "split": "train", "limit": None})
     with pytest.raises(TrainingError, match="missing"):
         load({"type": "mnist", "split": "test", "limit": 5}, mnist_dir=tmp_path)
+
+
+def test_linear_regression_data_and_standardize_fitted_on_the_training_split_only():
+    data = {"type": "linear", "n_samples": 200, "n_features": 3, "n_targets": 2, "noise": 0.1, "seed": 4,
+            "validation": {"type": "fraction", "fraction": 0.25}, "preprocess": {"type": "standardize"}}
+    split = load_training_data(data, 0, mnist_dir=None, fetch_dataset=no_fetch, regression=True)
+    assert split.x_train.shape == (150, 3) and split.y_train.shape == (150, 2)
+    assert split.y_train.dtype == np.float32 and split.x_train.dtype == np.float32
+    np.testing.assert_allclose(split.x_train.mean(axis=0), 0, atol=1e-6)
+    np.testing.assert_allclose(split.x_train.std(axis=0), 1, atol=1e-5)
+    assert np.abs(split.x_val.mean(axis=0)).max() > 1e-4  # validation rows were not part of the fit
+    raw = load_training_data({**data, "preprocess": {"type": "none"}}, 0, mnist_dir=None,
+                             fetch_dataset=no_fetch, regression=True)
+    mean = np.asarray(split.preprocess["mean"])
+    np.testing.assert_allclose(raw.x_train.astype(np.float64).mean(axis=0), mean, rtol=1e-12)
+
+
+def test_scale_preprocess_multiplies():
+    split = load({"type": "inline", "x": [[255.0, 0.0]], "y": [1], "preprocess": {"type": "scale", "factor": 1 / 255}})
+    assert split.x_train.tolist() == [[1.0, 0.0]]
+    assert split.preprocess == {"type": "scale", "factor": 1 / 255}
 
 
 def test_uploaded_images_are_flattened_and_must_match_the_input_shape():

@@ -13,8 +13,18 @@ from service.jobs.results import export_parameters, predict  # noqa: E402
 from tests.service.test_results import MLP, SEQUENTIAL, trained  # noqa: E402
 
 
-@pytest.mark.parametrize("model_spec,fmt", [(SEQUENTIAL, "safetensors"), (MLP, "npz")],
-                         ids=["sequential-safetensors", "mlp_resnet-npz"])
+ACTIVATION_STACK = {"type": "sequential", "layers": [
+    {"type": "linear", "in_features": 3, "out_features": 8}, {"type": "leaky_relu", "negative_slope": 0.2},
+    {"type": "linear", "in_features": 8, "out_features": 8}, {"type": "gelu"},
+    {"type": "linear", "in_features": 8, "out_features": 8}, {"type": "silu"},
+    {"type": "linear", "in_features": 8, "out_features": 8}, {"type": "tanh"},
+    {"type": "linear", "in_features": 8, "out_features": 8}, {"type": "sigmoid"},
+    {"type": "linear", "in_features": 8, "out_features": 4}]}
+
+
+@pytest.mark.parametrize("model_spec,fmt", [(SEQUENTIAL, "safetensors"), (MLP, "npz"),
+                                            (ACTIVATION_STACK, "npz"), ({**MLP, "activation": "gelu"}, "npz")],
+                         ids=["sequential-safetensors", "mlp_resnet-npz", "activations-npz", "mlp_resnet-gelu"])
 def test_torch_layout_loads_strictly_and_gives_the_same_logits(model_spec, fmt):
     job, blob, _ = trained(model_spec)
     body, _ = export_parameters(job, blob, fmt, "torch")

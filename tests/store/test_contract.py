@@ -95,6 +95,32 @@ def test_list_jobs_filters_before_the_limit(store):
     assert {j.id for j in queued} == {ids[0], ids[2], ids[4]}
 
 
+def test_list_jobs_filters_by_tags_and_name_prefix(store):
+    def named(name, tags):
+        job, _ = store.create_job({**SPEC, "name": name, "tags": tags}, param_count=9, epochs=2, steps=10)
+        return job.id
+    a = named("resnet-wide", {"team": "vision", "stage": "dev"})
+    b = named("resnet-deep", {"team": "vision", "stage": "prod"})
+    c = named("Resnet-x%", {"team": "nlp"})
+    d = named(None, {})
+    ids = lambda **kw: [j.id for j in store.list_jobs(limit=50, **kw)[0]]
+    assert ids(tags=[("team", "vision")]) == [b, a]
+    assert ids(tags=[("team", "vision"), ("stage", "prod")]) == [b]
+    assert ids(tags=[("team", "vision:prod")]) == []
+    assert ids(name_prefix="resnet-") == [b, a]  # case-sensitive
+    assert ids(name_prefix="Resnet-x%") == [c]  # no LIKE wildcards
+    assert ids(name_prefix="resnet", tags=[("stage", "dev")]) == [a]
+    assert d in ids() and len(ids()) == 4
+    page, cursor = store.list_jobs(limit=1, tags=[("team", "vision")])
+    assert [j.id for j in page] == [b] and [j.id for j in store.list_jobs(limit=1, cursor=cursor,
+                                                                        tags=[("team", "vision")])[0]] == [a]
+    job = store.get_job(a, with_spec=False)
+    assert job.name == "resnet-wide" and job.tags == {"team": "vision", "stage": "dev"}
+    store.request_cancel(a)
+    store.delete_job(a)
+    assert ids(tags=[("team", "vision")]) == [b]
+
+
 def test_cancel_queued_job_ends_it_at_once(store):
     job = make_job(store)
     cancelled = store.request_cancel(job.id)

@@ -104,7 +104,8 @@ async def _from_json(request: Request) -> tuple[str | None, PreparedDataset]:
     except ValueError as exc:  # not JSON, or not UTF-8
         raise validation_error([(("body",), f"invalid JSON: {exc}", None)]) from None
     x = np.asarray(payload.x, dtype=np.float64)  # (N, F) or (N, C, H, W)
-    y = np.asarray(payload.y, dtype=np.int64)    # (N,)
+    labels = all(isinstance(v, int) for v in payload.y)
+    y = np.asarray(payload.y, dtype=np.int64 if labels else np.float64)  # (N,) or (N, K)
     return payload.name, await _prepare(("body",), x=x, y=y)
 
 

@@ -47,12 +47,24 @@ def submit_job(spec: Annotated[JobSpec, Body(openapi_examples=JOB_EXAMPLES)],
 def list_jobs(store: StoreDep, principal: CurrentPrincipal,
               status_filter: Annotated[Status | None, Query(alias="status")] = None,
               limit: Annotated[int, Query(ge=1, le=500)] = 50,
-              cursor: Annotated[str | None, Query(max_length=100)] = None) -> JobPage:
+              cursor: Annotated[str | None, Query(max_length=100)] = None,
+              tag: Annotated[list[str], Query(max_length=10, description=
+                             "key:value; repeat for jobs carrying every one of them")] = [],
+              name_prefix: Annotated[str | None, Query(min_length=1, max_length=200, description=
+                                     "jobs whose name starts with this (case-sensitive)")] = None,
+              ) -> JobPage:
     """One page of the caller's tenant's jobs (every tenant's for admin keys), filtered before
-    the limit; follow next_cursor for more."""
+    the limit (status, tags, name prefix); follow next_cursor for more."""
+    tags = []
+    for index, item in enumerate(tag):
+        key, sep, value = item.partition(":")
+        if not sep or not key:
+            raise validation_error([(("query", "tag", index), "expected key:value", item)])
+        tags.append((key, value))
     try:
         jobs, next_cursor = store.list_jobs(status=status_filter, limit=limit, cursor=cursor,
-                                            tenant=principal.tenant_filter)
+                                            tenant=principal.tenant_filter, tags=tags,
+                                            name_prefix=name_prefix)
     except ValueError as exc:
         raise validation_error([(("query", "cursor"), str(exc), cursor)]) from None
     return JobPage(items=[JobSummary.from_job(job) for job in jobs], next_cursor=next_cursor)

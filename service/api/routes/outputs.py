@@ -1,26 +1,40 @@
-"""What a job produces: metrics while it runs, then parameters and predictions."""
+"""What a job produces: metrics while it runs, then parameters, predictions and evaluations."""
 import math
 from typing import Annotated, Literal
 
 import numpy as np
-from fastapi import APIRouter, Body, HTTPException, Query, Response
-from pydantic import TypeAdapter
+from fastapi import APIRouter, HTTPException, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import TypeAdapter, ValidationError
 
 from ...jobs import Job, JobStore
-from ...jobs.results import export_parameters
+from ...jobs.results import export_parameters, model_extras
 from ...jobs.results import NonFiniteOutput
 from ...jobs.results import predict as run_model
 from ...specs import ModelSpec, model_input_shape, model_widths, sample_shape
 from ..deps import CurrentPrincipal, SettingsDep, StoreDep
 from ..errors import validation_error
-from ..examples import PREDICT_EXAMPLES
-from ..schemas import MetricPointOut, MetricsPage, Prediction, PredictRequest
+from ..evaluation import evaluate_job
+from ..examples import EVALUATE_EXAMPLES, PREDICT_EXAMPLES
+from ..schemas import (EvaluateRequest, Evaluation, MetricPointOut, MetricsPage, Prediction,
+                       PredictRequest, RegressionPrediction)
+from ..uploads import BadUpload, arrays_from_npz
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["results"])
 NO_PARAMETERS = {404: {"description": "Unknown job"},
                  409: {"description": "The job has no parameters yet"}}
 MODEL_ADAPTER = TypeAdapter(ModelSpec)
 EXTENSIONS = {"json": "json", "safetensors": "safetensors", "npz": "npz"}
+NPZ_TYPES = ("application/octet-stream", "application/x-npz", "application/zip")
+NPZ_SCHEMA = {"type": "string", "format": "binary"}
+
+
+def _body_doc(schema_model, examples: dict, npz: str) -> dict:
+    """openapi_extra for a body that is JSON (schema_model) or an .npz archive."""
+    return {"requestBody": {"required": True, "content": {
+        "application/json": {"schema": {"$ref": f"#/components/schemas/{schema_model.__name__}"},
+                             "examples": examples},
+        "application/octet-stream": {"schema": {**NPZ_SCHEMA, "description": npz}}}}}
 
 
 @router.get("/metrics", response_model=MetricsPage, summary="Training metrics",
@@ -48,29 +62,107 @@ def get_parameters(job_id: str, store: StoreDep, principal: CurrentPrincipal,
     job, parameters = _trained(store, job_id, principal.tenant_filter)
     body, media_type = export_parameters(job, parameters, fmt, layout)
     filename = f"{job.id}-{layout}.{EXTENSIONS[fmt]}"
+    # safetensors also carries it in its metadata; json and npz files hold only the arrays
     return Response(content=body, media_type=media_type,
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                             "X-Needle-Preprocess": model_extras(parameters)})
 
 
-@router.post("/predict", response_model=Prediction, summary="Classify rows with a trained model",
-             responses={**NO_PARAMETERS, 422: {"description": "Wrong width or non-finite input"}})
-def predict(job_id: str, request: Annotated[PredictRequest, Body(openapi_examples=PREDICT_EXAMPLES)],
-            store: StoreDep, settings: SettingsDep, principal: CurrentPrincipal) -> Prediction:
-    """Run the trained model in eval mode (BatchNorm uses its running statistics)."""
-    job, parameters = _trained(store, job_id, principal.tenant_filter)
+@router.post("/predict", response_model=Prediction | RegressionPrediction,
+             summary="Predict with a trained model",
+             openapi_extra=_body_doc(PredictRequest, PREDICT_EXAMPLES,
+                                     ".npz archive (np.savez) with x (N, F) or (N, C, H, W)"),
+             responses={**NO_PARAMETERS, 415: {"description": "Neither JSON nor an .npz body"},
+                        422: {"description": "Wrong width or non-finite input"}})
+async def predict(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+                  principal: CurrentPrincipal) -> Prediction | RegressionPrediction:
+    """Run the trained model in eval mode (BatchNorm uses its running statistics) on raw rows:
+    the model's own preprocessing (data.preprocess, e.g. mnist's 1/255) is applied first.
+    Classifiers return logits, probabilities and classes; regression models `outputs`. The body
+    is JSON {"x": [[...], ...]} or an .npz archive with `x` (Content-Type application/octet-stream)."""
+    # the job first: an unknown (or another tenant's) job is a 404 whatever the body
+    job, parameters = await run_in_threadpool(_trained, store, job_id, principal.tenant_filter)
+    x = await _predict_inputs(request)
     model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
     model = MODEL_ADAPTER.validate_python(model_spec)
-    if len(request.x) > settings.max_inline_rows:
+    if len(x) > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "
                                  "request", None)])
-    _check_input_shape(sample_shape(request.x[0]), model)
-    x = np.asarray(request.x, dtype=np.float32)  # (N, in_width) or (N, C, H, W)
-    if not np.isfinite(x).all():
-        raise validation_error([(("body", "x"), "values overflow float32", None)])
+    _check_input_shape(tuple(x.shape[1:]), model)
     try:
-        return Prediction(**run_model(job, parameters, x))
+        out = await run_in_threadpool(run_model, job, parameters, x)
     except NonFiniteOutput as exc:
         raise validation_error([(("body", "x", exc.rows[0]), str(exc), None)]) from None
+    return RegressionPrediction(**out) if "outputs" in out else Prediction(**out)
+
+
+async def _predict_inputs(request: Request) -> np.ndarray:
+    """x (N, F) rows or (N, C, H, W) images, float32, from a JSON or .npz body; 415/422 otherwise."""
+    content_type = request.headers.get("content-type", "")
+    body = await request.body()
+    if content_type.startswith("application/json"):
+        try:
+            payload = PredictRequest.model_validate_json(body)
+        except ValidationError as exc:
+            raise validation_error([(("body", *e["loc"]), e["msg"], None) for e in exc.errors()]) from None
+        x = np.asarray(payload.x, dtype=np.float32)  # (N, F) or (N, C, H, W)
+    elif content_type.startswith(NPZ_TYPES):
+        try:
+            x = await run_in_threadpool(_npz_array, body, "x")
+        except BadUpload as exc:
+            raise validation_error([(("body",), str(exc), None)]) from None
+    else:
+        raise HTTPException(415, "send JSON {\"x\": [[...]]} or an .npz archive (application/octet-stream)")
+    if x.ndim not in (2, 4) or 0 in x.shape:
+        raise validation_error([(("body", "x"), f"x must be (N, F) or (N, C, H, W) with N >= 1, "
+                                 f"got {x.shape}", None)])
+    if not np.isfinite(x).all():
+        raise validation_error([(("body", "x"), "values are NaN, infinite or overflow float32", None)])
+    return x
+
+
+def _npz_array(body: bytes, name: str) -> np.ndarray:
+    """One numeric array of an .npz body as float32 (never unpickled)."""
+    import io
+    try:
+        with np.load(io.BytesIO(body), allow_pickle=False) as archive:
+            if name not in archive.files:
+                raise BadUpload(f"the archive lacks array {name!r}; it has {archive.files}")
+            array = archive[name]
+    except (ValueError, OSError, EOFError) as exc:
+        raise BadUpload(f"not a readable .npz archive with {name!r}: {exc}") from None
+    if array.dtype.kind not in "fiu":
+        raise BadUpload(f"{name} must be numeric; got dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        return array.astype(np.float32)
+
+
+@router.post("/evaluate", response_model=Evaluation, summary="Evaluate a trained model on labelled data",
+             openapi_extra=_body_doc(EvaluateRequest, EVALUATE_EXAMPLES,
+                                     ".npz archive (np.savez) with x (N, F) and y"),
+             responses={**NO_PARAMETERS, 415: {"description": "Neither JSON nor an .npz body"},
+                        422: {"description": "Data that does not fit the model"}})
+async def evaluate(job_id: str, request: Request, store: StoreDep, settings: SettingsDep,
+                   principal: CurrentPrincipal) -> Evaluation:
+    """Loss and error, accuracy, per-class precision/recall and the confusion matrix
+    (classification) or loss, RMSE, MAE and R² (regression) of the trained model, in eval mode
+    with its preprocessing, streamed through the data in batches. The body is JSON
+    {"data": <a data source as in job specs: dataset id, inline, a generator, mnist>} or an
+    .npz archive with `x` and `y`."""
+    await run_in_threadpool(_trained, store, job_id, principal.tenant_filter)  # 404 / 409 first
+    content_type = request.headers.get("content-type", "")
+    body = await request.body()
+    if content_type.startswith("application/json"):
+        try:
+            source = EvaluateRequest.model_validate_json(body).data
+        except ValidationError as exc:
+            raise validation_error([(("body", *e["loc"]), e["msg"], None) for e in exc.errors()]) from None
+        return Evaluation(**await run_in_threadpool(evaluate_job, store, settings, job_id, principal.tenant_filter,
+                                                    source=source))
+    if content_type.startswith(NPZ_TYPES):
+        return Evaluation(**await run_in_threadpool(evaluate_job, store, settings, job_id, principal.tenant_filter,
+                                                    npz=body))
+    raise HTTPException(415, "send JSON {\"data\": {...}} or an .npz archive with x and y")
 
 
 def _check_input_shape(shape: tuple[int, ...], model) -> None:
