@@ -1,4 +1,5 @@
-// The dashboard's router: #/ (jobs), #/job/<id>, #/compare?ids=a,b; and the API key form.
+// The dashboard's router: #/ (jobs), #/job/<id>, #/compare?ids=a,b, #/sweeps, #/sweep/<id>;
+// and the API key form.
 "use strict";
 
 (() => {
@@ -13,6 +14,8 @@
     const [path, query] = hash.slice(1).split("?");
     const params = new URLSearchParams(query || "");
     if (path.startsWith("/job/")) current = JobView.show(view, decodeURIComponent(path.slice(5)));
+    else if (path.startsWith("/sweep/")) current = SweepView.show(view, decodeURIComponent(path.slice(7)));
+    else if (path === "/sweeps") current = SweepsView.show(view);
     else if (path === "/compare") current = CompareView.show(view, (params.get("ids") || "").split(",").filter(Boolean));
     else current = JobsView.show(view, params.get("status") || "");
   }

@@ -58,7 +58,8 @@ const JobView = (() => {
         fact("status", Ui.statusBadge(job.status)), fact("progress", Ui.progressBar(job.progress)),
         fact("attempt", job.attempt), fact("parameters", job.param_count.toLocaleString()),
         fact("created", when(job.created_at)), fact("started", when(job.started_at)),
-        fact("finished", when(job.finished_at))),
+        fact("finished", when(job.finished_at)),
+        job.sweep_id ? fact("sweep", el("a", { href: `#/sweep/${job.sweep_id}`, text: `trial ${job.trial} of ${job.sweep_id.slice(0, 8)}` })) : null),
         job.error ? el("p", { class: "error", text: job.error }) : "",
         job.result ? el("p", { class: "result", text: Object.entries(job.result).map(([k, v]) => `${k} ${fmt(v, 4)}`).join(" · ") }) : "");
       actions.replaceChildren(Ui.ACTIVE.has(job.status)
