@@ -121,7 +121,8 @@ class ApiKey:
     max_dataset_bytes: int | None = None  # stored bytes of datasets uploaded with this key
     max_priority: int = 0             # highest job priority this key may ask for
     rate_limit: float | None = None   # requests per second (bursts up to the same number)
-    max_job_cost: float | None = None     # hook: largest estimated job cost (see api.quotas)
+    max_job_cost: float | None = None     # largest estimated training FLOPs of a job (see
+                                          # api.submission.estimated_training_flops)
     created_at: float = 0.0
     revoked_at: float | None = None
 
