@@ -61,6 +61,17 @@ def test_zip_bomb_is_refused_before_inflating(bounded):
     assert bounded.rss() - before < ALLOWED_GROWTH
 
 
+def test_zip_bomb_as_a_predict_body_is_refused_before_inflating(bounded):
+    job = bounded.train(spirals())
+    bomb = zip_bomb(305 * MiB)
+    before = bounded.rss()
+    response = bounded.client.post(f"/v1/jobs/{job['id']}/predict", content=bomb,
+                                   headers={"Content-Type": "application/octet-stream"})
+    assert response.status_code == 422, response.text
+    assert "inflate" in response.json()["detail"][0]["msg"]
+    assert bounded.rss() - before < ALLOWED_GROWTH
+
+
 @pytest.mark.parametrize("header, data", [
     (npy_header((10**9, 10)), bytes(80)),            # claims 40 GB, holds 80 bytes
     (npy_header((4, 2), "|O"), bytes(64)),           # object array: never unpickled

@@ -13,8 +13,10 @@ class BadArchive(ValueError):
     """The archive is not a usable .npz; the message says why."""
 
 
-def read_npz_arrays(data: bytes, max_inflated_bytes: int) -> tuple[np.ndarray, np.ndarray]:
-    """(x, y) from .npz bytes whose members inflate to at most max_inflated_bytes in total."""
+def read_npz_arrays(data: bytes, max_inflated_bytes: int,
+                    members: tuple[str, ...] = MEMBERS) -> tuple[np.ndarray, ...]:
+    """The named arrays (default x, y) from .npz bytes whose members inflate to at most
+    max_inflated_bytes in total."""
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except (zipfile.BadZipFile, ValueError, OSError) as exc:
@@ -22,14 +24,14 @@ def read_npz_arrays(data: bytes, max_inflated_bytes: int) -> tuple[np.ndarray, n
     with archive:
         infos = {info.filename[:-4]: info for info in archive.infolist()
                  if info.filename.endswith(".npy")}
-        missing = [name for name in MEMBERS if name not in infos]
+        missing = [name for name in members if name not in infos]
         if missing:
             raise BadArchive(f"the archive lacks array(s) {missing}; it has {sorted(infos)}")
-        declared = sum(infos[name].file_size for name in MEMBERS)
+        declared = sum(infos[name].file_size for name in members)
         if declared > max_inflated_bytes:
-            raise BadArchive(f"x and y inflate to {declared} bytes; at most "
+            raise BadArchive(f"{' and '.join(members)} inflate to {declared} bytes; at most "
                              f"{max_inflated_bytes} are accepted")
-        return tuple(_read_member(archive, infos[name]) for name in MEMBERS)
+        return tuple(_read_member(archive, infos[name]) for name in members)
 
 
 def _read_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:

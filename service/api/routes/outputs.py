@@ -19,6 +19,7 @@ from ..examples import EVALUATE_EXAMPLES, PREDICT_EXAMPLES
 from ..params import JobId, MetricsAfter
 from ..schemas import (EvaluateRequest, Evaluation, MetricPointOut, MetricsPage, Prediction,
                        PredictRequest, RegressionPrediction)
+from ..npz_reader import BadArchive, read_npz_arrays
 from ..uploads import BadUpload, arrays_from_npz
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["results"])
@@ -83,7 +84,7 @@ async def predict(job_id: JobId, request: Request, store: StoreDep, settings: Se
     is JSON {"x": [[...], ...]} or an .npz archive with `x` (Content-Type application/octet-stream)."""
     # the job first: an unknown (or another tenant's) job is a 404 whatever the body
     job, parameters = await run_in_threadpool(_trained, store, job_id, principal.tenant_filter)
-    x = await _predict_inputs(request)
+    x = await _predict_inputs(request, settings.max_body_bytes)
     model_spec = (job.brief or job.spec)["model"]  # brief: the model part is never elided
     model = MODEL_ADAPTER.validate_python(model_spec)
     if len(x) > settings.max_inline_rows:
@@ -97,7 +98,7 @@ async def predict(job_id: JobId, request: Request, store: StoreDep, settings: Se
     return RegressionPrediction(**out) if "outputs" in out else Prediction(**out)
 
 
-async def _predict_inputs(request: Request) -> np.ndarray:
+async def _predict_inputs(request: Request, max_inflated_bytes: int) -> np.ndarray:
     """x (N, F) rows or (N, C, H, W) images, float32, from a JSON or .npz body; 415/422 otherwise."""
     content_type = request.headers.get("content-type", "")
     body = await request.body()
@@ -109,7 +110,7 @@ async def _predict_inputs(request: Request) -> np.ndarray:
         x = np.asarray(payload.x, dtype=np.float32)  # (N, F) or (N, C, H, W)
     elif content_type.startswith(NPZ_TYPES):
         try:
-            x = await run_in_threadpool(_npz_array, body, "x")
+            x = await run_in_threadpool(_npz_x, body, max_inflated_bytes)
         except BadUpload as exc:
             raise validation_error([(("body",), str(exc), None)]) from None
     else:
@@ -122,20 +123,17 @@ async def _predict_inputs(request: Request) -> np.ndarray:
     return x
 
 
-def _npz_array(body: bytes, name: str) -> np.ndarray:
-    """One numeric array of an .npz body as float32 (never unpickled)."""
-    import io
+def _npz_x(body: bytes, max_inflated_bytes: int) -> np.ndarray:
+    """The numeric `x` of an .npz body as float32 (headers checked before inflating, never
+    unpickled, at most max_inflated_bytes inflated: a zip bomb is a 422)."""
     try:
-        with np.load(io.BytesIO(body), allow_pickle=False) as archive:
-            if name not in archive.files:
-                raise BadUpload(f"the archive lacks array {name!r}; it has {archive.files}")
-            array = archive[name]
-    except (ValueError, OSError, EOFError) as exc:
-        raise BadUpload(f"not a readable .npz archive with {name!r}: {exc}") from None
-    if array.dtype.kind not in "fiu":
-        raise BadUpload(f"{name} must be numeric; got dtype {array.dtype}")
+        (x,) = read_npz_arrays(body, max_inflated_bytes, members=("x",))
+    except BadArchive as exc:
+        raise BadUpload(str(exc)) from None
+    if x.dtype.kind not in "fiu":
+        raise BadUpload(f"x must be numeric; got dtype {x.dtype}")
     with np.errstate(over="ignore"):
-        return array.astype(np.float32)
+        return x.astype(np.float32)
 
 
 @router.post("/evaluate", response_model=Evaluation, summary="Evaluate a trained model on labelled data",
