@@ -135,6 +135,16 @@ class Server:
         return httpx.Client(base_url=self.client.base_url, timeout=30,
                             headers={"Authorization": f"Bearer {key}"})
 
+    def serving_keys(self, keys: dict[str, str]):
+        """Start, yield (self, {name: client sending that key}), then close the clients and stop:
+        the body of a module fixture for a keyed server."""
+        self.start()
+        clients = {name: self.client_for(key) for name, key in keys.items()}
+        yield self, clients
+        for client in clients.values():
+            client.close()
+        self.stop()
+
     def log(self) -> str:
         """The tail of the server's output (for assertion messages)."""
         return self.log_path.read_text(errors="replace")[-4000:]

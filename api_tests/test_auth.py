@@ -25,12 +25,7 @@ def secured(tmp_path_factory):
     keys = {"alice": server.create_key("alice"),
             "alice2": server.create_key("alice2", "--tenant", "alice"),
             "bob": server.create_key("bob"), "root": server.create_key("root", "--admin")}
-    server.start()
-    clients = {name: server.client_for(key) for name, key in keys.items()}
-    yield server, clients
-    for client in clients.values():
-        client.close()
-    server.stop()
+    yield from server.serving_keys(keys)
 
 
 @pytest.fixture(scope="module")

@@ -34,12 +34,7 @@ def queue_only(tmp_path_factory, store_env):
             "slow": server.create_key("slow", "--rate-limit", "2"),
             "boss": server.create_key("boss", "--max-priority", "5"),
             "capped": server.create_key("capped", "--max-job-cost", "1e8")}
-    server.start()
-    clients = {name: server.client_for(key) for name, key in keys.items()}
-    yield server, clients
-    for client in clients.values():
-        client.close()
-    server.stop()
+    yield from server.serving_keys(keys)
 
 
 @pytest.fixture(scope="module")
@@ -47,12 +42,7 @@ def one_worker(tmp_path_factory, store_env):
     """A server with keys and a single worker, so the claim order is observable."""
     server = Server(tmp_path_factory.mktemp("fair"), workers=1, env=store_env)
     keys = {name: server.create_key(name, "--max-priority", "5") for name in ("a", "b")}
-    server.start()
-    clients = {name: server.client_for(key) for name, key in keys.items()}
-    yield server, clients
-    for client in clients.values():
-        client.close()
-    server.stop()
+    yield from server.serving_keys(keys)
 
 
 def test_20_concurrent_submissions_against_a_quota_of_3_create_exactly_3(queue_only):
