@@ -3,6 +3,7 @@ inherit them and only supply the driver (`_run` for results, `_iterate` for iter
 from __future__ import annotations
 
 import functools
+import json
 import time
 import uuid
 from pathlib import Path
@@ -11,13 +12,14 @@ from typing import Any, Callable
 import httpx
 import numpy as np
 
-from .errors import NotFound
+from .errors import NeedleServiceError, NotFound
 from .events import Cursor, poll_flow, sse_flow
 from .protocol import Emit, Flow, Request, RetryPolicy, Sleep, dumps, json_flow, request_flow
 from .results import TERMINAL, Metrics, decode_parameters, npz_bytes, prediction_arrays
 
 JSON = {"Content-Type": "application/json"}
 PARAMETER_FORMATS = ("npz", "json", "safetensors")
+PREPROCESS_HEADER = "X-Needle-Preprocess"  # JSON {"preprocess": fitted, "task": ...}
 
 
 def operation(flow_method: Callable[..., Flow]):
@@ -178,12 +180,14 @@ class Operations:
         return body if raw else decode_parameters(body, format)
 
     def _download(self, job_id: str, format: str, layout: str) -> Flow:
+        return (yield from self._download_response(job_id, format, layout)).content
+
+    def _download_response(self, job_id: str, format: str, layout: str) -> Flow:
         if format not in PARAMETER_FORMATS:
             raise ValueError(f"format must be one of {PARAMETER_FORMATS}, not {format!r}")
-        response = yield from request_flow(Request(
+        return (yield from request_flow(Request(
             "GET", f"/v1/jobs/{job_id}/parameters", params={"format": format, "layout": layout},
-            retry=True), self.retry)
-        return response.content
+            retry=True), self.retry))
 
     @operation
     def predict(self, job_id: str, x) -> dict[str, np.ndarray]:
@@ -296,16 +300,30 @@ class Operations:
     # ---- the trained model, locally ----
     @operation
     def to_needle(self, job_id: str):
-        """The trained model as a needle Module (eval mode), built from the job's spec."""
-        job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
-        state = decode_parameters((yield from self._download(job_id, "npz", "needle")), "npz")
+        """The trained model as a needle Module (eval mode), built from the job's spec, behind
+        the job's fitted input preprocessing: it takes the raw rows (or images) /predict takes
+        and gives the same logits. `.model` is the bare model (needle-layout state_dict keys)."""
+        spec, state, preprocess = yield from self._trained_model(job_id, "needle")
         from .twins import needle_model  # needle and the spec builder, only when asked for
-        return needle_model(job["spec"]["model"], state)
+        return needle_model(spec, state, preprocess)
 
     @operation
     def to_torch(self, job_id: str):
-        """The trained model as the equivalent torch.nn.Module (eval mode, strict state load)."""
-        job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
-        state = decode_parameters((yield from self._download(job_id, "npz", "torch")), "npz")
+        """The trained model as the equivalent torch.nn.Module (eval mode, strict state load),
+        behind the job's fitted input preprocessing (torch_twin.Preprocess): it takes the raw
+        rows (or images) /predict takes. `.model` is the bare twin, whose state_dict keys are
+        those of parameters(layout="torch")."""
+        spec, state, preprocess = yield from self._trained_model(job_id, "torch")
         from .twins import torch_model  # imports torch
-        return torch_model(job["spec"]["model"], state)
+        return torch_model(spec, state, preprocess)
+
+    def _trained_model(self, job_id: str, layout: str) -> Flow:
+        """(model spec, state in `layout`, fitted preprocessing from X-Needle-Preprocess)."""
+        job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
+        response = yield from self._download_response(job_id, "npz", layout)
+        extras = response.headers.get(PREPROCESS_HEADER)
+        if extras is None:  # without it the local model would silently see unscaled inputs
+            raise NeedleServiceError(f"the server sent parameters without {PREPROCESS_HEADER}: "
+                                     "the model's input preprocessing is unknown")
+        preprocess = json.loads(extras)["preprocess"] or {"type": "none"}
+        return job["spec"]["model"], decode_parameters(response.content, "npz"), preprocess
