@@ -21,6 +21,7 @@ from operator import call, is_not
 
 from . import autograd
 from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
+from .capture_codegen import compile_tape
 from .optim import GRAD_BUFFERS, GRAD_BUFFERS_VERSION
 
 ENABLED = True  # switch off with `disabled()` to compare against plain define-by-run
@@ -215,6 +216,10 @@ class _Tape:
                                 and in_slots[pos] in leaf_slots]
                                for op, in_slots, _, _ in self.entries]
         self.dest_version, self.dests, self.handed_out = None, {}, []
+        self.no_outs = (None,) * len(self.entries)
+        self.entry_outs = self.no_outs  # per entry: the arrays its gradient may write into, or None
+        self.templates = tuple(entry[0] for entry in self.entries)
+        self.forward = self.backward = None  # compiled on the first replay (see capture_codegen)
         self.leaf_tensors = [leaf[1] for leaf in self.leaves]
         self.leaf_slots = [leaf[0] for leaf in self.leaves]
         self.leaf_requires = [leaf[4] for leaf in self.leaves]
@@ -222,7 +227,8 @@ class _Tape:
         return self
 
     def gradient_destinations(self):
-        """{leaf slot: view of the optimizer's gradient buffer} usable by this backward."""
+        """({leaf slot: view of the optimizer's gradient buffer}, per entry the list of arrays
+        its gradient_arrays may write into or None) usable by this backward."""
         if self.dest_version != GRAD_BUFFERS_VERSION[0]:
             self.dest_version = GRAD_BUFFERS_VERSION[0]
             slots = {slot for positions in self.dest_positions for _, slot in positions}
@@ -232,9 +238,11 @@ class _Tape:
                 view = GRAD_BUFFERS.get(tensor_of[slot])
                 if view is not None and view.shape == tensor_of[slot].cached_data.shape:
                     self.dests[slot] = view
-        if any(map(call, self.handed_out)):  # a weakref called gives its Tensor (truthy) or None
-            return {}  # last step's gradients (views of the buffer) are still held: do not overwrite them
-        return self.dests
+            self.entry_outs = tuple(_entry_outs(positions, len(in_slots), self.dests)
+                                    for positions, (_, in_slots, _, _) in zip(self.dest_positions, self.entries))
+        if not self.dests or any(map(call, self.handed_out)):  # a called weakref: its Tensor or None
+            return {}, self.no_outs  # last step's gradients (buffer views) are still held: keep them
+        return self.dests, self.entry_outs
 
     def _leaves_still_fit(self, current):
         """Leaves whose array was replaced (e.g. by load_state_dict) must keep shape and dtype."""
@@ -254,22 +262,25 @@ class _Tape:
             return None
         if [t.requires_grad for t in self.leaf_tensors] != self.leaf_requires:
             return None
-        arrays = [None] * len(self.requires)
-        arrays[:self.n_args] = [a.cached_data for a in args]
-        for slot, data in zip(self.leaf_slots, current):
-            arrays[slot] = data
-        get = arrays.__getitem__
-        ops = []
-        for op, in_slots, out_slot, stateful in self.entries:
-            if stateful:  # a fresh instance per replay: the op's saved state belongs to this step
-                op = _clone(op)
-            arrays[out_slot] = op.compute(*map(get, in_slots))
-            ops.append(op)
+        if self.forward is None:
+            self.forward, self.backward, self.forward_source, self.backward_source = compile_tape(self)
+        # stateful ops are cloned: a fresh instance per replay, whose saved state is this step's
+        arrays, ops = self.forward([a.cached_data for a in args] + current, self.templates, _clone)
         out = Tensor.make_const(arrays[self.out_slot])
         if self.requires[self.out_slot]:
             out.requires_grad = True
             out.op, out.inputs = ReplayedCall(self, arrays, ops), (*args, *self.leaf_tensors)
         return out
+
+
+def _entry_outs(positions, n_inputs, dests):
+    """The outs list of one entry's gradient_arrays (None where it must not write), or None."""
+    if not positions:
+        return None
+    outs = [None] * n_inputs
+    for position, slot in positions:
+        outs[position] = dests.get(slot)
+    return outs
 
 
 def _clone(op):
@@ -305,36 +316,12 @@ class ReplayedCall(TensorOp):
         raise RuntimeError("a replayed call is computed by its tape")
 
     def gradient(self, out_grad, node):
-        tape, arrays, ops = self.tape, self.arrays, self.ops
-        get = arrays.__getitem__
-        grads = [None] * len(arrays)
-        grads[tape.out_slot] = out_grad.realize_cached_data()
-        requires = tape.requires
-        dests = tape.gradient_destinations()
-        for k, in_slots, out_slot, needs in tape.backward_order:
-            g = grads[out_slot]
-            if g is None:
-                continue
-            grads[out_slot] = None
-            op = ops[k]
-            gradient_arrays = getattr(op, "gradient_arrays", None)
-            positions = tape.dest_positions[k] if dests else None
-            if positions:
-                outs = [None] * len(in_slots)
-                for pos, slot in positions:
-                    outs[pos] = dests.get(slot)
-                parts = gradient_arrays(g, list(map(get, in_slots)), arrays[out_slot], needs, outs)
-            elif gradient_arrays is not None:
-                parts = gradient_arrays(g, list(map(get, in_slots)), arrays[out_slot], needs)
-            else:
-                parts = _gradient_via_tensors(op, g, list(map(get, in_slots)), arrays[out_slot], needs)
-            for slot, part, need in zip(in_slots, parts, needs):
-                if part is not None and need:
-                    previous = grads[slot]
-                    grads[slot] = part if previous is None else previous + part  # not in place: may alias
+        tape = self.tape
+        dests, outs = tape.gradient_destinations()
+        grads = tape.backward(self.arrays, self.ops, out_grad.realize_cached_data(), outs,
+                              _gradient_via_tensors)  # one per ReplayedCall input, or None
         make = Tensor.make_const
-        result = tuple([None if grads[slot] is None or not requires[slot] else make(grads[slot])
-                        for slot in tape.input_slots])
+        result = tuple([None if g is None else make(g) for g in grads])
         if dests:  # remember who holds views of the buffer, so the next backward can check
             tape.handed_out = [weakref.ref(t) for t, slot in zip(result, tape.input_slots)
                                if t is not None and dests.get(slot) is t.cached_data]
