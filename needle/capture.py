@@ -15,9 +15,9 @@ e.g. BatchNorm's running statistics and dropout's mask draw), every op it create
 Otherwise that module call (for that input signature) simply runs define-by-run. Structure and
 hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EPOCH`.
 """
-import weakref
+from sys import getrefcount
 from contextlib import contextmanager
-from operator import call, is_not
+from operator import is_not
 
 from . import autograd
 from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
@@ -215,7 +215,9 @@ class _Tape:
                                 if pos < len(in_slots) and uses[in_slots[pos]] == 1
                                 and in_slots[pos] in leaf_slots]
                                for op, in_slots, _, _ in self.entries]
-        self.dest_version, self.dests, self.handed_out = None, {}, []
+        self.dest_version, self.dests = None, {}
+        self.view_grads = [None] * len(self.input_slots)  # see gradient_tensors
+        self.view_tensors, self.view_refcounts = [], []
         self.no_outs = (None,) * len(self.entries)
         self.entry_outs = self.no_outs  # per entry: the arrays its gradient may write into, or None
         self.templates = tuple(entry[0] for entry in self.entries)
@@ -240,9 +242,24 @@ class _Tape:
                     self.dests[slot] = view
             self.entry_outs = tuple(_entry_outs(positions, len(in_slots), self.dests)
                                     for positions, (_, in_slots, _, _) in zip(self.dest_positions, self.entries))
-        if not self.dests or any(map(call, self.handed_out)):  # a called weakref: its Tensor or None
+            make = Tensor.make_const
+            self.view_grads = [None if slot not in self.dests else make(self.dests[slot])
+                               for slot in self.input_slots]
+            self.view_tensors = [t for t in self.view_grads if t is not None]
+            self.view_refcounts = [getrefcount(t) for t in self.view_tensors]  # held by this tape only
+        if not self.dests or [getrefcount(t) for t in self.view_tensors] != self.view_refcounts:
             return {}, self.no_outs  # last step's gradients (buffer views) are still held: keep them
         return self.dests, self.entry_outs
+
+    def gradient_tensors(self, grads):
+        """The backward's arrays (one per input slot, or None) as Tensors. A gradient written into
+        the optimizer's buffer gets this tape's own Tensor for that view, the same one every step:
+        gradient_destinations hands the buffer out only while nobody else holds these Tensors
+        (their reference counts are back to what this tape alone gives them), so reusing them
+        spares creating and freeing one Tensor per parameter per step."""
+        make = Tensor.make_const
+        return tuple([None if g is None else view if view is not None and view.cached_data is g else make(g)
+                      for g, view in zip(grads, self.view_grads)])
 
     def _leaves_still_fit(self, current):
         """Leaves whose array was replaced (e.g. by load_state_dict) must keep shape and dtype."""
@@ -271,6 +288,15 @@ class _Tape:
             out.requires_grad = True
             out.op, out.inputs = ReplayedCall(self, arrays, ops), (*args, *self.leaf_tensors)
         return out
+
+
+def kept_gradients(module) -> int:
+    """How many gradient Tensors the module's tapes keep for reuse (see _Tape.gradient_tensors)."""
+    entry = module.__dict__.get(_ENTRY_ATTR)
+    if entry is None:
+        return 0
+    tape_sets = [entry.tapes] + [tapes for _, tapes in entry.earlier.values()]  # all signatures
+    return sum(len(tape.view_tensors) for tapes in tape_sets for tape in tapes.values() if tape is not None)
 
 
 def _entry_outs(positions, n_inputs, dests):
@@ -320,12 +346,7 @@ class ReplayedCall(TensorOp):
         dests, outs = tape.gradient_destinations()
         grads = tape.backward(self.arrays, self.ops, out_grad.realize_cached_data(), outs,
                               _gradient_via_tensors)  # one per ReplayedCall input, or None
-        make = Tensor.make_const
-        result = tuple([None if g is None else make(g) for g in grads])
-        if dests:  # remember who holds views of the buffer, so the next backward can check
-            tape.handed_out = [weakref.ref(t) for t, slot in zip(result, tape.input_slots)
-                               if t is not None and dests.get(slot) is t.cached_data]
-        return result
+        return tape.gradient_tensors(grads)
 
 
 def _gradient_via_tensors(op, g, inputs, out, needs):

@@ -28,16 +28,23 @@ hand-written floor in bench/mlp_resnet_floor.py:
 Adjoints are summed in the order the interpreted loop sums them (`previous + part`, never in
 place: a part may alias another), so results are bit-identical to it.
 """
+from functools import lru_cache
 
 
 def compile_tape(tape):
     """(forward, backward, forward source, backward source) for a built _Tape."""
-    forward_source = _forward_source(tape)
-    backward_source = _backward_source(tape)
+    forward_source, backward_source = _forward_source(tape), _backward_source(tape)
+    return _compiled(forward_source, "forward"), _compiled(backward_source, "backward"), \
+        forward_source, backward_source
+
+
+@lru_cache(maxsize=64)
+def _compiled(source: str, name: str):
+    """The function `name` defined by source (cached: a new model of the same structure, e.g. each
+    trial of a sweep, generates the same source; the functions keep no state of their own)."""
     namespace = {}
-    exec(compile(forward_source, "<needle.capture forward>", "exec"), namespace)
-    exec(compile(backward_source, "<needle.capture backward>", "exec"), namespace)
-    return namespace["forward"], namespace["backward"], forward_source, backward_source
+    exec(compile(source, f"<needle.capture {name}>", "exec"), namespace)
+    return namespace[name]
 
 
 def _unpack(slots) -> str:

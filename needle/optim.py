@@ -16,6 +16,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from . import autograd
+
 
 # parameter -> a view of its optimizer's flat gradient buffer (the latest packing wins); the
 # version changes with every packing, so a reader can cache what it looked up
@@ -94,7 +96,10 @@ class Optimizer:
         grads = [p.grad for p in self.params]
         flat = None if None in grads else self._packed()
         if flat is not None:
-            g = flat.gather_grads([grad.realize_cached_data() for grad in grads])
+            arrays = [grad.cached_data for grad in grads]  # backward's gradients are computed
+            if autograd.LAZY_MODE:
+                arrays = [grad.realize_cached_data() for grad in grads]
+            g = flat.gather_grads(arrays)
             self._update(flat.weights, g, flat.buffers, flat.work)
             return
         for index, p in enumerate(self.params):

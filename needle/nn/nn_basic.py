@@ -4,6 +4,7 @@ Parameters are collected by walking each module's attributes in definition order
 nested modules and into lists, tuples and dicts, so `parameters()` has the course's order.
 See `needle.nn.state` for how the walk names tensors in `state_dict()`.
 """
+from functools import lru_cache
 from typing import Any, Iterator
 
 import numpy as np
@@ -251,12 +252,17 @@ class BatchNorm1d(Module):
         """running <- (1 - momentum) * running + momentum * batch for both statistics, in numpy (no
         graph); called by the op, so a replayed step updates them too. Fresh arrays: a state_dict
         or an array someone holds keeps its values."""
-        scalar = self.running_mean.cached_data.dtype.type  # numpy scalars of the buffers' dtype
-        keep, take = scalar(1 - self.momentum), scalar(self.momentum)
+        keep, take = _momentum_scalars(self.momentum, self.running_mean.cached_data.dtype)
         for running, batch_stat in ((self.running_mean, batch_mean), (self.running_var, batch_var)):
             new = running.cached_data * keep  # fresh array of the buffer's dtype
             new += batch_stat * take
             running.cached_data = new
+
+
+@lru_cache(maxsize=16)
+def _momentum_scalars(momentum: float, dtype) -> tuple:
+    """(1 - momentum, momentum) as numpy scalars of the running statistics' dtype."""
+    return dtype.type(1 - momentum), dtype.type(momentum)
 
 
 class LayerNorm1d(Module):

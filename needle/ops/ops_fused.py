@@ -153,7 +153,7 @@ class BatchNormTrain(ArrayGradientOp):
     def compute(self, x, weight, bias):
         average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
         mean = average @ x  # (D,)
-        rows = _wide_rows(x)  # None: plain broadcasting is as fast
+        rows = _wide_rows(x) if x.shape[1] < NARROW_ROW else None  # None: plain broadcasting
         centred = x - mean if rows is None else rows.sub(x, mean)  # (N, D)
         var = average @ (centred * centred)  # (D,) biased variance
         inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
@@ -191,7 +191,7 @@ class BatchNormTrain(ArrayGradientOp):
             # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
             # xhat = centred * inv_std; small (D,) factors first, then three full-size passes
             k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
-            rows = _wide_rows(g)
+            rows = _wide_rows(g) if g.shape[1] < NARROW_ROW else None
             if rows is None:
                 grad_x = g * self.scale  # (N, D)
                 grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)

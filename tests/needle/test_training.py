@@ -65,13 +65,18 @@ def test_training_keeps_no_graph_alive(make_opt):
     epoch(loader, model, opt)
     gc.collect()
     after_one = ndl.autograd.TENSOR_COUNTER
-    assert after_one == baseline + len(model.parameters())  # only the parameters' .grad tensors remain
-    epoch(loader, model, opt)
+    # the parameters' .grad tensors remain, and the capture tapes' own gradient Tensors (views of
+    # the optimizer's buffer, at most one per parameter and tape; a .grad may be one of them)
+    kept = ndl.capture.kept_gradients(model)
+    assert baseline + kept < after_one <= baseline + kept + len(model.parameters())
+    for _ in range(2):  # the second epoch may give the last (partial) batch's tape its own
+        epoch(loader, model, opt)
     gc.collect()
-    assert ndl.autograd.TENSOR_COUNTER == after_one
+    assert ndl.autograd.TENSOR_COUNTER <= after_one + len(model.parameters())
     opt.reset_grad()
     gc.collect()
-    assert ndl.autograd.TENSOR_COUNTER == baseline
+    kept = ndl.capture.kept_gradients(model)
+    assert ndl.autograd.TENSOR_COUNTER == baseline + kept <= baseline + 2 * len(model.parameters())
 
 
 def test_checkpoint_and_resume_is_bit_identical():
