@@ -14,9 +14,12 @@ import logging
 from ...jobs import JobMark, JobStore, NotFound
 from ..deps import quick_read
 from .encoding import job_json, metric_event, status_event
+from .wakeups import Change, Wakeups
 
 log = logging.getLogger("needle_service.events")
-PAGE = 10_000            # metric points per store read
+# metric points per store read: reading and encoding a page runs on the event loop (SQLite reads
+# are inline), so a page is kept to about a millisecond and the loop gets a turn between pages
+PAGE = 200
 WINDOW_POINTS = 20_000   # recent encoded points a feed keeps; older ones are re-read from the store
 ERROR_BACKOFF_SECONDS = 1.0
 
@@ -24,7 +27,8 @@ ERROR_BACKOFF_SECONDS = 1.0
 class JobFeed:
     """What the hub knows about one followed job, shared by its streams (read-only for them)."""
 
-    def __init__(self, job_id: str, mark: JobMark, job_data: str, terminal: bool):
+    def __init__(self, job_id: str, mark: JobMark, job_data: str, terminal: bool,
+                 wakeups: Wakeups):
         self.job_id = job_id
         self.mark = mark
         self.job_data = job_data            # the job JSON as GET /v1/jobs/{id} returns it
@@ -36,23 +40,27 @@ class JobFeed:
         self.last_seq = mark.last_seq       # newest point the feed holds
         self._seqs: list[int] = []
         self._events: list[bytes] = []
-        self._changed = asyncio.Event()
+        self._joined = (0, 0, b"")          # (start, end, the events start:end joined)
+        self._wakeups = wakeups
+        self._changed = Change(wakeups)
         self.subscribers = 0
 
-    def changed(self) -> asyncio.Event:
+    def changed(self) -> Change:
         """Set at the feed's next change; take it before reading the feed, then wait on it."""
         return self._changed
 
     def events_after(self, cursor: int) -> tuple[bytes, int]:
         """The encoded metric events with seq > cursor (>= base_seq) and the last one's seq."""
-        start = bisect.bisect_right(self._seqs, cursor)
-        if start == len(self._seqs):
+        start, end = bisect.bisect_right(self._seqs, cursor), len(self._seqs)
+        if start == end:
             return b"", cursor
-        return b"".join(self._events[start:]), self._seqs[-1]
+        if self._joined[:2] != (start, end):  # the streams of a job mostly share their cursor:
+            self._joined = (start, end, b"".join(self._events[start:]))  # joined once for all
+        return self._joined[2], self._seqs[-1]
 
     # ---- hub side ----
     def _publish(self) -> None:
-        old, self._changed = self._changed, asyncio.Event()
+        old, self._changed = self._changed, Change(self._wakeups)
         old.set()
 
     def _set_job(self, job_data: str, terminal: bool) -> None:
@@ -69,6 +77,7 @@ class JobFeed:
             drop = len(self._seqs) - WINDOW_POINTS // 2
             self.base_seq = self._seqs[drop - 1]
             del self._seqs[:drop], self._events[:drop]
+            self._joined = (0, 0, b"")
 
 
 class EventHub:
@@ -82,6 +91,7 @@ class EventHub:
         self._dirty: set[str] = set()
         self._all_dirty = False
         self._wake = asyncio.Event()
+        self._wakeups = Wakeups()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self._stop_push = None
@@ -129,7 +139,8 @@ class EventHub:
             job = await quick_read(self.store, self.store.get_job, job_id, with_spec=False)
             feed = self._feeds.get(job_id)  # another stream may have made it meanwhile
             if feed is None:
-                feed = JobFeed(job_id, marks[job_id], job_json(job), job.status.terminal)
+                feed = JobFeed(job_id, marks[job_id], job_json(job), job.status.terminal,
+                               self._wakeups)
                 self._feeds[job_id] = feed
                 self._wake.set()
         feed.subscribers += 1
@@ -209,6 +220,7 @@ class EventHub:
                 except NotFound:  # deleted between the two reads
                     feed.gone = True
                 feed._publish()
+                await asyncio.sleep(0)  # a loop turn before the next job's reads
 
     async def _read_changes(self, feed: JobFeed, mark: JobMark) -> None:
         """The job row first, then its new points: every point written before the status we
@@ -228,3 +240,4 @@ class EventHub:
                 feed._add_points(points)
             if len(points) < PAGE:
                 return
+            await asyncio.sleep(0)  # a loop turn between pages: requests are not held up
