@@ -9,6 +9,7 @@ but a parked coroutine.
 """
 import asyncio
 import bisect
+import dataclasses
 import logging
 
 from ...jobs import JobMark, JobStore, NotFound
@@ -21,6 +22,7 @@ log = logging.getLogger("needle_service.events")
 # are inline), so a page is kept to about a millisecond and the loop gets a turn between pages
 PAGE = 200
 WINDOW_POINTS = 20_000   # recent encoded points a feed keeps; older ones are re-read from the store
+BACKFILL_POINTS = 5_000  # how far before the newest point a new feed may start
 ERROR_BACKOFF_SECONDS = 1.0
 
 
@@ -129,8 +131,11 @@ class EventHub:
             except asyncio.CancelledError:
                 pass
 
-    async def subscribe(self, job_id: str) -> JobFeed:
-        """The job's feed (made on first use); NotFound for an unknown job."""
+    async def subscribe(self, job_id: str, cursor: int) -> JobFeed:
+        """The job's feed (made on first use); NotFound for an unknown job. A new feed starts
+        at the first stream's cursor (at most BACKFILL_POINTS back): streams opened together
+        from the same point, as dashboards do, then share one store read of the gap instead of
+        each replaying it."""
         feed = self._feeds.get(job_id)
         if feed is None:
             marks = await quick_read(self.store, self.store.watch_marks, [job_id])
@@ -139,8 +144,12 @@ class EventHub:
             job = await quick_read(self.store, self.store.get_job, job_id, with_spec=False)
             feed = self._feeds.get(job_id)  # another stream may have made it meanwhile
             if feed is None:
-                feed = JobFeed(job_id, marks[job_id], job_json(job), job.status.terminal,
-                               self._wakeups)
+                mark = marks[job_id]
+                if not job.status.terminal:  # (a finished job's feed is never read again)
+                    start = max(min(cursor, mark.last_seq), mark.last_seq - BACKFILL_POINTS)
+                    mark = dataclasses.replace(mark, last_seq=start)
+                    self._dirty.add(job_id)  # the next look reads the points after start
+                feed = JobFeed(job_id, mark, job_json(job), job.status.terminal, self._wakeups)
                 self._feeds[job_id] = feed
                 self._wake.set()
         feed.subscribers += 1

@@ -23,7 +23,7 @@ async def job_event_stream(hub: EventHub, store: JobStore, job: Job, cursor: int
             yield chunk
         yield end_event(data)
         return
-    feed = await hub.subscribe(job.id)
+    feed = await hub.subscribe(job.id, cursor)
     try:
         async for chunk in _follow(feed, store, cursor, keepalive_seconds):
             yield chunk
