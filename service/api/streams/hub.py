@@ -24,6 +24,10 @@ PAGE = 100
 WINDOW_POINTS = 20_000   # recent encoded points a feed keeps; older ones are re-read from the store
 BACKFILL_POINTS = 5_000  # how far before the newest point a new feed may start
 ERROR_BACKOFF_SECONDS = 1.0
+# After a NOTIFY the hub waits this long before it reads: a worker's flush is two transactions
+# (the points, then the progress) whose notifications arrive a few ms apart, and read together
+# they wake each stream once instead of twice. SQLite's poll gathers them by itself.
+PUSH_SETTLE_SECONDS = 0.02
 
 
 class JobFeed:
@@ -202,6 +206,9 @@ class EventHub:
                     await self._wake.wait()
             except TimeoutError:
                 self._all_dirty = True
+            else:
+                if self.pushes:  # the rest of the writer's burst comes along (see PUSH_SETTLE)
+                    await asyncio.sleep(PUSH_SETTLE_SECONDS)
         self._wake.clear()
 
     def _take_dirty(self) -> list[str]:
