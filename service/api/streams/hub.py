@@ -5,7 +5,9 @@ The hub reads the store for all followed jobs at once (`watch_marks`: one query)
 net). Only jobs whose mark moved are read further (the job row, the new metric points), once, and
 the encoded events are kept in the job's feed, which all of the job's streams send from. So 200
 streams on one job cost one store read per change, not 200, and a stream that waits costs nothing
-but a parked coroutine.
+but a parked coroutine. The hub reads in pages of PAGE points with a loop turn between them, and a
+change wakes the job's streams a few per loop turn (wakeups.py): requests that arrive meanwhile are
+served between them instead of after all of them.
 """
 import asyncio
 import bisect
