@@ -7,7 +7,7 @@ from fastapi.responses import JSONResponse
 
 from ...jobs import Status
 from ...specs import JobSpec
-from ..deps import CurrentPrincipal, SettingsDep, StoreDep, quick_read
+from ..deps import CurrentPrincipal, ModelCacheDep, SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..examples import JOB_EXAMPLES
 from ..json_body import json_body, parse_json
@@ -114,7 +114,9 @@ def cancel_job(job_id: JobId, store: StoreDep, principal: CurrentPrincipal) -> J
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a finished job", responses=ERRORS)
-def delete_job(job_id: JobId, store: StoreDep, principal: CurrentPrincipal) -> Response:
+def delete_job(job_id: JobId, store: StoreDep, cache: ModelCacheDep,
+               principal: CurrentPrincipal) -> Response:
     """Remove a job that has ended, with its metrics and parameters (409 while it is active)."""
     store.delete_job(job_id, tenant=principal.tenant_filter)
+    cache.discard(job_id)  # free its built model now (lookups re-read the job anyway)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
