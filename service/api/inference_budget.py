@@ -5,9 +5,10 @@ from ..settings import Settings
 from ..specs.cost import ModelCost, eval_bytes_per_row, eval_rows_per_chunk, human_bytes
 from .errors import Loc, validation_error
 
-# An answer value held as float64 arrays, then Python floats, then JSON text (~20 characters
-# each) pieces and their join: measured ~ 100 bytes per value (tests/service/test_inference_budget.py).
-ANSWER_BYTES_PER_VALUE = 128
+# An answer value is a float64 (logits, probabilities), then JSON text (~20 characters) in
+# pieces and their join, with Python floats for one piece at a time: ~50 bytes per value
+# measured with tracemalloc (tests/service/test_inference_budget.py holds it under this).
+ANSWER_BYTES_PER_VALUE = 64
 
 
 def chunk_rows(cost: ModelCost, settings: Settings, loc: Loc) -> int:

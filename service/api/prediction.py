@@ -20,7 +20,7 @@ from .schemas import PredictRequest
 
 MODEL_ADAPTER = TypeAdapter(ModelSpec)
 NPZ_TYPES = ("application/octet-stream", "application/x-npz", "application/zip")
-ANSWER_PIECE_ROWS = 256  # rows written to JSON text at a time (bounds the Python floats alive)
+ANSWER_PIECE_VALUES = 65_536  # values written to JSON text at a time (the Python floats alive)
 
 
 def predict_job(job: Job, body: bytes, content_type: str, store: JobStore, settings: Settings,
@@ -98,13 +98,14 @@ def check_input_shape(shape: tuple[int, ...], model) -> None:
 
 
 def json_answer(arrays: dict[str, np.ndarray]) -> bytes:
-    """{"name": [...], ...} as compact JSON (what JSONResponse writes), a few hundred rows at a
+    """{"name": [...], ...} as compact JSON (what JSONResponse writes), ~65,536 values at a
     time: Python floats exist for one piece at once, not for the whole answer."""
     pieces = [b"{"]
     for i, (name, array) in enumerate(arrays.items()):
         pieces.append(f'{"," if i else ""}"{name}":['.encode())
-        for start in range(0, len(array), ANSWER_PIECE_ROWS):
-            text = json.dumps(array[start:start + ANSWER_PIECE_ROWS].tolist(), allow_nan=False,
+        rows = max(1, ANSWER_PIECE_VALUES // max(1, array[:1].size))
+        for start in range(0, len(array), rows):
+            text = json.dumps(array[start:start + rows].tolist(), allow_nan=False,
                               separators=(",", ":"))
             pieces.append((b"," if start else b"") + text[1:-1].encode())
         pieces.append(b"]")

@@ -92,7 +92,7 @@ LAYER_COSTS: dict[str, LayerCostFn] = {
     "layernorm1d": _norm(1),
     "batchnorm2d": _norm(3),         # NCHW <-> NHWC copies around the per-channel statistics
     "relu": _elementwise(1),
-    "leaky_relu": _elementwise(2, 1),
+    "leaky_relu": _elementwise(2, 2),  # a mask and a scaled copy
     "tanh": _elementwise(8),         # exp-based: a handful of FLOPs per value
     "sigmoid": _elementwise(8, 1),
     "gelu": _elementwise(12, 2),
