@@ -172,3 +172,19 @@ def test_workers_size_validation_chunks_with_the_submission_rule_and_metrics_agr
     full, chunked = default.validate(), small.validate()
     assert chunked["val_error"] == full["val_error"]
     assert chunked["val_loss"] == pytest.approx(full["val_loss"], rel=1e-6)
+
+
+def test_submission_refuses_a_model_whose_single_row_does_not_fit_the_worker_budget():
+    from service.api.cost_bounds import cost_issues, spec_cost
+    from service.specs import JobSpec
+    spec = JobSpec.model_validate(job_spec(model=stack(linear(2, 100_000), {"type": "relu"},
+                                                       linear(100_000, 3)),
+                                           training={"epochs": 1, "batch_size": 1}))
+    cost = spec_cost(spec)
+    per_row = eval_bytes_per_row(cost)
+    fits = Settings(worker_memory_bytes=8 * per_row)
+    assert cost_issues(spec, fits, cost, steps=1, flops=0) == []
+    tight = Settings(worker_memory_bytes=per_row - 4096)
+    issues = cost_issues(spec, tight, cost, steps=1, flops=0)  # a training step does not fit either
+    (issue,) = [issue for issue in issues if issue[0] == ("body", "model")]
+    assert "evaluating a single row needs an estimated 781.3 KiB" in issue[1] and "by 4.0 KiB" in issue[1]
