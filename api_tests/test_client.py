@@ -88,6 +88,32 @@ def test_predict_returns_arrays(client, trained, server):
     assert client.predict(trained["id"], rows[0])["classes"].shape == (1,)
 
 
+def test_evaluate_on_arrays_a_source_or_a_dataset(client, trained):
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(40, 2)), rng.integers(0, 3, size=40)
+    by_arrays = client.evaluate(trained["id"], x=x, y=y)  # an .npz body
+    by_source = client.evaluate(trained["id"], {"type": "inline", "x": x.tolist(),
+                                                "y": y.tolist()})
+    dataset = client.upload_dataset(x, y)
+    by_dataset = client.evaluate(trained["id"], {"type": "dataset", "id": dataset["id"]})
+    client.delete_dataset(dataset["id"])
+    classes = client.predict(trained["id"], x)["classes"]
+    assert by_arrays["rows"] == 40 and by_arrays["task"] == "classification"
+    assert by_arrays["accuracy"] == pytest.approx(np.mean(classes == y))
+    assert by_arrays["confusion_matrix"][0][0] == int(np.sum((y == 0) & (classes == 0)))
+    for other in (by_source, by_dataset):
+        assert other["accuracy"] == by_arrays["accuracy"]
+        assert other["loss"] == pytest.approx(by_arrays["loss"], rel=1e-6)
+    with pytest.raises(ValidationError) as wrong:
+        client.evaluate(trained["id"], x=np.zeros((4, 3)), y=np.zeros(4))
+    assert wrong.value.errors[0]["loc"] == ["body"]
+    with pytest.raises(ValidationError) as bad_source:
+        client.evaluate(trained["id"], {"type": "spirals", "n_samples": -1})
+    assert bad_source.value.errors[0]["loc"][:3] == ["body", "data", "spirals"]
+    with pytest.raises(ValueError):
+        client.evaluate(trained["id"], x=x)  # no y
+
+
 def test_datasets_from_arrays_npz_and_csv(client, tmp_path):
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(30, 3)), rng.integers(0, 2, size=30)
@@ -228,6 +254,8 @@ def test_async_client_has_the_same_methods(server, trained):
             metrics = await aclient.metrics(job["id"])
             params = await aclient.parameters(job["id"])
             prediction = await aclient.predict(job["id"], [[0.1, 0.2]])
+            evaluation = await aclient.evaluate(job["id"], {"type": "spirals", "n_samples": 30})
+            assert evaluation["rows"] == 30
             model = await aclient.to_needle(job["id"])
             assert (await aclient.spec(job["id"]))["model"]["type"] == "mlp_resnet"
             dataset = await aclient.upload_dataset(np.zeros((4, 2)), np.arange(4) % 2)

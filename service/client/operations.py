@@ -200,6 +200,23 @@ class Operations:
                                              content=dumps({"x": rows.tolist()}), retry=True))
         return prediction_arrays(body)
 
+    @operation
+    def evaluate(self, job_id: str, data: Any = None, *, x=None, y=None) -> dict[str, Any]:
+        """Metrics of the trained model (eval mode, its preprocessing) on labelled data: `data`
+        a data source as in job specs (e.g. {"type": "dataset", "id": ...}, an inline or
+        generated source, mnist), or arrays `x` (N, F) or (N, C, H, W) and `y` (sent as .npz).
+        The API's Evaluation: task, rows, loss, and error, accuracy, per-class precision and
+        recall, confusion_matrix (classification) or rmse, mae, r2 (regression)."""
+        if (data is None) == (x is None or y is None):
+            raise ValueError("pass either data (a data source) or x and y")
+        if data is not None:
+            body = data.model_dump(mode="json") if hasattr(data, "model_dump") else data
+            content, headers = dumps({"data": body}), JSON
+        else:
+            content, headers = npz_bytes(x, y), {"Content-Type": "application/octet-stream"}
+        return (yield from self._json(Request("POST", f"/v1/jobs/{job_id}/evaluate",
+                                              headers=headers, content=content, retry=True)))
+
     # ---- datasets ----
     @operation
     def upload_dataset(self, x=None, y=None, *, path: str | Path | None = None,

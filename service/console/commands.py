@@ -12,13 +12,13 @@ from ..client import Client
 from .common import (EXIT_OK, UsageError, metrics_text, print_json, read_json_file, run,
                      server_options, stdout)
 from .follow import follow, print_summary
-from .inputs import read_rows
+from .inputs import read_labelled, read_rows
 
 FORMATS = {".npz": "npz", ".json": "json", ".safetensors": "safetensors"}
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
-    """Register submit, jobs, params, predict and datasets on the top-level subparsers."""
+    """Register submit, jobs, params, predict, evaluate and datasets on the top-level subparsers."""
     common = server_options()
 
     submit = commands.add_parser("submit", parents=[common], help="submit a job spec (JSON)")
@@ -61,6 +61,17 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--label-column", default="label",
                          help="CSV with a header: leave this column out (default: label)")
     predict.set_defaults(handler=run(predict_rows))
+
+    evaluate = commands.add_parser("evaluate", parents=[common],
+                                   help="metrics of a trained model on labelled data")
+    evaluate.add_argument("job_id", metavar="ID")
+    data = evaluate.add_mutually_exclusive_group(required=True)
+    data.add_argument("--input", metavar="FILE", help=".csv (a header row with the label "
+                      "column), .npz (x, y) or .json (a data source, as a job spec's data)")
+    data.add_argument("--dataset", metavar="DATASET_ID", help="an uploaded dataset")
+    evaluate.add_argument("--label-column", default="label",
+                          help="CSV: the column with the labels (default: label)")
+    evaluate.set_defaults(handler=run(evaluate_job))
 
     datasets = commands.add_parser("datasets", help="upload, list or delete datasets")
     dataset_actions = datasets.add_subparsers(dest="action", required=True)
@@ -222,6 +233,37 @@ def _prediction_csv(prediction: dict) -> str:
         cells = [[repr(v) for v in row] if width else [str(row)] for row in values]
         rows = cells if rows is None else [a + b for a, b in zip(rows, cells)]
     return "\n".join([",".join(header)] + [",".join(row) for row in rows]) + "\n"
+
+
+def evaluate_job(args, client: Client) -> int:
+    """evaluate ID (--input FILE | --dataset ID) [--label-column C]"""
+    labelled = ({"data": {"type": "dataset", "id": args.dataset}} if args.dataset else
+                read_labelled(args.input, args.label_column))
+    evaluation = client.evaluate(args.job_id, **labelled)
+    if args.json:
+        print_json(evaluation)
+        return EXIT_OK
+    keys = ("loss", "error", "accuracy", "rmse", "mae", "r2")
+    stdout.print(f"{evaluation['task']} on {evaluation['rows']} rows: "
+                 f"{metrics_text(evaluation, keys)}", markup=False)
+    if evaluation.get("confusion_matrix"):
+        stdout.print(_classes_table(evaluation))
+    return EXIT_OK
+
+
+def _classes_table(evaluation: dict) -> Table:
+    """Per true class: precision, recall and its confusion matrix row (counts predicted as each)."""
+    matrix = evaluation["confusion_matrix"]
+    table = Table("CLASS", "PRECISION", "RECALL", *(f"->{c}" for c in range(len(matrix))),
+                  box=None)
+    for c, row in enumerate(matrix):
+        table.add_row(str(c), _rate(evaluation["precision"][c]), _rate(evaluation["recall"][c]),
+                      *map(str, row))
+    return table
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
 
 
 def upload_dataset(args, client: Client) -> int:
