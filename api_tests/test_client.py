@@ -10,7 +10,7 @@ from service.client import (AsyncClient, Client, Conflict, ConnectionFailed, Met
                             RetryPolicy, TooLarge, ValidationError)
 
 from .proxy import FlakyProxy
-from .specs import long_teacher, spirals
+from .specs import long_teacher, spirals, sweep_base
 
 FAST_RETRY = RetryPolicy(attempts=5, base=0.05, cap=0.2)
 
@@ -52,6 +52,31 @@ def test_list_follows_every_page_and_respects_limit(client, trained):
     assert len(list(client.list(page_size=2, limit=3))) == 3
     for job_id in ids:
         client.wait(job_id, timeout=60)
+
+
+def test_list_takes_every_filter_of_the_api(api_only):
+    """status, tags, name_prefix and sweep_id, alone and together, across pages."""
+    with Client(str(api_only.client.base_url), retry=FAST_RETRY) as idle:  # jobs stay queued
+        def named(name, tags):
+            return idle.submit({**spirals(seed=3, epochs=1), "name": name, "tags": tags})["id"]
+        a = named("filter-a", {"team": "vision", "stage": "dev"})
+        b = named("filter-b", {"team": "vision"})
+        c = named("other-c", {"team": "nlp"})
+        sweep = idle.submit_sweep({"base": sweep_base(epochs=1), "parameters": {
+            "optimizer.lr": {"values": [0.01, 0.02, 0.03]}}, "max_parallel": 1})
+        trials = [trial["job_id"] for trial in sweep["trials"]]
+        ids = lambda **filters: [job["id"] for job in idle.list(page_size=1, **filters)]
+        assert ids(tags={"team": "vision"}) == [b, a]
+        assert ids(tags={"team": "vision", "stage": "dev"}) == [a]
+        assert ids(name_prefix="filter-") == [b, a] and ids(name_prefix="Filter-") == []
+        assert ids(name_prefix="other", tags={"team": "nlp"}, status="queued") == [c]
+        assert ids(sweep_id=sweep["id"]) == trials[::-1]
+        assert ids(sweep_id=sweep["id"], status="waiting") == trials[:0:-1]
+        assert ids(sweep_id=sweep["id"], tags={"team": "vision"}) == []
+        with pytest.raises(ValidationError) as bad:
+            ids(sweep_id="not an id")
+        assert bad.value.errors[0]["loc"] == ["query", "sweep_id"]
+        idle.cancel_sweep(sweep["id"])
 
 
 def test_metrics_are_numpy_series(client, trained):
