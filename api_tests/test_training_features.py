@@ -199,6 +199,8 @@ def assert_local_models_predict_like(server, job_id: str, x: np.ndarray, served:
 
     import needle as ndl
     from service.client import Client
+
+    from .test_client_models import probabilities
     with Client(str(server.client.base_url)) as client:
         logits = [client.to_needle(job_id)(ndl.Tensor(x.astype(np.float32))).numpy()]
         if importlib.util.find_spec("torch") is not None:
@@ -206,10 +208,7 @@ def assert_local_models_predict_like(server, job_id: str, x: np.ndarray, served:
             with torch.no_grad():
                 logits.append(client.to_torch(job_id)(torch.from_numpy(x)).numpy())
     for out in logits:
-        out = out.astype(np.float64)
-        probabilities = np.exp(out - out.max(axis=1, keepdims=True))
-        probabilities /= probabilities.sum(axis=1, keepdims=True)
-        np.testing.assert_allclose(probabilities, served, atol=1e-5)
+        np.testing.assert_allclose(probabilities(out.astype(np.float64)), served, atol=1e-5)
 
 
 def test_raw_uint8_pixels_predict_as_the_training_pipeline(tmp_path):
