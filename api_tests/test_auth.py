@@ -224,6 +224,10 @@ def test_another_tenants_sweep_is_404_and_its_trials_are_the_creators(secured):
     assert sweep["id"] not in [s["id"] for s in clients["bob"].get("/v1/sweeps").json()["items"]]
     assert sweep["id"] in [s["id"] for s in clients["root"].get("/v1/sweeps").json()["items"]]
     assert clients["alice2"].get(f"/v1/sweeps/{sweep['id']}").status_code == 200  # same tenant
+    by_sweep = lambda who: [j["id"] for j in clients[who].get(
+        "/v1/jobs", params={"sweep_id": sweep["id"]}).json()["items"]]
+    trials = [t["job_id"] for t in sweep["trials"]][::-1]
+    assert by_sweep("alice") == trials and by_sweep("root") == trials and by_sweep("bob") == []
     clients["alice"].post(f"/v1/sweeps/{sweep['id']}/cancel")
 
 

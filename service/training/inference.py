@@ -46,8 +46,9 @@ class NonFiniteOutput(ValueError):
                          f"{rows[:10]}: its weights or these inputs are too large")
 
 
-def _checked_inputs(x: np.ndarray, model_spec: dict[str, Any]) -> np.ndarray:
-    """Raw rows (N, F), or (N, C, H, W) for a model with that input_shape, as finite float32 (N, F)."""
+def input_rows(x: np.ndarray, model_spec: dict[str, Any]) -> np.ndarray:
+    """Raw rows (N, F), or (N, C, H, W) for a model with that input_shape, as float32 (N, F)
+    (what /predict accepts; also used by the client's needle twin). ValueError otherwise."""
     x = np.asarray(x, dtype=np.float32)
     width, shape = input_width(model_spec), model_spec.get("input_shape")
     if x.ndim == 4 and (shape is None or list(x.shape[1:]) == list(shape)):
@@ -55,6 +56,12 @@ def _checked_inputs(x: np.ndarray, model_spec: dict[str, Any]) -> np.ndarray:
     if x.ndim != 2 or x.shape[1] != width or len(x) == 0:
         expected = f"(N, {width})" + ("" if shape is None else f" or (N, {', '.join(map(str, shape))})")
         raise ValueError(f"x must have shape {expected} with N >= 1, got {x.shape}")
+    return x
+
+
+def _checked_inputs(x: np.ndarray, model_spec: dict[str, Any]) -> np.ndarray:
+    """input_rows, and finite."""
+    x = input_rows(x, model_spec)
     if not np.isfinite(x).all():
         raise ValueError("x contains NaN or infinite values")
     return x
