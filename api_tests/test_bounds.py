@@ -216,6 +216,18 @@ def test_an_answer_over_the_budget_is_refused_without_memory_growth(bounded):
     assert refused.status_code == 422 and "confusion matrix of 20000 classes" in refused.text
 
 
+def test_a_json_body_too_costly_to_parse_is_refused_before_parsing(bounded):
+    job = bounded.train(spirals())
+    body = b'{"x":[' + b",".join([b"[0,1]"] * 17_000) + b"]}"  # ~4.4 MB of Python lists
+    peak = bounded.peak_rss()
+    response = bounded.client.post(f"/v1/jobs/{job['id']}/predict", content=body,
+                                   headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    message = response.json()["detail"][0]["msg"]
+    assert "parsing this JSON body" in message and "send the arrays as an .npz body" in message
+    assert bounded.peak_rss() - peak < ALLOWED_GROWTH
+
+
 def test_healthz_answers_fast_while_a_big_predict_runs(bounded, wide_job):
     x = rows(2000, seed=1)
     done, latencies = threading.Event(), []

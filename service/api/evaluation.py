@@ -11,7 +11,7 @@ from ..specs import DatasetSource, InlineSource, MnistSource, known_features, mo
 from ..specs.cost import model_cost
 from ..specs.models import ModelSpec
 from .errors import validation_error
-from .inference_budget import check_answer, chunk_rows
+from .inference_budget import check_answer, check_json_body, chunk_rows
 from .prediction import NPZ_TYPES, stored_parameters
 from .schemas import EvaluateRequest
 from .submission import mnist_issues
@@ -55,6 +55,7 @@ def evaluate_job(store: JobStore, settings: Settings, cache: ModelCache, job: Jo
 def _data(body: bytes, content_type: str, settings: Settings):
     """(source spec, None) from a JSON body or (None, (x, y)) from an .npz body; 415/422."""
     if content_type.startswith("application/json"):
+        check_json_body(body, settings)
         try:
             return EvaluateRequest.model_validate_json(body).data, None
         except ValidationError as exc:

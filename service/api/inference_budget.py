@@ -9,6 +9,11 @@ from .errors import Loc, validation_error
 # pieces and their join, with Python floats for one piece at a time: ~50 bytes per value
 # measured with tracemalloc (tests/service/test_inference_budget.py holds it under this).
 ANSWER_BYTES_PER_VALUE = 64
+# Parsing JSON rows makes a Python float (24 bytes) and a list slot (8) per value and a list per
+# row: measured up to 42x the body for "[0]," rows, 10x for floats (test_inference_budget.py).
+# The estimate counts separators and brackets (one pass in C) and charges each:
+JSON_BYTES_PER_VALUE = 48      # per "," (values and rows)
+JSON_BYTES_PER_LIST = 160      # per "["
 
 
 def chunk_rows(cost: ModelCost, settings: Settings, loc: Loc) -> int:
@@ -20,6 +25,18 @@ def chunk_rows(cost: ModelCost, settings: Settings, loc: Loc) -> int:
                                  f"server's inference budget of {human_bytes(budget)} by "
                                  f"{human_bytes(per_row - budget)}", None)])
     return eval_rows_per_chunk(cost, budget)
+
+
+def check_json_body(body: bytes, settings: Settings) -> None:
+    """A 422 when parsing this JSON body into Python lists would not fit the budget."""
+    values, lists = body.count(b","), body.count(b"[")
+    budget, needed = settings.predict_memory_bytes, values * JSON_BYTES_PER_VALUE + lists * JSON_BYTES_PER_LIST
+    if needed > budget:
+        raise validation_error([(("body",), f"parsing this JSON body ({len(body)} bytes, ~{values} "
+                                 f"values in {lists} lists) needs an estimated {human_bytes(needed)}"
+                                 f", over this server's inference budget of {human_bytes(budget)} "
+                                 f"by {human_bytes(needed - budget)}: send the arrays as an .npz "
+                                 "body (application/octet-stream)", None)])
 
 
 def check_answer(values: int, what: str, settings: Settings, loc: Loc, *,

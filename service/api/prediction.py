@@ -14,7 +14,7 @@ from ..settings import Settings
 from ..specs import ModelSpec, model_input_shape, model_widths
 from ..specs.cost import model_cost
 from .errors import validation_error
-from .inference_budget import check_prediction, chunk_rows
+from .inference_budget import check_json_body, check_prediction, chunk_rows
 from .npz_reader import BadArchive, read_npz_arrays
 from .schemas import PredictRequest
 
@@ -29,7 +29,7 @@ def predict_job(job: Job, body: bytes, content_type: str, store: JobStore, setti
     spec = job.brief or job.spec  # brief: the model part is never elided
     model = MODEL_ADAPTER.validate_python(spec["model"])
     rows_per_chunk = chunk_rows(model_cost(model), settings, ("body",))  # before parsing
-    x = predict_inputs(body, content_type, settings.max_body_bytes)
+    x = predict_inputs(body, content_type, settings)
     if len(x) > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "
                                  "request", None)])
@@ -52,16 +52,18 @@ def stored_parameters(store: JobStore, job: Job) -> bytes:
     return parameters
 
 
-def predict_inputs(body: bytes, content_type: str, max_inflated_bytes: int) -> np.ndarray:
-    """x (N, F) rows or (N, C, H, W) images, float32, from a JSON or .npz body; 415/422 otherwise."""
+def predict_inputs(body: bytes, content_type: str, settings: Settings) -> np.ndarray:
+    """x (N, F) rows or (N, C, H, W) images, float32, from a JSON or .npz body (at most
+    max_body_bytes inflated); 415/422 otherwise, and for JSON that would not parse in budget."""
     if content_type.startswith("application/json"):
+        check_json_body(body, settings)
         try:
             payload = PredictRequest.model_validate_json(body)
         except ValidationError as exc:
             raise validation_error([(("body", *e["loc"]), e["msg"], None) for e in exc.errors()]) from None
         x = np.asarray(payload.x, dtype=np.float32)  # (N, F) or (N, C, H, W)
     elif content_type.startswith(NPZ_TYPES):
-        x = _npz_x(body, max_inflated_bytes)
+        x = _npz_x(body, settings.max_body_bytes)
     else:
         raise HTTPException(415, "send JSON {\"x\": [[...]]} or an .npz archive (application/octet-stream)")
     if x.ndim not in (2, 4) or 0 in x.shape:

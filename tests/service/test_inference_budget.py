@@ -8,7 +8,8 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 
-from service.api.inference_budget import ANSWER_BYTES_PER_VALUE, check_prediction, chunk_rows
+from service.api.inference_budget import (ANSWER_BYTES_PER_VALUE, check_json_body,
+                                         check_prediction, chunk_rows)
 from service.api.prediction import json_answer
 from service.settings import Settings
 from service.specs import ModelSpec
@@ -103,6 +104,29 @@ def test_answers_cost_less_than_the_bytes_per_value_the_budget_charges(monkeypat
         return traced_peak(lambda: json_answer(model.predict(x)))
     per_value = per_row_slope(measure, rows=100) / (2 * 500 + 1)
     assert 10 < per_value <= ANSWER_BYTES_PER_VALUE, per_value
+
+
+JSON_BODIES = {
+    "one int per row": [[0]] * 20_000,
+    "two ints per row": [[0, 1]] * 20_000,
+    "wide float rows": np.random.default_rng(4).normal(size=(200, 100)).tolist(),
+    "small images": [[[[1] * 4] * 4]] * 2_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(JSON_BODIES))
+def test_the_json_parse_estimate_bounds_what_parsing_allocates(name):
+    import json
+    body = json.dumps({"x": JSON_BODIES[name]}, separators=(",", ":")).encode()
+
+    def parse():
+        from service.api.schemas import PredictRequest
+        np.asarray(PredictRequest.model_validate_json(body).x, dtype=np.float32)
+    measured = traced_peak(parse)
+    with pytest.raises(RequestValidationError) as refused:  # the estimate is above what it costs
+        check_json_body(body, Settings(predict_memory_bytes=measured))
+    assert "send the arrays as an .npz body" in refused.value.errors()[0]["msg"]
+    check_json_body(body, Settings(predict_memory_bytes=4 * measured))  # but not 4x above
 
 
 def test_json_answers_are_what_json_would_write():
