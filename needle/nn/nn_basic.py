@@ -188,15 +188,15 @@ class Sequential(Module):
 def _fused_forward(modules, index, x):
     """Apply modules[index] (fused with the ones after it where a fused op exists) -> (out, next index).
 
-    Training-mode patterns: BatchNorm1d [ReLU [Dropout]], ReLU Dropout, Residual ReLU. Exact types only:
-    a subclass may change forward. The result equals the unfused modules' up to float rounding.
+    Training-mode patterns: BatchNorm1d/BatchNorm2d [ReLU [Dropout]], ReLU Dropout, Residual ReLU.
+    Exact types only (a class that defines train_block itself): a subclass may change forward. The result equals the unfused modules' up to float rounding.
     """
     module = modules[index]
     kind = type(module)
     following = [type(m) for m in modules[index + 1:index + 3]]
-    if kind is BatchNorm1d and module.training:
+    if "train_block" in kind.__dict__ and module.training:  # BatchNorm1d, BatchNorm2d, not subclasses
         if following[:1] == [ReLU]:
-            if following[1:] == [Dropout] and modules[index + 2].training:
+            if following[1:] == [Dropout] and modules[index + 2].training and module.fuses_dropout:
                 return module.train_block(x, relu=True, drop_p=modules[index + 2].p), index + 3
             return module.train_block(x, relu=True), index + 2
     elif kind is ReLU and following[:1] == [Dropout] and modules[index + 1].training:
@@ -225,6 +225,7 @@ class BatchNorm1d(Module):
     _static_forward = True  # see needle.capture
 
     _buffer_names = ("running_mean", "running_var")
+    fuses_dropout = True  # train_block can also apply a following Dropout (same mask draws)
 
     def __init__(self, dim, eps=1e-5, momentum=0.1, device=None, dtype="float32"):
         super().__init__()

@@ -62,10 +62,23 @@ class Conv(Module):
 class BatchNorm2d(BatchNorm1d):
     """BatchNorm1d over the channels of (N, C, H, W): statistics over N, H and W (as the course)."""
 
+    fuses_dropout = False  # a fused mask would be drawn in NHWC order, Dropout draws it in NCHW
+
     def forward(self, x: Tensor) -> Tensor:
-        n, c, h, w = x.shape
-        rows = ops.reshape(_nchw_to_nhwc(x), (n * h * w, c))  # (N*H*W, C)
-        return _nhwc_to_nchw(ops.reshape(super().forward(rows), (n, h, w, c)))
+        if not self.training:
+            return _per_channel(x, super().forward)
+        return self.train_block(x)
+
+    def train_block(self, x: Tensor, relu: bool = False) -> Tensor:
+        """Training-mode forward, optionally fused with the ReLU after it (see Sequential)."""
+        return _per_channel(x, lambda rows: BatchNorm1d.train_block(self, rows, relu))
+
+
+def _per_channel(x: Tensor, rows_fn) -> Tensor:
+    """rows_fn applied to x (N, C, H, W) seen as (N*H*W, C) rows (a view of NHWC memory)."""
+    n, c, h, w = x.shape
+    rows = ops.reshape(_nchw_to_nhwc(x), (n * h * w, c))  # (N*H*W, C)
+    return _nhwc_to_nchw(ops.reshape(rows_fn(rows), (n, h, w, c)))
 
 
 class _Pool2d(Module):

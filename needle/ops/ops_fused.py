@@ -153,12 +153,17 @@ class BatchNormTrain(ArrayGradientOp):
     def compute(self, x, weight, bias):
         average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
         mean = average @ x  # (D,)
-        centred = x - mean  # (N, D)
+        rows = _wide_rows(x)  # None: plain broadcasting is as fast
+        centred = x - mean if rows is None else rows.sub(x, mean)  # (N, D)
         var = average @ (centred * centred)  # (D,) biased variance
         inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
         scale = weight.reshape(-1) * inv_std  # (D,) weight / std, reused by the gradient
-        out = centred * scale  # (N, D)
-        out += bias.reshape(-1)
+        if rows is None:
+            out = centred * scale  # (N, D)
+            out += bias.reshape(-1)
+        else:
+            out = rows.mul(centred, scale)
+            rows.iadd(out, bias.reshape(-1))
         if self.relu:
             np.maximum(out, _zeros(out.shape, out.dtype), out=out)
         if self.drop_p is not None:
@@ -186,11 +191,75 @@ class BatchNormTrain(ArrayGradientOp):
             # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
             # xhat = centred * inv_std; small (D,) factors first, then three full-size passes
             k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
-            grad_x = g * self.scale  # (N, D)
-            grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)
-            grad_x -= k_over_n * grad_bias
+            rows = _wide_rows(g)
+            if rows is None:
+                grad_x = g * self.scale  # (N, D)
+                grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)
+                grad_x -= k_over_n * grad_bias
+            else:
+                grad_x = rows.mul(g, self.scale)
+                grad_x -= rows.mul(self.centred, k_over_n * self.inv_std * grad_weight)
+                rows.isub(grad_x, k_over_n * grad_bias)
         return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
                 (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
+
+
+@lru_cache(maxsize=64)
+def _row_group(rows, width):
+    """How many rows of `width` to view as one row of about WIDE_ROW elements (a divisor of rows);
+    1 for rows that are wide already or arrays so small that the extra calls would cost more."""
+    if width >= NARROW_ROW or rows * width < 1 << 16:
+        return 1
+    want = WIDE_ROW // width
+    return next(k for k in range(min(want, rows), 0, -1) if rows % k == 0)
+
+
+NARROW_ROW = 64  # elements: below this numpy's per-row broadcast overhead dominates (BatchNorm2d channels)
+WIDE_ROW = 1024  # elements per row of the wide view
+
+
+def _wide_rows(a):
+    """A _WideRows for a C-contiguous (N, D) array with narrow rows, else None."""
+    if not a.flags.c_contiguous:
+        return None
+    k = _row_group(*a.shape)
+    return None if k == 1 else _WideRows(a.shape, k)
+
+
+class _WideRows:
+    """Row-broadcast arithmetic of (N, D) arrays with a (D,) vector, done on a (N / k, k D) view.
+
+    With D small (BatchNorm2d's channels) numpy runs its inner loop once per D-wide row; viewing k
+    contiguous rows as one and tiling the vector k times gives the same element-wise results with
+    ~1,000-wide inner loops (about twice as fast). Arrays that are not C-contiguous keep k = 1.
+    """
+
+    def __init__(self, shape, k):
+        self.shape, self.k = shape, k
+
+    def _wide(self, a):
+        return a.reshape(self.shape[0] // self.k, -1)  # a view for C-contiguous a, else a copy
+
+    def _wide_in_place(self, a):
+        wide = a.view()
+        wide.shape = (self.shape[0] // self.k, -1)  # raises rather than copy: the write must land in a
+        return wide
+
+    def sub(self, a, v):
+        """a - v, a fresh (N, D) array."""
+        return (self._wide(a) - np.tile(v, self.k)).reshape(self.shape)
+
+    def mul(self, a, v):
+        """a * v, a fresh (N, D) array."""
+        return (self._wide(a) * np.tile(v, self.k)).reshape(self.shape)
+
+    def iadd(self, a, v):
+        """a += v in place (a C-contiguous)."""
+        self._wide_in_place(a).__iadd__(np.tile(v, self.k))
+
+    def isub(self, a, v):
+        """a -= v in place (a C-contiguous)."""
+        self._wide_in_place(a).__isub__(np.tile(v, self.k))
 
 
 def batchnorm_train(x, weight, bias, eps=1e-5, relu=False, drop_p=None, on_stats=None):

@@ -3,6 +3,7 @@ inherit them and only supply the driver (`_run` for results, `_iterate` for iter
 from __future__ import annotations
 
 import functools
+import json
 import time
 import uuid
 from pathlib import Path
@@ -11,13 +12,14 @@ from typing import Any, Callable
 import httpx
 import numpy as np
 
-from .errors import NotFound
+from .errors import NeedleServiceError, NotFound
 from .events import Cursor, poll_flow, sse_flow
 from .protocol import Emit, Flow, Request, RetryPolicy, Sleep, dumps, json_flow, request_flow
 from .results import TERMINAL, Metrics, decode_parameters, npz_bytes, prediction_arrays
 
 JSON = {"Content-Type": "application/json"}
 PARAMETER_FORMATS = ("npz", "json", "safetensors")
+PREPROCESS_HEADER = "X-Needle-Preprocess"  # JSON {"preprocess": fitted, "task": ...}
 
 
 def operation(flow_method: Callable[..., Flow]):
@@ -81,12 +83,17 @@ class Operations:
         return (yield from self._json(Request("GET", f"/v1/jobs/{job_id}/spec", retry=True)))
 
     @iteration
-    def list(self, status: str | None = None, *, limit: int | None = None, page_size: int = 100,
-             **filters: Any) -> Flow:
-        """Jobs newest first across every page; `status` and any other filter the server
-        takes (e.g. tag="k:v") narrow it, `limit` caps how many are yielded."""
-        params = {key: value for key, value in {"status": status, **filters}.items()
-                  if value is not None}
+    def list(self, status: str | None = None, *, tags: dict[str, str] | None = None,
+             name_prefix: str | None = None, sweep_id: str | None = None,
+             limit: int | None = None, page_size: int = 100) -> Flow:
+        """Jobs newest first across every page, narrowed by the server's filters: `status`,
+        `tags` (jobs carrying every key: value of the dict), `name_prefix` (case-sensitive),
+        `sweep_id` (that sweep's trials); `limit` caps how many are yielded."""
+        params: dict[str, Any] = {key: value for key, value in {
+            "status": status, "name_prefix": name_prefix, "sweep_id": sweep_id}.items()
+            if value is not None}
+        if tags:
+            params["tag"] = [f"{key}:{value}" for key, value in tags.items()]
         yielded, cursor = 0, None
         while limit is None or yielded < limit:
             size = page_size if limit is None else min(page_size, limit - yielded)
@@ -178,12 +185,14 @@ class Operations:
         return body if raw else decode_parameters(body, format)
 
     def _download(self, job_id: str, format: str, layout: str) -> Flow:
+        return (yield from self._download_response(job_id, format, layout)).content
+
+    def _download_response(self, job_id: str, format: str, layout: str) -> Flow:
         if format not in PARAMETER_FORMATS:
             raise ValueError(f"format must be one of {PARAMETER_FORMATS}, not {format!r}")
-        response = yield from request_flow(Request(
+        return (yield from request_flow(Request(
             "GET", f"/v1/jobs/{job_id}/parameters", params={"format": format, "layout": layout},
-            retry=True), self.retry)
-        return response.content
+            retry=True), self.retry))
 
     @operation
     def predict(self, job_id: str, x) -> dict[str, np.ndarray]:
@@ -195,6 +204,23 @@ class Operations:
         body = yield from self._json(Request("POST", f"/v1/jobs/{job_id}/predict", headers=JSON,
                                              content=dumps({"x": rows.tolist()}), retry=True))
         return prediction_arrays(body)
+
+    @operation
+    def evaluate(self, job_id: str, data: Any = None, *, x=None, y=None) -> dict[str, Any]:
+        """Metrics of the trained model (eval mode, its preprocessing) on labelled data: `data`
+        a data source as in job specs (e.g. {"type": "dataset", "id": ...}, an inline or
+        generated source, mnist), or arrays `x` (N, F) or (N, C, H, W) and `y` (sent as .npz).
+        The API's Evaluation: task, rows, loss, and error, accuracy, per-class precision and
+        recall, confusion_matrix (classification) or rmse, mae, r2 (regression)."""
+        if (data is None) == (x is None or y is None):
+            raise ValueError("pass either data (a data source) or x and y")
+        if data is not None:
+            body = data.model_dump(mode="json") if hasattr(data, "model_dump") else data
+            content, headers = dumps({"data": body}), JSON
+        else:
+            content, headers = npz_bytes(x, y), {"Content-Type": "application/octet-stream"}
+        return (yield from self._json(Request("POST", f"/v1/jobs/{job_id}/evaluate",
+                                              headers=headers, content=content, retry=True)))
 
     # ---- datasets ----
     @operation
@@ -296,16 +322,30 @@ class Operations:
     # ---- the trained model, locally ----
     @operation
     def to_needle(self, job_id: str):
-        """The trained model as a needle Module (eval mode), built from the job's spec."""
-        job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
-        state = decode_parameters((yield from self._download(job_id, "npz", "needle")), "npz")
+        """The trained model as a needle Module (eval mode), built from the job's spec, behind
+        the job's fitted input preprocessing: it takes the raw rows (or images) /predict takes
+        and gives the same logits. `.model` is the bare model (needle-layout state_dict keys)."""
+        spec, state, preprocess = yield from self._trained_model(job_id, "needle")
         from .twins import needle_model  # needle and the spec builder, only when asked for
-        return needle_model(job["spec"]["model"], state)
+        return needle_model(spec, state, preprocess)
 
     @operation
     def to_torch(self, job_id: str):
-        """The trained model as the equivalent torch.nn.Module (eval mode, strict state load)."""
-        job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
-        state = decode_parameters((yield from self._download(job_id, "npz", "torch")), "npz")
+        """The trained model as the equivalent torch.nn.Module (eval mode, strict state load),
+        behind the job's fitted input preprocessing (torch_twin.Preprocess): it takes the raw
+        rows (or images) /predict takes. `.model` is the bare twin, whose state_dict keys are
+        those of parameters(layout="torch")."""
+        spec, state, preprocess = yield from self._trained_model(job_id, "torch")
         from .twins import torch_model  # imports torch
-        return torch_model(job["spec"]["model"], state)
+        return torch_model(spec, state, preprocess)
+
+    def _trained_model(self, job_id: str, layout: str) -> Flow:
+        """(model spec, state in `layout`, fitted preprocessing from X-Needle-Preprocess)."""
+        job = yield from self._json(Request("GET", f"/v1/jobs/{job_id}", retry=True))
+        response = yield from self._download_response(job_id, "npz", layout)
+        extras = response.headers.get(PREPROCESS_HEADER)
+        if extras is None:  # without it the local model would silently see unscaled inputs
+            raise NeedleServiceError(f"the server sent parameters without {PREPROCESS_HEADER}: "
+                                     "the model's input preprocessing is unknown")
+        preprocess = json.loads(extras)["preprocess"] or {"type": "none"}
+        return job["spec"]["model"], decode_parameters(response.content, "npz"), preprocess

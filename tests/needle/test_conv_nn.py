@@ -95,3 +95,23 @@ def test_cnn_learns_oriented_bars_to_near_zero_error():
     assert all(p.dtype == np.float32 for p in model.parameters())
     assert train_error <= 0.01, train_error
     assert test_error <= 0.03, test_error
+
+
+def test_sequential_fuses_batchnorm2d_with_relu_but_not_dropout():
+    """Sequential(BatchNorm2d, ReLU, Dropout) in training: the fused BatchNorm+ReLU gives what the
+    modules give one by one (outputs, gradients, running statistics, dropout draws)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((4, 3, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal(3).astype(np.float32)  # some negative: ReLU cuts on both sides
+    results = []
+    for fused in (True, False):
+        np.random.seed(0)
+        norm, relu, drop = nn.BatchNorm2d(3), nn.ReLU(), nn.Dropout(0.3)
+        norm.weight = nn.Parameter(ndl.Tensor(weight))
+        inp = ndl.Tensor(x, requires_grad=True)
+        out = nn.Sequential(norm, relu, drop)(inp) if fused else drop(relu(norm(inp)))
+        (out * out).sum().backward()
+        results.append((out.numpy(), inp.grad.numpy(), norm.weight.grad.numpy(),
+                        norm.running_mean.numpy(), norm.running_var.numpy()))
+    for got, expected in zip(*results):
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
