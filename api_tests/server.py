@@ -70,12 +70,12 @@ def child_stats(parent_pid: int) -> dict[int, list[str]]:
     return children
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident memory of a process now (VmRSS from /proc/PID/status)."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident memory of a process now (VmRSS from /proc/PID/status), or its peak (VmHWM)."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) * 1024
-    raise AssertionError(f"no VmRSS for process {pid}")
+    raise AssertionError(f"no {field} for process {pid}")
 
 
 def terminate(processes: Iterable[subprocess.Popen], timeout: float) -> None:
@@ -152,6 +152,11 @@ class Server:
     def rss(self) -> int:
         """The API process's resident memory in bytes (workers not included)."""
         return rss_bytes(self.process.pid)
+
+    def peak_rss(self) -> int:
+        """The API process's highest resident memory so far (VmHWM): catches what a request
+        allocated and freed before it answered."""
+        return rss_bytes(self.process.pid, "VmHWM")
 
     def worker_pids(self) -> list[int]:
         """PIDs of this server's child processes (its workers), read from /proc."""

@@ -131,6 +131,20 @@ def test_another_tenants_job_and_dataset_are_404_on_every_route(secured, alice_o
     assert alices_eval.status_code == 200 and alices_eval.json()["rows"] == 30
 
 
+def test_a_model_cached_for_its_tenant_is_still_404_for_another(secured, alice_objects):
+    _, clients = secured
+    job_id = alice_objects[0]
+    url, body = f"/v1/jobs/{job_id}/predict", {"x": [[0.1, 0.2]]}
+    first = clients["alice"].post(url, json=body)
+    cached = clients["alice2"].post(url, json=body)   # the same tenant, another key
+    assert first.status_code == cached.status_code == 200 and cached.json() == first.json()
+    assert cached.headers["x-model-cache"] == "hit"
+    for bob_body in (body, {"x": [[0.1, 0.2, 0.3]]}, {"data": {"type": "spirals", "n_samples": 9}}):
+        path = url if "x" in bob_body else f"/v1/jobs/{job_id}/evaluate"
+        refused = clients["bob"].post(path, json=bob_body)
+        assert refused.status_code == 404 and refused.json() == {"detail": f"job {job_id} not found"}
+
+
 def test_live_views_need_the_tenants_key_and_metrics_an_admin(secured, alice_objects):
     server, clients = secured
     job_id, *_ = alice_objects
@@ -210,6 +224,10 @@ def test_another_tenants_sweep_is_404_and_its_trials_are_the_creators(secured):
     assert sweep["id"] not in [s["id"] for s in clients["bob"].get("/v1/sweeps").json()["items"]]
     assert sweep["id"] in [s["id"] for s in clients["root"].get("/v1/sweeps").json()["items"]]
     assert clients["alice2"].get(f"/v1/sweeps/{sweep['id']}").status_code == 200  # same tenant
+    by_sweep = lambda who: [j["id"] for j in clients[who].get(
+        "/v1/jobs", params={"sweep_id": sweep["id"]}).json()["items"]]
+    trials = [t["job_id"] for t in sweep["trials"]][::-1]
+    assert by_sweep("alice") == trials and by_sweep("root") == trials and by_sweep("bob") == []
     clients["alice"].post(f"/v1/sweeps/{sweep['id']}/cancel")
 
 

@@ -2,8 +2,11 @@
 bound and by how much, and hostile requests are refused without the API's memory growing."""
 import io
 import struct
+import threading
 import time
 import zipfile
+
+import httpx
 
 import numpy as np
 import pytest
@@ -13,6 +16,7 @@ from .specs import spirals
 
 MiB = 1024 * 1024
 ALLOWED_GROWTH = 40 * MiB  # the API's RSS may wobble, never by a refused request's size
+PREDICT_BUDGET = 4 * MiB   # the API's inference budget in these tests
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +25,7 @@ def bounded(tmp_path_factory):
     running = Server(tmp_path_factory.mktemp("bounds"), workers=1, env={
         "NEEDLE_MAX_UPLOAD_BYTES": str(64 * MiB),
         "NEEDLE_MAX_STEP_POINTS": "50", "NEEDLE_TIMEOUT_HEADER_S": "1",
-        "NEEDLE_TIMEOUT_BODY_S": "1"}).start()
+        "NEEDLE_TIMEOUT_BODY_S": "1", "NEEDLE_PREDICT_MEMORY_BYTES": str(PREDICT_BUDGET)}).start()
     yield running
     running.stop()
 
@@ -135,6 +139,136 @@ def test_step_metrics_beyond_the_budget_are_averaged_in_groups(bounded):
     small = bounded.train(spirals(epochs=2, batch_size=10))  # 30 steps: every step, exactly
     points = bounded.client.get(f"/v1/jobs/{small['id']}/metrics").json()["points"]
     assert [p["step"] for p in points if p["kind"] == "step"] == list(range(1, 31))
+
+
+def one_step(model: dict) -> dict:
+    """A spirals job of `model` trained for a single step (its weights are what matters here)."""
+    return {**spirals(), "model": model,
+            "training": {"epochs": 1, "batch_size": 8, "stopping": {"max_steps": 1}}}
+
+
+def hidden(width: int) -> dict:
+    return {"type": "sequential", "layers": [
+        {"type": "linear", "in_features": 2, "out_features": width}, {"type": "relu"},
+        {"type": "linear", "in_features": width, "out_features": 3}]}
+
+
+@pytest.fixture(scope="module")
+def wide_job(bounded):
+    """A 200,000-wide hidden layer: a row holds ~1.6 MB in a forward pass, so 1,000 rows at once
+    would need 1.6 GB; the 4 MiB budget runs them 2 rows at a time."""
+    return bounded.train(one_step(hidden(200_000)), timeout=120)
+
+
+def rows(n: int, seed: int = 0) -> list:
+    return np.random.default_rng(seed).normal(size=(n, 2)).round(3).tolist()
+
+
+def test_predict_runs_in_chunks_within_its_memory_budget(bounded, wide_job):
+    url = f"/v1/jobs/{wide_job['id']}/predict"
+    assert bounded.client.post(url, json={"x": rows(2)}).status_code == 200  # build, cache
+    peak = bounded.peak_rss()
+    response = bounded.client.post(url, json={"x": rows(1000)}, timeout=120)
+    assert response.status_code == 200, response.text
+    assert len(response.json()["classes"]) == 1000 and response.headers["x-model-cache"] == "hit"
+    assert bounded.peak_rss() - peak < 100 * MiB   # chunks of ~3 MiB, not 1.6 GB at once
+
+
+def test_chunked_predictions_agree_with_the_model_run_locally(bounded, wide_job):
+    x = np.asarray(rows(50, seed=3), dtype=np.float32)
+    response = bounded.client.post(f"/v1/jobs/{wide_job['id']}/predict", json={"x": x.tolist()})
+    assert response.status_code == 200, response.text
+    blob = bounded.client.get(f"/v1/jobs/{wide_job['id']}/parameters?format=npz").content
+    with np.load(io.BytesIO(blob), allow_pickle=False) as p:  # needle layout: weight (in, out)
+        hidden_rows = np.maximum(x @ p["0.weight"] + p["0.bias"], 0)   # (50, 200000)
+        logits = hidden_rows @ p["2.weight"] + p["2.bias"]             # (50, 3)
+    answer = response.json()
+    np.testing.assert_allclose(answer["logits"], logits, rtol=1e-4, atol=1e-4)
+    assert answer["classes"] == logits.argmax(axis=1).tolist()
+
+
+def test_a_row_over_the_inference_budget_is_refused_without_memory_growth(bounded):
+    job = bounded.train(one_step(hidden(600_000)), timeout=120)  # ~4.8 MB per row
+    peak = bounded.peak_rss()
+    response = bounded.client.post(f"/v1/jobs/{job['id']}/predict", json={"x": rows(1)})
+    assert response.status_code == 422, response.text
+    message = response.json()["detail"][0]["msg"]
+    assert "one row needs an estimated 4.6 MiB" in message and "budget of 4.0 MiB by 591.5 KiB" in message
+    evaluated = bounded.client.post(f"/v1/jobs/{job['id']}/evaluate",
+                                    json={"data": {"type": "spirals", "n_samples": 30}})
+    assert evaluated.status_code == 422 and "one row needs" in evaluated.text
+    assert bounded.peak_rss() - peak < ALLOWED_GROWTH
+
+
+def test_an_answer_over_the_budget_is_refused_without_memory_growth(bounded):
+    job = bounded.train(one_step({"type": "sequential", "layers": [
+        {"type": "linear", "in_features": 2, "out_features": 20_000}]}), timeout=120)
+    url = f"/v1/jobs/{job['id']}/predict"
+    peak = bounded.peak_rss()
+    response = bounded.client.post(url, json={"x": rows(100)})
+    assert response.status_code == 422, response.text
+    message = response.json()["detail"][0]["msg"]
+    assert "100 rows x 20000 outputs" in message and "send at most 1 rows" in message
+    assert bounded.peak_rss() - peak < ALLOWED_GROWTH
+    assert bounded.client.post(url, json={"x": rows(1)}).status_code == 200
+    refused = bounded.client.post(f"/v1/jobs/{job['id']}/evaluate",
+                                  json={"data": {"type": "spirals", "n_samples": 30}})
+    assert refused.status_code == 422 and "confusion matrix of 20000 classes" in refused.text
+
+
+def test_a_json_body_too_costly_to_parse_is_refused_before_parsing(bounded):
+    job = bounded.train(spirals())
+    body = b'{"x":[' + b",".join([b"[0,1]"] * 17_000) + b"]}"  # ~4.4 MB of Python lists
+    peak = bounded.peak_rss()
+    response = bounded.client.post(f"/v1/jobs/{job['id']}/predict", content=body,
+                                   headers={"Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    message = response.json()["detail"][0]["msg"]
+    assert "parsing this JSON body" in message and "send the arrays as an .npz body" in message
+    assert bounded.peak_rss() - peak < ALLOWED_GROWTH
+
+
+def test_healthz_answers_fast_while_a_big_predict_runs(bounded, wide_job):
+    x = rows(2000, seed=1)
+    done, latencies = threading.Event(), []
+
+    def big_predict():
+        with httpx.Client(base_url=bounded.client.base_url, timeout=300) as client:
+            assert client.post(f"/v1/jobs/{wide_job['id']}/predict", json={"x": x}).status_code == 200
+        done.set()
+
+    worker = threading.Thread(target=big_predict)
+    worker.start()
+    time.sleep(0.3)
+    while not done.is_set():
+        start = time.monotonic()
+        assert bounded.client.get("/healthz").status_code == 200
+        latencies.append(time.monotonic() - start)
+        time.sleep(0.05)
+    worker.join()
+    assert len(latencies) >= 3, "the predict finished before health could be probed"
+    assert max(latencies) < 1.0, latencies
+
+
+def test_the_model_is_built_once_then_cached_and_forgotten_with_its_job(bounded):
+    deep = one_step({"type": "mlp_resnet", "in_features": 2, "hidden_dim": 2, "num_blocks": 550,
+                     "num_classes": 3})   # 4,954 modules: building costs more than running
+    job = bounded.train(deep, timeout=120)
+    url = f"/v1/jobs/{job['id']}/predict"
+    timings, sources, answers = [], [], []
+    for _ in range(4):
+        start = time.monotonic()
+        response = bounded.client.post(url, json={"x": [[0.1, 0.2]]})
+        timings.append(time.monotonic() - start)
+        assert response.status_code == 200, response.text
+        sources.append(response.headers["x-model-cache"])
+        answers.append(response.json())
+    assert sources == ["miss", "hit", "hit", "hit"]
+    assert all(answer == answers[0] for answer in answers)
+    assert min(timings[1:]) < timings[0], timings   # the 4,954-module build is paid once
+    assert bounded.client.delete(f"/v1/jobs/{job['id']}").status_code == 204
+    gone = bounded.client.post(url, json={"x": [[0.1, 0.2]]})
+    assert gone.status_code == 404 and gone.json() == {"detail": f"job {job['id']} not found"}
 
 
 def test_idle_and_trickling_connections_are_closed(bounded):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from .server import wait_for
-from .specs import long_teacher, spirals
+from .specs import long_teacher, spirals, sweep_base
 
 CLI = Path(sys.executable).with_name("needle-service")  # the entry point pip installed
 
@@ -88,6 +88,9 @@ def test_a_bad_spec_prints_each_field_path_and_exits_2(server, tmp_path):
     (("jobs", "list", "--limit", "0"), "--limit must be at least 1"),
     (("jobs", "list", "--status", "bogus"), "status: Input should be"),
     (("predict", "x", "--input", "rows.txt"), "use a .csv, .npz or .json file"),
+    (("evaluate", "x", "--input", "rows.txt"), "use a .csv (with a 'label' column)"),
+    (("jobs", "list", "--tag", "team"), "--tag takes KEY=VALUE, not 'team'"),
+    (("jobs", "list", "--sweep", "not an id"), "sweep_id: String should match pattern"),
 ])
 def test_usage_errors_are_one_line_and_exit_2(server, args, message):
     done = cli(server, *args, check_code=2)
@@ -157,3 +160,50 @@ def test_every_command_speaks_json(server, tmp_path):
     assert json.loads(missing.stdout)["status"] == 404
     assert json.loads(cli(server, "jobs", "delete", job["id"], "--json",
                           check_code=0).stdout) == {"deleted": job["id"]}
+
+
+def test_evaluate_takes_csv_npz_json_or_a_dataset(server, tmp_path):
+    job = server.train(spirals(seed=6))
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(30, 2)), rng.integers(0, 3, size=30)
+    expected = server.client.post(f"/v1/jobs/{job['id']}/evaluate", json={"data": {
+        "type": "inline", "x": x.tolist(), "y": y.tolist()}}).json()
+    np.savetxt(tmp_path / "l.csv", np.column_stack([y, x]), delimiter=",", header="cls,a,b",
+               comments="")
+    np.savez(tmp_path / "l.npz", x=x, y=y)
+    write(tmp_path / "l.json", {"type": "inline", "x": x.tolist(), "y": y.tolist()})
+    dataset = server.client.post("/v1/datasets", json={"x": x.tolist(), "y": y.tolist()}).json()
+    for args in (("--input", str(tmp_path / "l.csv"), "--label-column", "cls"),
+                 ("--input", str(tmp_path / "l.npz")), ("--input", str(tmp_path / "l.json")),
+                 ("--dataset", dataset["id"])):
+        evaluation = json.loads(cli(server, "evaluate", job["id"], *args, "--json",
+                                    check_code=0).stdout)
+        assert evaluation["confusion_matrix"] == expected["confusion_matrix"], args
+        assert evaluation["loss"] == pytest.approx(expected["loss"], rel=1e-6)
+    table = cli(server, "evaluate", job["id"], "--input", str(tmp_path / "l.npz"),
+                check_code=0).stdout
+    assert table.startswith(f"classification on 30 rows: loss {expected['loss']:.4g}")
+    assert "PRECISION" in table and "->2" in table
+    no_label = cli(server, "evaluate", job["id"], "--input", str(tmp_path / "l.csv"), check_code=2)
+    assert "a 'label' column (--label-column)" in no_label.stderr
+    bad = cli(server, "evaluate", job["id"], "--input", write(tmp_path / "b.json", {
+        "type": "spirals", "n_samples": -1}), check_code=2)
+    assert "data.spirals.n_samples: " in bad.stderr
+
+
+def test_jobs_list_filters_by_tag_name_prefix_and_sweep(api_only):
+    submit = lambda name, tags: api_only.submit({**spirals(seed=1), "name": name, "tags": tags})["id"]
+    a = submit("cli-a", {"team": "vision", "note": "x=y"})
+    b = submit("cli-b", {"team": "vision"})
+    sweep = api_only.submit_sweep({"base": sweep_base(epochs=1), "parameters": {
+        "optimizer.lr": {"values": [0.01, 0.02]}}})
+    listed = lambda *args: [job["id"] for job in json.loads(
+        cli(api_only, "jobs", "list", *args, "--json", check_code=0).stdout)]
+    assert listed("--tag", "team=vision") == [b, a]
+    assert listed("--tag", "team=vision", "--tag", "note=x=y") == [a]  # split at the first =
+    assert listed("--name-prefix", "cli-b") == [b]
+    assert listed("--sweep", sweep["id"]) == [t["job_id"] for t in sweep["trials"]][::-1]
+    table = cli(api_only, "jobs", "list", "--sweep", sweep["id"], "--status", "queued",
+                check_code=0).stdout
+    assert sweep["trials"][0]["job_id"] in table and a not in table
+    api_only.client.post(f"/v1/sweeps/{sweep['id']}/cancel")

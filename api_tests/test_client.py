@@ -10,7 +10,7 @@ from service.client import (AsyncClient, Client, Conflict, ConnectionFailed, Met
                             RetryPolicy, TooLarge, ValidationError)
 
 from .proxy import FlakyProxy
-from .specs import long_teacher, spirals
+from .specs import long_teacher, spirals, sweep_base
 
 FAST_RETRY = RetryPolicy(attempts=5, base=0.05, cap=0.2)
 
@@ -54,6 +54,31 @@ def test_list_follows_every_page_and_respects_limit(client, trained):
         client.wait(job_id, timeout=60)
 
 
+def test_list_takes_every_filter_of_the_api(api_only):
+    """status, tags, name_prefix and sweep_id, alone and together, across pages."""
+    with Client(str(api_only.client.base_url), retry=FAST_RETRY) as idle:  # jobs stay queued
+        def named(name, tags):
+            return idle.submit({**spirals(seed=3, epochs=1), "name": name, "tags": tags})["id"]
+        a = named("filter-a", {"team": "vision", "stage": "dev"})
+        b = named("filter-b", {"team": "vision"})
+        c = named("other-c", {"team": "nlp"})
+        sweep = idle.submit_sweep({"base": sweep_base(epochs=1), "parameters": {
+            "optimizer.lr": {"values": [0.01, 0.02, 0.03]}}, "max_parallel": 1})
+        trials = [trial["job_id"] for trial in sweep["trials"]]
+        ids = lambda **filters: [job["id"] for job in idle.list(page_size=1, **filters)]
+        assert ids(tags={"team": "vision"}) == [b, a]
+        assert ids(tags={"team": "vision", "stage": "dev"}) == [a]
+        assert ids(name_prefix="filter-") == [b, a] and ids(name_prefix="Filter-") == []
+        assert ids(name_prefix="other", tags={"team": "nlp"}, status="queued") == [c]
+        assert ids(sweep_id=sweep["id"]) == trials[::-1]
+        assert ids(sweep_id=sweep["id"], status="waiting") == trials[:0:-1]
+        assert ids(sweep_id=sweep["id"], tags={"team": "vision"}) == []
+        with pytest.raises(ValidationError) as bad:
+            ids(sweep_id="not an id")
+        assert bad.value.errors[0]["loc"] == ["query", "sweep_id"]
+        idle.cancel_sweep(sweep["id"])
+
+
 def test_metrics_are_numpy_series(client, trained):
     metrics = client.metrics(trained["id"])
     assert isinstance(metrics, Metrics)
@@ -86,6 +111,32 @@ def test_predict_returns_arrays(client, trained, server):
     np.testing.assert_array_equal(prediction["classes"], direct["classes"])
     assert prediction["probabilities"].shape == (5, 3)
     assert client.predict(trained["id"], rows[0])["classes"].shape == (1,)
+
+
+def test_evaluate_on_arrays_a_source_or_a_dataset(client, trained):
+    rng = np.random.default_rng(2)
+    x, y = rng.normal(size=(40, 2)), rng.integers(0, 3, size=40)
+    by_arrays = client.evaluate(trained["id"], x=x, y=y)  # an .npz body
+    by_source = client.evaluate(trained["id"], {"type": "inline", "x": x.tolist(),
+                                                "y": y.tolist()})
+    dataset = client.upload_dataset(x, y)
+    by_dataset = client.evaluate(trained["id"], {"type": "dataset", "id": dataset["id"]})
+    client.delete_dataset(dataset["id"])
+    classes = client.predict(trained["id"], x)["classes"]
+    assert by_arrays["rows"] == 40 and by_arrays["task"] == "classification"
+    assert by_arrays["accuracy"] == pytest.approx(np.mean(classes == y))
+    assert by_arrays["confusion_matrix"][0][0] == int(np.sum((y == 0) & (classes == 0)))
+    for other in (by_source, by_dataset):
+        assert other["accuracy"] == by_arrays["accuracy"]
+        assert other["loss"] == pytest.approx(by_arrays["loss"], rel=1e-6)
+    with pytest.raises(ValidationError) as wrong:
+        client.evaluate(trained["id"], x=np.zeros((4, 3)), y=np.zeros(4))
+    assert wrong.value.errors[0]["loc"] == ["body"]
+    with pytest.raises(ValidationError) as bad_source:
+        client.evaluate(trained["id"], {"type": "spirals", "n_samples": -1})
+    assert bad_source.value.errors[0]["loc"][:3] == ["body", "data", "spirals"]
+    with pytest.raises(ValueError):
+        client.evaluate(trained["id"], x=x)  # no y
 
 
 def test_datasets_from_arrays_npz_and_csv(client, tmp_path):
@@ -228,6 +279,8 @@ def test_async_client_has_the_same_methods(server, trained):
             metrics = await aclient.metrics(job["id"])
             params = await aclient.parameters(job["id"])
             prediction = await aclient.predict(job["id"], [[0.1, 0.2]])
+            evaluation = await aclient.evaluate(job["id"], {"type": "spirals", "n_samples": 30})
+            assert evaluation["rows"] == 30
             model = await aclient.to_needle(job["id"])
             assert (await aclient.spec(job["id"]))["model"]["type"] == "mlp_resnet"
             dataset = await aclient.upload_dataset(np.zeros((4, 2)), np.arange(4) % 2)

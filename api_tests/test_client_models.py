@@ -147,3 +147,6 @@ def test_the_local_models_take_what_predict_takes(client, jobs):
     for local in (model, module):
         with pytest.raises(ValueError, match=r"\(N, 64\) or \(N, 1, 8, 8\)"):
             local(np.zeros((2, 63), dtype=np.float32))
+    with torch.no_grad():  # in float64 the module still rounds its preprocessed input to float32
+        logits = module.double()(torch.tensor(images, dtype=torch.float64)).numpy()
+    np.testing.assert_allclose(probabilities(logits), served, atol=1e-5)

@@ -192,6 +192,25 @@ def mnist_like(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.clip(images, 0, 255).reshape(n, 784).astype(np.uint8), labels
 
 
+def assert_local_models_predict_like(server, job_id: str, x: np.ndarray, served: list) -> None:
+    """Client.to_needle (and to_torch, with torch) on raw x: /predict's probabilities (1e-5),
+    since they apply mnist's default 1/255 scaling themselves."""
+    import importlib.util
+
+    import needle as ndl
+    from service.client import Client
+
+    from .test_client_models import probabilities
+    with Client(str(server.client.base_url)) as client:
+        logits = [client.to_needle(job_id)(ndl.Tensor(x.astype(np.float32))).numpy()]
+        if importlib.util.find_spec("torch") is not None:
+            import torch
+            with torch.no_grad():
+                logits.append(client.to_torch(job_id)(torch.from_numpy(x)).numpy())
+    for out in logits:
+        np.testing.assert_allclose(probabilities(out.astype(np.float64)), served, atol=1e-5)
+
+
 def test_raw_uint8_pixels_predict_as_the_training_pipeline(tmp_path):
     mnist_dir = tmp_path / "mnist"
     mnist_dir.mkdir()
@@ -218,5 +237,6 @@ def test_raw_uint8_pixels_predict_as_the_training_pipeline(tmp_path):
         assert accuracy > 0.9
         evaluation = post(server, f"/v1/jobs/{job['id']}/evaluate", json={"data": {"type": "mnist", "split": "test"}})
         assert evaluation["accuracy"] == pytest.approx(accuracy, abs=1e-12)
+        assert_local_models_predict_like(server, job["id"], test_images, raw["probabilities"])
     finally:
         server.stop()

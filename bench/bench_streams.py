@@ -39,6 +39,7 @@ from bench.bench_workers import JOB_SPEC, service  # noqa: E402
 from tests.pg import create_schema  # noqa: E402
 
 TRAINING_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 400}}  # ~minutes
+TRAINING_STEPS = 400 * 1000  # 8,000 samples in batches of 8
 IDLE_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 1}}
 POLLS = 600              # GETs per latency sample
 POLL_GAP_SECONDS = 0.005
@@ -46,6 +47,7 @@ PROBE_POINTS = 120       # metric points per delay sample
 PROBE_GAP_SECONDS = 0.05
 CPU_WINDOW_SECONDS = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CONNECTION_HEADROOM = 50  # connections beyond the held streams: the polling and probe clients
 
 
 # ---- the stream-holding client process (`--hold`) ----
@@ -64,7 +66,13 @@ async def hold_streams(base_url: str, job_ids: list[str], count: int, ready_file
     jobs = [job_ids[i % len(job_ids)] for i in range(count)]
     tasks = [asyncio.create_task(_drain(host, int(port), job, after[job], started[i]))
              for i, job in enumerate(jobs)]
-    await asyncio.gather(*(event.wait() for event in started))
+    all_started = asyncio.ensure_future(asyncio.gather(*(event.wait() for event in started)))
+    # a stream that fails to open (a 503, say) ends the holder instead of hanging it
+    await asyncio.wait([all_started, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    for task in tasks:
+        if task.done():
+            task.result()  # raises what went wrong; a drained stream ending early is wrong too
+            raise RuntimeError(f"a stream ended before all {count} streams opened")
     ready_file.write_text("ready")
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
@@ -191,7 +199,12 @@ def open_store(url: str):
 def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: int) -> dict:
     from service.jobs import Lease
     # workers at their deployed priority (nice 10, below the API): latency is the API's figure
-    with service(url, data_dir, 2, worker_nice=10) as client:
+    # room for the streams beyond uvicorn's default connection limit (the limit answers 503);
+    # every step a metric point (the default budget would merge a 400-epoch job's steps 40 to a
+    # point, and ~50 points a second would flow instead of ~2,000)
+    extra_env = {"NEEDLE_LIMIT_CONCURRENCY": str(streams + CONNECTION_HEADROOM),
+                 "NEEDLE_MAX_STEP_POINTS": str(TRAINING_STEPS)}
+    with service(url, data_dir, 2, worker_nice=10, extra_env=extra_env) as client:
         base = str(client.base_url)
         training = [client.post("/v1/jobs", json=TRAINING_SPEC).json()["id"] for _ in range(2)]
         for job_id in training:

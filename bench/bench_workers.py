@@ -41,13 +41,14 @@ def cli(*args: str) -> list[str]:
 
 
 @contextmanager
-def service(database_url: str, data_dir: Path, n_workers: int, worker_nice: int = 0):
+def service(database_url: str, data_dir: Path, n_workers: int, worker_nice: int = 0,
+            extra_env: dict[str, str] | None = None):
     """API (no local workers) plus n_workers worker processes; yields an httpx client."""
     port = free_port()
     # Workers normally run at nice 10 below the API; for throughput that would only measure
     # whoever else shares the machine, so by default they run at normal priority.
     env = {**os.environ, "NEEDLE_DATABASE_URL": database_url, "NEEDLE_DATA_DIR": str(data_dir),
-           "NEEDLE_WORKER_THREADS": "1", "NEEDLE_WORKER_NICE": str(worker_nice)}
+           "NEEDLE_WORKER_THREADS": "1", "NEEDLE_WORKER_NICE": str(worker_nice), **(extra_env or {})}
     procs = [subprocess.Popen(cli("serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "0"),
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
     procs += [subprocess.Popen(cli("worker"), env=env, stdout=subprocess.DEVNULL,

@@ -51,6 +51,17 @@ class Settings(BaseSettings):
     worker_memory_bytes: int = 2 * 1024**3     # activation budget of one worker (train + eval)
     max_step_points: int = 10_000              # step metric points per job (then aggregated)
 
+    # --- inference in the API (/predict, /evaluate) ---
+    predict_memory_bytes: int = Field(default=256 * 1024**2, gt=0, description=(
+        "Inference budget of one /predict or /evaluate: rows per forward pass are sized to it "
+        "and the answer must fit it."))
+    predict_concurrency: int = Field(default=2, ge=1, description=(
+        "/predict and /evaluate requests computed at once per API process (others wait)."))
+    model_cache_models: int = Field(default=16, ge=0, description=(
+        "Built models an API process keeps (LRU by job; 0 = build per request)."))
+    model_cache_bytes: int = Field(default=512 * 1024**2, ge=0, description=(
+        "Total parameter bytes of the models an API process keeps."))
+
 
     # --- connections (uvicorn) ---
     timeout_keep_alive_s: float = 5.0          # idle keep-alive connections are closed after this

@@ -1,10 +1,12 @@
 """The app factory: store and local worker pool live for the app's lifespan."""
+import asyncio
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
 
 from fastapi import FastAPI
 
 from ..jobs.backends import open_store
+from ..jobs.model_cache import ModelCache
 from ..settings import Settings
 from .auth import AuthMiddleware
 from .body_limit import BodySizeLimitMiddleware
@@ -37,6 +39,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.store = None
     app.state.pool = None
     app.state.events = None
+    app.state.model_cache = ModelCache(settings.model_cache_models, settings.model_cache_bytes)
+    app.state.inference_slots = asyncio.Semaphore(settings.predict_concurrency)
     app.add_middleware(BodySizeLimitMiddleware, default_limit=settings.max_body_bytes,
                        path_limits={"/v1/datasets": settings.max_upload_bytes})
     app.add_middleware(BodyTimeoutMiddleware, timeout_s=settings.timeout_body_s)

@@ -1,9 +1,10 @@
-"""Cost bounds decided at submission: steps, total FLOPs, activation memory, model size and the
+"""Cost bounds decided at submission: steps, total FLOPs, activation memory (a training step, and
+an evaluation chunk sized by the rule workers use), model size and the
 runtime limit; each refusal is a 422 naming the bound and by how much the job exceeds it."""
 from ..settings import Settings
 from ..specs import JobSpec
-from ..specs.cost import (EVAL_BYTES_PER_ACTIVATION, ModelCost, human_bytes, human_flops,
-                          model_cost, training_activation_bytes, training_flops)
+from ..specs.cost import (ModelCost, eval_chunk_bytes, eval_rows_per_chunk, human_bytes,
+                          human_flops, model_cost, training_activation_bytes, training_flops)
 
 Issue = tuple[tuple, str, object]
 
@@ -59,11 +60,14 @@ def _memory_issues(spec: JobSpec, cost: ModelCost, settings: Settings) -> list[I
                        f"{human_bytes(train)} of activations, over the per-worker budget of "
                        f"{human_bytes(budget)} by {human_bytes(train - budget)}; batch_size "
                        f"{largest} or a narrower model would fit", spec.training.batch_size))
-    one_row = cost.widest * EVAL_BYTES_PER_ACTIVATION
-    if one_row > budget:
+    # the workers' rule (training/loop.py): evaluation runs in chunks of this many rows
+    chunk_rows = eval_rows_per_chunk(cost, budget)
+    evaluation = eval_chunk_bytes(cost, chunk_rows)
+    if evaluation > budget:  # even one row does not fit
         issues.append((("body", "model"), f"evaluating a single row needs an estimated "
-                       f"{human_bytes(one_row)} (widest layer {cost.widest}), over the per-worker "
-                       f"budget of {human_bytes(budget)}", None))
+                       f"{human_bytes(evaluation)} (widest layer {cost.widest} values), over the "
+                       f"per-worker budget of {human_bytes(budget)} by "
+                       f"{human_bytes(evaluation - budget)}", None))
     return issues
 
 

@@ -1,11 +1,14 @@
 """Request dependencies, declared once as Annotated aliases."""
-from typing import Annotated, Callable, TypeVar
+import asyncio
+from contextlib import asynccontextmanager
+from typing import Annotated, AsyncIterator, Callable, TypeVar
 
 from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from ..jobs import JobStore
+from ..jobs.model_cache import ModelCache
 from ..settings import Settings
 from .auth import Principal
 
@@ -37,10 +40,26 @@ async def get_principal(
     return principal
 
 
+async def get_model_cache(request: Request) -> ModelCache:
+    """The API process's cache of built models (LRU by job)."""
+    return request.app.state.model_cache
+
+
+@asynccontextmanager
+async def inference_slot(request: Request) -> AsyncIterator[None]:
+    """Hold one of the NEEDLE_PREDICT_CONCURRENCY inference slots: the API's memory for
+    /predict and /evaluate is at most that many budgets. Waiting happens on the event loop,
+    not in a threadpool thread that other requests need."""
+    slots: asyncio.Semaphore = request.app.state.inference_slots
+    async with slots:
+        yield
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 StoreDep = Annotated[JobStore, Depends(get_store)]
 # Every route touching tenant data takes this; pass principal.tenant_filter to store reads.
 CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+ModelCacheDep = Annotated[ModelCache, Depends(get_model_cache)]
 
 
 T = TypeVar("T")

@@ -1,35 +1,39 @@
-"""POST /v1/jobs/{id}/evaluate, off the event loop: load the data source, run the stored model."""
+"""POST /v1/jobs/{id}/evaluate, all in a worker thread: parse the body, load the data source,
+run the cached model in chunks sized to the inference budget."""
 from fastapi import HTTPException
+from pydantic import TypeAdapter, ValidationError
 
-from ..jobs import JobStore, NotFound
-from ..jobs.results import TrainingError, evaluate
+from ..jobs import Job, JobStore, NotFound
+from ..jobs.model_cache import ModelCache
+from ..jobs.results import TrainingError, load_source
 from ..settings import Settings
 from ..specs import DatasetSource, InlineSource, MnistSource, known_features, model_widths
+from ..specs.cost import model_cost
 from ..specs.models import ModelSpec
 from .errors import validation_error
+from .inference_budget import check_answer, check_json_body, chunk_rows
+from .prediction import NPZ_TYPES, stored_parameters
+from .schemas import EvaluateRequest
 from .submission import mnist_issues
 from .uploads import BadUpload, arrays_from_npz
-
-from pydantic import TypeAdapter
 
 MODEL_ADAPTER = TypeAdapter(ModelSpec)
 
 
-def evaluate_job(store: JobStore, settings: Settings, job_id: str, tenant: str | None, *, source=None,
-                 npz: bytes | None = None) -> dict:
-    """Metrics of a trained job on a data source spec or an .npz body; 404/409/422 as HTTP errors.
-    Another tenant's job is unknown (404); datasets must belong to the job's tenant."""
-    job = store.get_job(job_id, with_spec=False, tenant=tenant)
-    parameters = store.get_parameters(job_id, tenant=tenant)
-    if parameters is None:
-        raise HTTPException(409, f"job {job_id} has no parameters yet (status {job.status.value})")
-    arrays = None
-    if npz is not None:
-        try:
-            arrays = arrays_from_npz(npz, settings.max_upload_bytes)
-        except BadUpload as exc:
-            raise validation_error([(("body",), str(exc), None)]) from None
-    else:
+def evaluate_job(store: JobStore, settings: Settings, cache: ModelCache, job: Job, body: bytes,
+                 content_type: str) -> dict:
+    """Metrics of a trained job on the body's data source spec or .npz arrays; 409/415/422 as
+    HTTP errors. Datasets must belong to the job's tenant."""
+    model = MODEL_ADAPTER.validate_python((job.brief or job.spec)["model"])
+    rows_per_chunk = chunk_rows(model_cost(model), settings, ("body",))
+    classes = model_widths(model)[1]
+    loss = ((job.brief or job.spec)["training"]).get("loss")
+    if (loss or {"type": "cross_entropy"})["type"] == "cross_entropy":
+        # the confusion matrix (classes x classes counts) is part of the answer
+        check_answer(classes * classes + 2 * classes, f"a confusion matrix of {classes} classes",
+                     settings, ("body",))
+    source, arrays = _data(body, content_type, settings)
+    if source is not None:
         _check_source(job, source, settings, store)
 
     def fetch(dataset_id: str) -> bytes:
@@ -37,11 +41,31 @@ def evaluate_job(store: JobStore, settings: Settings, job_id: str, tenant: str |
             return store.get_dataset_blob(dataset_id, tenant=job.tenant)
         except NotFound:
             raise TrainingError(f"dataset {dataset_id!r} does not exist") from None
+    loc = ("body", "data") if source is not None else ("body",)
     try:
-        return evaluate(job, parameters, None if source is None else source.model_dump(mode="json"),
-                        arrays=arrays, mnist_dir=settings.mnist_dir, fetch_dataset=fetch)
+        if arrays is None:
+            arrays = load_source(source.model_dump(mode="json"), mnist_dir=settings.mnist_dir,
+                                 fetch_dataset=fetch)
+        trained, _ = cache.lookup(job, lambda: stored_parameters(store, job))
+        return trained.evaluate([arrays], loss, rows_per_chunk)
     except (TrainingError, ValueError) as exc:
-        raise validation_error([(("body", "data") if npz is None else ("body",), str(exc), None)]) from None
+        raise validation_error([(loc, str(exc), None)]) from None
+
+
+def _data(body: bytes, content_type: str, settings: Settings):
+    """(source spec, None) from a JSON body or (None, (x, y)) from an .npz body; 415/422."""
+    if content_type.startswith("application/json"):
+        check_json_body(body, settings)
+        try:
+            return EvaluateRequest.model_validate_json(body).data, None
+        except ValidationError as exc:
+            raise validation_error([(("body", *e["loc"]), e["msg"], None) for e in exc.errors()]) from None
+    if content_type.startswith(NPZ_TYPES):
+        try:
+            return None, arrays_from_npz(body, settings.max_upload_bytes)
+        except BadUpload as exc:
+            raise validation_error([(("body",), str(exc), None)]) from None
+    raise HTTPException(415, "send JSON {\"data\": {...}} or an .npz archive with x and y")
 
 
 def _check_source(job, source, settings: Settings, store: JobStore) -> None:

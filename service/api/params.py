@@ -14,6 +14,8 @@ DatasetId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64,
                                 description="A dataset id (as returned by POST /v1/datasets)")]
 SweepId = Annotated[str, Path(pattern=ID_PATTERN, max_length=64,
                               description="A sweep id (as returned by POST /v1/sweeps)")]
+SweepFilter = Annotated[str | None, Query(pattern=ID_PATTERN, max_length=64,
+                                          description="only the trials of this sweep")]
 JobCursor = Annotated[str | None, Query(pattern=r"^[0-9]{1,18}$",
                                         description="next_cursor of the previous page")]
 MetricsAfter = Annotated[int, Query(ge=0, le=MAX_SEQ,

@@ -89,11 +89,12 @@ def error_for(status: int, body: Any, headers: dict[str, str] | None = None) -> 
     message = f"HTTP {status}: {detail}" if detail not in (None, "") else f"HTTP {status}"
     if cls is RateLimited:
         return RateLimited(message, status=status, detail=detail,
-                           retry_after=_seconds((headers or {}).get("retry-after")))
+                           retry_after=retry_after_seconds((headers or {}).get("retry-after")))
     return cls(message, status=status, detail=detail)
 
 
-def _seconds(value: str | None) -> float | None:
+def retry_after_seconds(value: str | None) -> float | None:
+    """A Retry-After header's seconds (None when absent, or an HTTP date)."""
     try:
         return float(value) if value is not None else None
     except ValueError:  # an HTTP date: rare from this API; the caller backs off on its own

@@ -74,7 +74,7 @@ class SSEParser:
 def sse_flow(job_id: str, cursor: Cursor, policy: RetryPolicy, read_timeout: float) -> Flow:
     """Events from GET /v1/jobs/{id}/events; returns the final job, or None when the server
     has no such route (the caller falls back to polling)."""
-    failures = 0
+    failures, waited = 0, 0.0  # waited: seconds spent waiting out 429s
     while True:
         headers = {"Accept": "text/event-stream"}
         if cursor.seq:
@@ -90,6 +90,13 @@ def sse_flow(job_id: str, cursor: Cursor, policy: RetryPolicy, read_timeout: flo
             return None  # the job exists (checked first): this server predates the route
         if stream.status_code != 200:
             yield CloseStream(stream)
+            pause = policy.rate_limit_pause(stream, failures, waited) \
+                if stream.status_code == 429 and failures + 1 < policy.attempts else None
+            if pause is not None:
+                waited += pause
+                failures += 1
+                yield Sleep(pause)
+                continue
             if stream.status_code in RETRY_STATUSES:
                 failures = yield from _backoff(failures, policy, None, request)
                 continue
@@ -103,7 +110,7 @@ def sse_flow(job_id: str, cursor: Cursor, policy: RetryPolicy, read_timeout: flo
                 event = parser.feed(line)
                 if event is None:
                     continue
-                failures = 0  # the server answers: only consecutive fruitless tries count
+                failures, waited = 0, 0.0  # the server answers: only consecutive fruitless tries count
                 if not cursor.accept(event):
                     continue
                 yield Emit(event)

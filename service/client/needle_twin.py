@@ -33,4 +33,3 @@ class PreprocessedModel(nn.Module):
         rows = apply_preprocess(self.preprocess, input_rows(raw, self.model_spec))  # (N, F)
         batch = model_input(self.model_spec, rows)  # (N, F) or (N, C, H, W)
         return self.model(needle.Tensor(batch, dtype="float32", requires_grad=False))
-

@@ -83,12 +83,17 @@ class Operations:
         return (yield from self._json(Request("GET", f"/v1/jobs/{job_id}/spec", retry=True)))
 
     @iteration
-    def list(self, status: str | None = None, *, limit: int | None = None, page_size: int = 100,
-             **filters: Any) -> Flow:
-        """Jobs newest first across every page; `status` and any other filter the server
-        takes (e.g. tag="k:v") narrow it, `limit` caps how many are yielded."""
-        params = {key: value for key, value in {"status": status, **filters}.items()
-                  if value is not None}
+    def list(self, status: str | None = None, *, tags: dict[str, str] | None = None,
+             name_prefix: str | None = None, sweep_id: str | None = None,
+             limit: int | None = None, page_size: int = 100) -> Flow:
+        """Jobs newest first across every page, narrowed by the server's filters: `status`,
+        `tags` (jobs carrying every key: value of the dict), `name_prefix` (case-sensitive),
+        `sweep_id` (that sweep's trials); `limit` caps how many are yielded."""
+        params: dict[str, Any] = {key: value for key, value in {
+            "status": status, "name_prefix": name_prefix, "sweep_id": sweep_id}.items()
+            if value is not None}
+        if tags:
+            params["tag"] = [f"{key}:{value}" for key, value in tags.items()]
         yielded, cursor = 0, None
         while limit is None or yielded < limit:
             size = page_size if limit is None else min(page_size, limit - yielded)
@@ -199,6 +204,23 @@ class Operations:
         body = yield from self._json(Request("POST", f"/v1/jobs/{job_id}/predict", headers=JSON,
                                              content=dumps({"x": rows.tolist()}), retry=True))
         return prediction_arrays(body)
+
+    @operation
+    def evaluate(self, job_id: str, data: Any = None, *, x=None, y=None) -> dict[str, Any]:
+        """Metrics of the trained model (eval mode, its preprocessing) on labelled data: `data`
+        a data source as in job specs (e.g. {"type": "dataset", "id": ...}, an inline or
+        generated source, mnist), or arrays `x` (N, F) or (N, C, H, W) and `y` (sent as .npz).
+        The API's Evaluation: task, rows, loss, and error, accuracy, per-class precision and
+        recall, confusion_matrix (classification) or rmse, mae, r2 (regression)."""
+        if (data is None) == (x is None or y is None):
+            raise ValueError("pass either data (a data source) or x and y")
+        if data is not None:
+            body = data.model_dump(mode="json") if hasattr(data, "model_dump") else data
+            content, headers = dumps({"data": body}), JSON
+        else:
+            content, headers = npz_bytes(x, y), {"Content-Type": "application/octet-stream"}
+        return (yield from self._json(Request("POST", f"/v1/jobs/{job_id}/evaluate",
+                                              headers=headers, content=content, retry=True)))
 
     # ---- datasets ----
     @operation

@@ -12,7 +12,7 @@ from typing import Any, Generator
 
 import httpx
 
-from .errors import ConnectionFailed, error_for
+from .errors import ConnectionFailed, error_for, retry_after_seconds
 
 RETRY_STATUSES = frozenset({502, 503, 504})
 
@@ -85,21 +85,34 @@ Flow = Generator[Any, Any, Any]
 @dataclass(frozen=True)
 class RetryPolicy:
     """Bounded exponential backoff with full jitter: try `attempts` times in all, waiting up to
-    base * 2**n seconds (capped at `cap`) between tries."""
+    base * 2**n seconds (capped at `cap`) between tries. A 429 is waited out for its
+    Retry-After instead, as long as one call's 429 waits add up to at most `rate_limit_wait`
+    seconds; a Retry-After that would pass it is raised (RateLimited) at once."""
 
     attempts: int = 5
     base: float = 0.1
     cap: float = 2.0
+    rate_limit_wait: float = 10.0
 
     def delay(self, retry_number: int) -> float:
         """Seconds to wait before retry `retry_number` (0-based)."""
         return random.uniform(0.5, 1.0) * min(self.cap, self.base * 2 ** retry_number)
 
+    def rate_limit_pause(self, response: httpx.Response, retry_number: int,
+                         waited: float) -> float | None:
+        """Seconds to wait out a 429 (its Retry-After, else the backoff delay) when `waited`
+        seconds already spent on this call's 429s leave room for them; else None."""
+        after = retry_after_seconds(response.headers.get("retry-after"))
+        pause = self.delay(retry_number) if after is None else max(0.0, after)
+        return pause if waited + pause <= self.rate_limit_wait else None
+
 
 def request_flow(request: Request, policy: RetryPolicy, timeout: float | None = None) -> Flow:
     """Send with retries; the successful response, or a typed error."""
+    waited = 0.0  # seconds this call has spent waiting out 429s
     for attempt in range(policy.attempts):
         last = attempt == policy.attempts - 1
+        pause = policy.delay(attempt)
         try:
             response = yield Send(request, timeout)
         except httpx.TransportError as exc:
@@ -108,10 +121,15 @@ def request_flow(request: Request, policy: RetryPolicy, timeout: float | None = 
                 raise ConnectionFailed(f"{request.method} {request.path}: {_describe(exc)}") \
                     from exc
         else:
-            if response.status_code not in RETRY_STATUSES or not request.retry or last:
+            if response.status_code == 429 and request.retry and not last:
+                pause = policy.rate_limit_pause(response, attempt, waited)
+                waited += pause or 0.0
+            elif response.status_code not in RETRY_STATUSES or not request.retry or last:
+                pause = None
+            if pause is None:
                 raise_for_status(response)
                 return response
-        yield Sleep(policy.delay(attempt))
+        yield Sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover
 
 

@@ -114,7 +114,8 @@ class Preprocess(nn.Module):
 
 class PreprocessedModel(nn.Module):
     """Raw x -> `preprocess` (a Preprocess) -> `model` (the bare twin, whose state_dict has the
-    keys of the job's torch-layout parameters; here they are prefixed "model.")."""
+    keys of the job's torch-layout parameters; here they are prefixed "model."). The
+    preprocessed rows take the model's dtype, so `.double()` works as on any module."""
 
     def __init__(self, preprocess: Preprocess, model: nn.Module):
         super().__init__()
@@ -122,4 +123,6 @@ class PreprocessedModel(nn.Module):
         self.model = model
 
     def forward(self, x) -> torch.Tensor:
-        return self.model(self.preprocess(x))
+        rows = self.preprocess(x)  # float32, as /predict feeds the model
+        weight = next(self.model.parameters(), None)
+        return self.model(rows if weight is None else rows.to(weight.dtype))

@@ -1,5 +1,5 @@
 """The client half of the `needle-service` command line: submit and follow jobs, list, show,
-cancel and delete them, download parameters, predict, and manage datasets -- all over HTTP
+cancel and delete them, download parameters, predict, evaluate, and manage datasets -- all over HTTP
 through service.client.
 
 Exit status: 0 success (a followed job succeeded); 1 a followed job failed, or the server
@@ -19,7 +19,8 @@ http://127.0.0.1:8000), --api-key (env NEEDLE_API_KEY) and --json."""
 
 
 def add_client_commands(commands) -> None:
-    """Register every client command (jobs, parameters, predictions, datasets, sweeps)."""
+    """Register every client command (jobs, parameters, predictions, evaluations, datasets,
+    sweeps)."""
     _add_job_commands(commands)
     add_sweep_commands(commands)
 

@@ -9,16 +9,16 @@ import numpy as np
 from rich.table import Table
 
 from ..client import Client
-from .common import (EXIT_OK, UsageError, metrics_text, print_json, read_json_file, run,
-                     server_options, stdout)
+from .common import (EXIT_OK, UsageError, metrics_text, print_items, print_json, read_json_file,
+                     run, server_options, stdout, table, when)
 from .follow import follow, print_summary
-from .inputs import read_rows
+from .inputs import read_labelled, read_rows
 
 FORMATS = {".npz": "npz", ".json": "json", ".safetensors": "safetensors"}
 
 
 def add_client_commands(commands: argparse._SubParsersAction) -> None:
-    """Register submit, jobs, params, predict and datasets on the top-level subparsers."""
+    """Register submit, jobs, params, predict, evaluate and datasets on the top-level subparsers."""
     common = server_options()
 
     submit = commands.add_parser("submit", parents=[common], help="submit a job spec (JSON)")
@@ -35,6 +35,10 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     listing = actions.add_parser("list", parents=[common], help="jobs, newest first")
     listing.add_argument("--status", help="queued, running, succeeded, failed, cancelled, ... "
                          "(the server checks the name)")
+    listing.add_argument("--tag", action="append", default=[], metavar="KEY=VALUE",
+                         help="jobs carrying this tag (repeat: every one of them)")
+    listing.add_argument("--name-prefix", help="jobs whose name starts with this (case-sensitive)")
+    listing.add_argument("--sweep", metavar="SWEEP_ID", help="the trials of this sweep")
     listing.add_argument("--limit", type=int, default=20, help="at most N jobs (default 20)")
     listing.set_defaults(handler=run(list_jobs))
     for name, handler, text in (("show", show_job, "one job's status, progress and result"),
@@ -61,6 +65,17 @@ def add_client_commands(commands: argparse._SubParsersAction) -> None:
     predict.add_argument("--label-column", default="label",
                          help="CSV with a header: leave this column out (default: label)")
     predict.set_defaults(handler=run(predict_rows))
+
+    evaluate = commands.add_parser("evaluate", parents=[common],
+                                   help="metrics of a trained model on labelled data")
+    evaluate.add_argument("job_id", metavar="ID")
+    data = evaluate.add_mutually_exclusive_group(required=True)
+    data.add_argument("--input", metavar="FILE", help=".csv (a header row with the label "
+                      "column), .npz (x, y) or .json (a data source, as a job spec's data)")
+    data.add_argument("--dataset", metavar="DATASET_ID", help="an uploaded dataset")
+    evaluate.add_argument("--label-column", default="label",
+                          help="CSV: the column with the labels (default: label)")
+    evaluate.set_defaults(handler=run(evaluate_job))
 
     datasets = commands.add_parser("datasets", help="upload, list or delete datasets")
     dataset_actions = datasets.add_subparsers(dest="action", required=True)
@@ -92,22 +107,32 @@ def submit_job(args, client: Client) -> int:
 
 
 def list_jobs(args, client: Client) -> int:
-    """jobs list [--status S] [--limit N]"""
+    """jobs list [--status S] [--tag KEY=VALUE ...] [--name-prefix P] [--sweep ID] [--limit N]"""
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    jobs = list(client.list(status=args.status, limit=args.limit))
-    if args.json:
-        print_json(jobs)
-        return EXIT_OK
-    table = Table("ID", "STATUS", "EPOCH", "STEP", "CREATED", "RESULT", box=None)
-    for job in jobs:
-        progress = job["progress"]
-        table.add_row(job["id"], job["status"], f"{progress['epoch']}/{progress['epochs']}",
-                      f"{progress['step']}/{progress['steps']}", _when(job["created_at"]),
-                      metrics_text(job.get("result"), ("train_loss", "val_error")) or
-                      (job.get("error") or "")[:60])
-    stdout.print(table)
-    return EXIT_OK
+    jobs = list(client.list(status=args.status, tags=_tags(args.tag), limit=args.limit,
+                            name_prefix=args.name_prefix, sweep_id=args.sweep))
+    return print_items(jobs, args.json, ("ID", "STATUS", "EPOCH", "STEP", "CREATED", "RESULT"),
+                       _job_row)
+
+
+def _job_row(job: dict) -> list[str]:
+    progress = job["progress"]
+    return [job["id"], job["status"], f"{progress['epoch']}/{progress['epochs']}",
+            f"{progress['step']}/{progress['steps']}", when(job["created_at"]),
+            metrics_text(job.get("result"), ("train_loss", "val_error")) or
+            (job.get("error") or "")[:60]]
+
+
+def _tags(items: list[str]) -> dict[str, str]:
+    """["team=vision", ...] -> {"team": "vision"} (split at the first "=")."""
+    tags = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--tag takes KEY=VALUE, not {item!r}")
+        tags[key] = value
+    return tags
 
 
 def show_job(args, client: Client) -> int:
@@ -188,10 +213,9 @@ PREDICTION_COLUMNS = (("classes", "CLASS"), ("probabilities", "PROBABILITIES"),
 def _prediction_table(prediction: dict) -> Table:
     columns = [(key, title) for key, title in PREDICTION_COLUMNS if key in prediction] or \
         [("logits", "LOGITS")]
-    table = Table("ROW", *(title for _, title in columns), box=None)
-    for row in range(len(prediction[columns[0][0]])):
-        table.add_row(str(row), *(_cell(prediction[key][row]) for key, _ in columns))
-    return table
+    return table(("ROW", *(title for _, title in columns)),
+                 ([str(row), *(_cell(prediction[key][row]) for key, _ in columns)]
+                  for row in range(len(prediction[columns[0][0]]))))
 
 
 def _cell(value) -> str:
@@ -224,6 +248,34 @@ def _prediction_csv(prediction: dict) -> str:
     return "\n".join([",".join(header)] + [",".join(row) for row in rows]) + "\n"
 
 
+def evaluate_job(args, client: Client) -> int:
+    """evaluate ID (--input FILE | --dataset ID) [--label-column C]"""
+    labelled = ({"data": {"type": "dataset", "id": args.dataset}} if args.dataset else
+                read_labelled(args.input, args.label_column))
+    evaluation = client.evaluate(args.job_id, **labelled)
+    if args.json:
+        print_json(evaluation)
+        return EXIT_OK
+    keys = ("loss", "error", "accuracy", "rmse", "mae", "r2")
+    stdout.print(f"{evaluation['task']} on {evaluation['rows']} rows: "
+                 f"{metrics_text(evaluation, keys)}", markup=False)
+    if evaluation.get("confusion_matrix"):
+        stdout.print(_classes_table(evaluation))
+    return EXIT_OK
+
+
+def _classes_table(evaluation: dict) -> Table:
+    """Per true class: precision, recall and its confusion matrix row (counts predicted as each)."""
+    matrix = evaluation["confusion_matrix"]
+    return table(("CLASS", "PRECISION", "RECALL", *(f"->{c}" for c in range(len(matrix)))),
+                 ([str(c), _rate(evaluation["precision"][c]), _rate(evaluation["recall"][c]),
+                   *map(str, row)] for c, row in enumerate(matrix)))
+
+
+def _rate(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
 def upload_dataset(args, client: Client) -> int:
     """datasets upload FILE [--name N] [--label-column C]"""
     if Path(args.file).suffix.lower() not in (".npz", ".csv"):
@@ -246,21 +298,11 @@ def upload_dataset(args, client: Client) -> int:
 
 def list_datasets(args, client: Client) -> int:
     """datasets list"""
-    datasets = client.list_datasets()
-    if args.json:
-        print_json(datasets)
-        return EXIT_OK
-    table = Table("ID", "NAME", "ROWS", "FEATURES", "CLASSES", "BYTES", "CREATED", box=None)
-    for d in datasets:
-        table.add_row(d["id"], d["name"] or "", str(d["n_rows"]), str(d["n_features"]),
-                      str(d["n_classes"]), str(d["size_bytes"]), _when(d["created_at"]))
-    stdout.print(table)
-    return EXIT_OK
-
-
-def _when(timestamp: str) -> str:
-    """'2026-12-01T21:50:08.47Z' -> '2026-12-01 21:50:08' (UTC)."""
-    return timestamp[:19].replace("T", " ")
+    return print_items(client.list_datasets(), args.json,
+                       ("ID", "NAME", "ROWS", "FEATURES", "CLASSES", "BYTES", "CREATED"),
+                       lambda d: [d["id"], d["name"] or "", str(d["n_rows"]),
+                                  str(d["n_features"]), str(d["n_classes"]),
+                                  str(d["size_bytes"]), when(d["created_at"])])
 
 
 def delete_dataset(args, client: Client) -> int:

@@ -5,9 +5,10 @@ import argparse
 import json
 import os
 import sys
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 from rich.console import Console
+from rich.table import Table
 
 from ..client import Client, ConnectionFailed, NeedleServiceError, ValidationError
 
@@ -113,3 +114,26 @@ def metrics_text(values: dict[str, Any] | None, keys: tuple[str, ...] | None = N
         elif isinstance(value, (int, str)):
             parts.append(f"{key} {value}")
     return "  ".join(parts)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> Table:
+    """A borderless table of string cells (the look of every client command's table)."""
+    out = Table(*headers, box=None)
+    for row in rows:
+        out.add_row(*row)
+    return out
+
+
+def print_items(items: list[dict[str, Any]], as_json: bool, headers: Sequence[str],
+                row: Callable[[dict[str, Any]], Sequence[str]]) -> int:
+    """A listing: the items as JSON, or one table row per item; EXIT_OK."""
+    if as_json:
+        print_json(items)
+    else:
+        stdout.print(table(headers, map(row, items)))
+    return EXIT_OK
+
+
+def when(timestamp: str) -> str:
+    """'2026-12-01T21:50:08.47Z' -> '2026-12-01 21:50:08' (UTC)."""
+    return timestamp[:19].replace("T", " ")

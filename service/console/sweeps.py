@@ -5,11 +5,9 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from rich.table import Table
-
 from ..client import Client
-from .common import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, UsageError, print_json, read_json_file,
-                     run, server_options, stderr, stdout)
+from .common import (EXIT_CANCELLED, EXIT_FAILED, EXIT_OK, UsageError, print_items, print_json,
+                     read_json_file, run, server_options, stderr, stdout, table, when)
 
 EXIT_BY_SWEEP_STATUS = {"succeeded": EXIT_OK, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
 
@@ -81,17 +79,11 @@ def list_sweeps(args, client: Client) -> int:
     """sweeps list [--limit N]"""
     if args.limit < 1:
         raise UsageError("--limit must be at least 1")
-    sweeps = list(client.list_sweeps(limit=args.limit))
-    if args.json:
-        print_json(sweeps)
-        return EXIT_OK
-    table = Table("ID", "STATUS", "TRIALS", "OBJECTIVE", "CREATED", box=None)
-    for sweep in sweeps:
-        objective = sweep["objective"]
-        table.add_row(sweep["id"], sweep["status"], counts_text(sweep),
-                      f"{objective['mode']} {objective['metric']}", sweep["created_at"][:19])
-    stdout.print(table)
-    return EXIT_OK
+    return print_items(list(client.list_sweeps(limit=args.limit)), args.json,
+                       ("ID", "STATUS", "TRIALS", "OBJECTIVE", "CREATED"),
+                       lambda sweep: [sweep["id"], sweep["status"], counts_text(sweep),
+                                      f"{sweep['objective']['mode']} {sweep['objective']['metric']}",
+                                      when(sweep["created_at"])])
 
 
 def cancel_sweep(args, client: Client) -> int:
@@ -140,15 +132,16 @@ def print_sweep(sweep: dict[str, Any]) -> None:
     best = sweep["best"]
     stdout.print(f"best: {best_text(sweep, best) if best else 'none yet'}", markup=False)
     paths = list(sweep["trials"][0]["params"]) if sweep["trials"] else []
-    table = Table("", "TRIAL", "STATUS", *[path.upper() for path in paths],
-                  sweep["objective"]["metric"].upper(), "EPOCHS", "JOB", box=None)
-    for trial in sweep["trials"]:
+
+    def row(trial: dict[str, Any]) -> list[str]:
         objective = "" if trial["objective"] is None else f"{trial['objective']:.4g}"
         marker = "*" if best and trial["trial"] == best["trial"] else ""
-        table.add_row(marker, str(trial["trial"]), trial["status"],
-                      *[_value(trial["params"].get(path)) for path in paths], objective,
-                      f"{trial['epochs_run']}/{trial['epochs']}", trial["job_id"])
-    stdout.print(table)
+        return [marker, str(trial["trial"]), trial["status"],
+                *[_value(trial["params"].get(path)) for path in paths], objective,
+                f"{trial['epochs_run']}/{trial['epochs']}", trial["job_id"]]
+    stdout.print(table(("", "TRIAL", "STATUS", *[path.upper() for path in paths],
+                        sweep["objective"]["metric"].upper(), "EPOCHS", "JOB"),
+                       map(row, sweep["trials"])))
 
 
 def _value(value: Any) -> str:

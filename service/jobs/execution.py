@@ -146,7 +146,8 @@ class JobExecution:
 
     def _prepare(self) -> TrainingRun:
         return prepare_run(self.job.spec, mnist_dir=self.settings.mnist_dir, fetch_dataset=self._fetch_dataset,
-                           fetch_parameters=self._fetch_parameters)
+                           fetch_parameters=self._fetch_parameters,
+                           eval_memory_bytes=self.settings.worker_memory_bytes)
 
     def _fetch_parameters(self, job_id: str) -> bytes:
         try:

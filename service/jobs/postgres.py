@@ -299,12 +299,14 @@ class PostgresStore(JobStore):
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
                   cursor: str | None = None, tenant: str | None = None,
                   tags: list[tuple[str, str]] | None = None,
-                  name_prefix: str | None = None) -> tuple[list[Job], str | None]:
+                  name_prefix: str | None = None,
+                  sweep_id: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the seq of the last job on the previous page."""
         before = _parse_cursor(cursor)
         params = {"status": None if status is None else Status(status).value, "before": before,
                   "limit": limit + 1, "tenant": tenant, "prefix": name_prefix,
-                  "prefix_len": None if name_prefix is None else len(name_prefix)}
+                  "prefix_len": None if name_prefix is None else len(name_prefix),
+                  "sweep": sweep_id}
         tag_clauses = ""
         for index, (key, value) in enumerate(tags or []):
             tag_clauses += (f" AND EXISTS (SELECT 1 FROM job_tags t WHERE t.job_id = jobs.id "
@@ -317,6 +319,7 @@ class PostgresStore(JobStore):
                     WHERE (%(status)s::text IS NULL OR status = %(status)s)
                       AND (%(before)s::bigint IS NULL OR seq < %(before)s){_scope(tenant)}
                       AND (%(prefix)s::text IS NULL OR substr(name, 1, %(prefix_len)s::int) = %(prefix)s)
+                      AND (%(sweep)s::text IS NULL OR sweep_id = %(sweep)s)
                       {tag_clauses}
                     ORDER BY seq DESC LIMIT %(limit)s""", params).fetchall()
             page = rows[:limit]

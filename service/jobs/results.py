@@ -1,17 +1,15 @@
-"""What the API serves from a finished job's stored parameters: predictions, evaluations and exports."""
-from pathlib import Path
-from typing import Callable
-
+"""What the API serves from a finished job's stored parameters: predictions and exports (the
+API's /predict and /evaluate go through model_cache.ModelCache's built models)."""
 import numpy as np
 
-from service.training import (NonFiniteOutput, TrainingError, evaluate_arrays, export_with_preprocess,
+from service.training import (NonFiniteOutput, TrainingError, export_with_preprocess,
                               load_source, parameters_from_bytes, predict_arrays, state_shapes)
 from service.training.params import parameters_with_header
 
 from .records import Job
 
-__all__ = ["EXPORT_FORMATS", "EXPORT_LAYOUTS", "NonFiniteOutput", "TrainingError", "architecture_mismatch", "evaluate", "model_extras",
-           "export_parameters", "predict"]
+__all__ = ["EXPORT_FORMATS", "EXPORT_LAYOUTS", "NonFiniteOutput", "TrainingError", "architecture_mismatch",
+           "load_source", "model_extras", "export_parameters", "predict"]
 EXPORT_FORMATS = ("json", "safetensors", "npz")
 EXPORT_LAYOUTS = ("needle", "torch")
 
@@ -37,16 +35,6 @@ def model_extras(parameters: bytes) -> str:
     import json
     _, header = parameters_with_header(parameters)
     return json.dumps({"preprocess": header["preprocess"], "task": header["task"]})
-
-
-def evaluate(job: Job, parameters: bytes, source: dict | None = None, *, arrays=None,
-             mnist_dir: Path | None = None, fetch_dataset: Callable[[str], bytes] | None = None) -> dict:
-    """Metrics of the job's model on a data source (a SourceSpec dict) or on (x, y) arrays.
-    TrainingError when the source cannot be loaded; ValueError when it does not fit the model."""
-    if arrays is None:
-        arrays = load_source(source, mnist_dir=mnist_dir, fetch_dataset=fetch_dataset)
-    loss = ((job.brief or job.spec)["training"]).get("loss")
-    return evaluate_arrays(parameters, [arrays], loss)
 
 
 def architecture_mismatch(parameters: bytes, model_spec: dict) -> str | None:

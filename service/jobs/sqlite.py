@@ -288,7 +288,8 @@ class SQLiteStore(JobStore):
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
                   cursor: str | None = None, tenant: str | None = None,
                   tags: list[tuple[str, str]] | None = None,
-                  name_prefix: str | None = None) -> tuple[list[Job], str | None]:
+                  name_prefix: str | None = None,
+                  sweep_id: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first; the cursor is the last returned job's queue position."""
         where, args = [], []
         if tenant is not None:
@@ -304,6 +305,9 @@ class SQLiteStore(JobStore):
         if name_prefix is not None:  # substr, not LIKE: exact and case-sensitive, no escaping
             where.append("substr(name, 1, ?) = ?")
             args += [len(name_prefix), name_prefix]
+        if sweep_id is not None:
+            where.append("sweep_id = ?")
+            args.append(sweep_id)
         if cursor is not None:
             try:
                 where.append("seq < ?")

@@ -120,9 +120,11 @@ class JobStore(ABC):
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
                   cursor: str | None = None, tenant: str | None = None,
                   tags: list[tuple[str, str]] | None = None,
-                  name_prefix: str | None = None) -> tuple[list[Job], str | None]:
+                  name_prefix: str | None = None,
+                  sweep_id: str | None = None) -> tuple[list[Job], str | None]:
         """Newest first, filtered before the limit (status; tenant; every (key, value) tag;
-        names that start with name_prefix, case-sensitive); returns (page, next_cursor or None).
+        names that start with name_prefix, case-sensitive; the trials of sweep_id); returns
+        (page, next_cursor or None).
         Jobs come without their full spec (Job.spec is None)."""
 
     @abstractmethod

@@ -22,9 +22,10 @@ BACKWARD_FACTOR = 2        # a backward pass costs about twice the forward pass
 OPTIMIZER_FLOPS_PER_PARAMETER = 10   # Adam's update (moments, bias correction, decay) per scalar
 # Training keeps every layer's output for backward, plus a gradient of the same size.
 TRAIN_BYTES_PER_ACTIVATION = 2 * FLOAT_BYTES
-# Evaluation (no graph) holds a layer's input and output and a temporary or two at a time.
-EVAL_BYTES_PER_ACTIVATION = 3 * FLOAT_BYTES
 MAX_EVAL_CHUNK = 1024      # rows per evaluation forward pass when memory allows
+# Preprocessing a chunk (float64 arithmetic on float32 rows) holds ~6 float32-sized values per
+# input value: the raw rows, a float64 copy, the float64 result and its float32 cast.
+PREPROCESS_VALUES_PER_INPUT = 6
 MAX_MODEL_DEPTH = 32       # nesting of sequential/residual containers
 _LAYERS = TypeAdapter(list[LayerSpec])
 
@@ -34,10 +35,12 @@ Shape = tuple[int, ...]  # one row: (F,) for features, (C, H, W) for images
 
 @dataclass(frozen=True)
 class LayerCost:
-    """One layer on a row of `shape`: forward FLOPs per row and the output shape."""
+    """One layer on a row of `shape`: forward FLOPs per row, the output shape, and the values
+    per row its eval forward pass holds besides its input and output (im2col, layout copies)."""
 
     flops: int
     shape: Shape
+    temporaries: int = 0
 
 
 LayerCostFn = Callable[[Any, Shape], LayerCost]
@@ -48,12 +51,15 @@ def _linear(layer, shape: Shape) -> LayerCost:
     return LayerCost(2 * layer.in_features * out + (out if layer.bias else 0), (out,))
 
 
-def _norm(layer, shape: Shape) -> LayerCost:
-    return LayerCost(8 * math.prod(shape), shape)  # mean, var, normalise, scale, shift
+def _norm(temporaries_per_value: int) -> LayerCostFn:
+    # mean, var, normalise, scale, shift
+    return lambda layer, shape: LayerCost(8 * math.prod(shape), shape,
+                                          temporaries_per_value * math.prod(shape))
 
 
-def _elementwise(flops_per_value: int) -> LayerCostFn:
-    return lambda layer, shape: LayerCost(flops_per_value * math.prod(shape), shape)
+def _elementwise(flops_per_value: int, temporaries_per_value: int = 0) -> LayerCostFn:
+    return lambda layer, shape: LayerCost(flops_per_value * math.prod(shape), shape,
+                                          temporaries_per_value * math.prod(shape))
 
 
 def _flatten(layer, shape: Shape) -> LayerCost:
@@ -64,26 +70,34 @@ def _conv2d(layer, shape: Shape) -> LayerCost:
     out = conv_output_shape(layer, shape)   # (C_out, Ho, Wo)
     k = layer.kernel_size
     per_output = 2 * k * k * layer.in_channels + (1 if layer.bias else 0)
-    return LayerCost(per_output * math.prod(out), out)
+    channels, height, width = shape
+    padded = channels * (height + 2 * (k // 2)) * (width + 2 * (k // 2))
+    im2col = k * k * channels * out[1] * out[2]
+    # the padded input, the im2col matrix of one GEMM, and the output's NHWC -> NCHW copy
+    return LayerCost(per_output * math.prod(out), out, padded + im2col + math.prod(out))
 
 
 def _pool(layer, shape: Shape) -> LayerCost:
     out = pool_output_shape(layer, shape)
-    return LayerCost(layer.kernel_size ** 2 * math.prod(out), out)
+    # an NHWC copy of the input and two window reductions of the output's size
+    return LayerCost(layer.kernel_size ** 2 * math.prod(out), out,
+                     math.prod(shape) + 2 * math.prod(out))
 
 
+# Temporaries were measured with tracemalloc on needle's eval forward pass (tests/service/
+# test_eval_memory.py holds every entry to it): e.g. gelu keeps two values per output value.
 LAYER_COSTS: dict[str, LayerCostFn] = {
-    "linear": _linear,
-    "batchnorm1d": _norm,
-    "layernorm1d": _norm,
-    "batchnorm2d": _norm,
+    "linear": _linear,               # bias fused into the GEMM: no temporary
+    "batchnorm1d": _norm(1),
+    "layernorm1d": _norm(1),
+    "batchnorm2d": _norm(3),         # NCHW <-> NHWC copies around the per-channel statistics
     "relu": _elementwise(1),
-    "leaky_relu": _elementwise(2),
+    "leaky_relu": _elementwise(2, 2),  # a mask and a scaled copy
     "tanh": _elementwise(8),         # exp-based: a handful of FLOPs per value
-    "sigmoid": _elementwise(8),
-    "gelu": _elementwise(12),
-    "silu": _elementwise(10),
-    "dropout": _elementwise(2),      # draw a mask, multiply
+    "sigmoid": _elementwise(8, 1),
+    "gelu": _elementwise(12, 2),
+    "silu": _elementwise(10, 1),
+    "dropout": _elementwise(2),      # draw a mask, multiply (eval mode: the identity)
     "flatten": _flatten,
     "identity": _elementwise(0),
     "conv2d": _conv2d,               # 2*K*K*C_in*C_out*Ho*Wo (+ bias)
@@ -102,6 +116,8 @@ class ModelCost:
     widest: int              # most values of one activation (input included)
     depth: int               # deepest container nesting (a flat stack is 1)
     modules: int             # layers and containers, like needle's module tree
+    eval_peak: int = 0       # values per row held at once by an eval forward pass (its worst
+                             # layer: input, output, temporaries, and the inputs residuals keep)
 
 
 def mlp_resnet_layers(model) -> list:
@@ -131,28 +147,36 @@ def model_cost(model) -> ModelCost:
         shape = tuple(model.input_shape) if getattr(model, "input_shape", None) else None
         shape = shape or (trace_stack(layers).input_width,)
     totals = {"flops": 0, "activations": 0, "widest": math.prod(shape), "depth": 1,
-              "modules": 1}
-    _walk(layers, shape, 1, totals)
+              "modules": 1, "eval_peak": PREPROCESS_VALUES_PER_INPUT * math.prod(shape)}
+    _walk(layers, shape, 1, totals, held=math.prod(shape))  # the caller holds the input batch
     return ModelCost(**totals)
 
 
-def _walk(layers: list, shape: Shape, depth: int, totals: dict) -> Shape:
+def _walk(layers: list, shape: Shape, depth: int, totals: dict, held: int) -> Shape:
+    """Add the layers' costs to totals; `held`: values per row enclosing residuals keep alive."""
     totals["depth"] = max(totals["depth"], depth)
     for layer in layers:
         totals["modules"] += 1
         if layer.type in CONTAINERS:
-            out = _walk(layer.layers, shape, depth + 1, totals)
+            skip = math.prod(shape) if layer.type == "residual" else 0
+            out = _walk(layer.layers, shape, depth + 1, totals, held + skip)
             if layer.type == "residual":
                 totals["flops"] += math.prod(out)       # the addition
                 totals["activations"] += math.prod(out)
+                _peak(totals, held + skip + 2 * math.prod(out))
             shape = out
             continue
         cost = LAYER_COSTS[layer.type](layer, shape)
         totals["flops"] += cost.flops
         totals["activations"] += math.prod(cost.shape)
         totals["widest"] = max(totals["widest"], math.prod(cost.shape))
+        _peak(totals, held + math.prod(shape) + math.prod(cost.shape) + cost.temporaries)
         shape = cost.shape
     return shape
+
+
+def _peak(totals: dict, values: int) -> None:
+    totals["eval_peak"] = max(totals["eval_peak"], values)
 
 
 def container_depth(layers: list, depth: int = 1) -> int:
@@ -180,15 +204,20 @@ def training_activation_bytes(cost: ModelCost, batch_size: int) -> int:
     return batch_size * (cost.activations + cost.widest) * TRAIN_BYTES_PER_ACTIVATION
 
 
+def eval_bytes_per_row(cost: ModelCost) -> int:
+    """Memory one row adds to an eval forward pass (no graph) at the model's worst layer."""
+    return cost.eval_peak * FLOAT_BYTES
+
+
 def eval_rows_per_chunk(cost: ModelCost, budget_bytes: int) -> int:
-    """Rows per evaluation forward pass that fit in `budget_bytes` (at least 1, at most 1,024)."""
-    per_row = cost.widest * EVAL_BYTES_PER_ACTIVATION
-    return max(1, min(MAX_EVAL_CHUNK, budget_bytes // per_row))
+    """Rows per evaluation forward pass that fit in `budget_bytes` (at least 1, at most 1,024):
+    the one rule of workers' validation, /predict and /evaluate, and the submission estimate."""
+    return max(1, min(MAX_EVAL_CHUNK, budget_bytes // eval_bytes_per_row(cost)))
 
 
 def eval_chunk_bytes(cost: ModelCost, rows: int) -> int:
     """Memory of one evaluation forward pass over `rows` rows."""
-    return rows * cost.widest * EVAL_BYTES_PER_ACTIVATION
+    return rows * eval_bytes_per_row(cost)
 
 
 def human_bytes(n: float) -> str:

@@ -8,23 +8,26 @@ from .checkpoint import from_bytes as checkpoint_from_bytes
 from .checkpoint import to_bytes as checkpoint_to_bytes
 from .data import DatasetFetcher, TrainingData, check_fits_model, load_source, load_training_data
 from .errors import TrainingError
-from .inference import (NonFiniteOutput, evaluate_arrays, export_arrays, export_with_preprocess,
-                        load_model, predict_arrays)
+from .inference import (NonFiniteOutput, TrainedModel, evaluate_arrays, export_arrays,
+                        export_with_preprocess, load_model, predict_arrays)
 from .loop import EpochDone, StepDone, TrainingRun, evaluate
 from .params import parameters_from_bytes, parameters_to_bytes
 
 __all__ = ["Checkpoint", "DatasetFetcher", "EpochDone", "StepDone", "TrainingData", "TrainingError",
-           "NonFiniteOutput", "TrainingRun", "build_model", "build_optimizer", "check_fits_model", "checkpoint_from_bytes",
+           "NonFiniteOutput", "TrainedModel", "TrainingRun", "build_model", "build_optimizer", "check_fits_model", "checkpoint_from_bytes",
            "checkpoint_to_bytes", "evaluate", "export_arrays", "load_model", "load_training_data",
            "parameter_count", "parameters_from_bytes", "parameters_to_bytes", "predict_arrays", "prepare_run",
            "evaluate_arrays", "export_with_preprocess", "load_source", "state_shapes"]
 
 
 def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: DatasetFetcher,
-                fetch_parameters: Callable[[str], bytes] | None = None) -> TrainingRun:
+                fetch_parameters: Callable[[str], bytes] | None = None,
+                eval_memory_bytes: int | None = None) -> TrainingRun:
     """Load the job's data, check it fits the model, and build a fresh run (warm-started from
-    training.init_from's parameters, fetched by job id, when the spec says so)."""
+    training.init_from's parameters, fetched by job id, when the spec says so). Validation runs
+    in chunks whose activations fit eval_memory_bytes (the rule the submission estimate uses)."""
     from service.specs import model_input_shape, model_widths
+    from service.specs.cost import MAX_EVAL_CHUNK, eval_rows_per_chunk, model_cost
     from service.specs.models import ModelSpec
     from pydantic import TypeAdapter
 
@@ -34,7 +37,9 @@ def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: 
     model = TypeAdapter(ModelSpec).validate_python(spec["model"])
     in_features, num_classes = model_widths(model)
     check_fits_model(data, in_features, num_classes, model_input_shape(model))
-    run = TrainingRun(spec, data)
+    eval_rows = (MAX_EVAL_CHUNK if eval_memory_bytes is None
+                 else eval_rows_per_chunk(model_cost(model), eval_memory_bytes))
+    run = TrainingRun(spec, data, eval_rows)
     init_from = spec["training"].get("init_from")
     if init_from is not None:
         if fetch_parameters is None:

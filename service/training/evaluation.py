@@ -6,8 +6,11 @@ from typing import Any, Iterable
 import numpy as np
 
 import needle as ndl
+from service.specs.cost import MAX_EVAL_CHUNK
 
-EVAL_BATCH = 1024  # rows per forward pass (eval mode: rows are independent)
+# rows per forward pass when memory allows (eval mode: rows are independent); callers size
+# smaller chunks with service.specs.cost.eval_rows_per_chunk
+EVAL_BATCH = MAX_EVAL_CHUNK
 
 
 class MetricSums:
@@ -76,21 +79,23 @@ def batches(x: np.ndarray, y: np.ndarray, size: int = EVAL_BATCH) -> Iterable[tu
         yield x[start:start + size], y[start:start + size]
 
 
-def accumulate(model, loss_fn, sums: MetricSums, x: np.ndarray, y: np.ndarray) -> MetricSums:
-    """Run model (eval mode, no graph) over (x, y) in batches, adding to `sums`."""
+def accumulate(model, loss_fn, sums: MetricSums, x: np.ndarray, y: np.ndarray,
+               chunk_rows: int = EVAL_BATCH) -> MetricSums:
+    """Run model (eval mode, no graph) over (x, y) in chunks of chunk_rows, adding to `sums`."""
     model.eval()
     with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
-        for xb, yb in batches(x, y):
+        for xb, yb in batches(x, y, chunk_rows):
             outputs = model(ndl.Tensor(xb, dtype="float32", requires_grad=False))
             target = ndl.Tensor(yb, dtype="float32" if sums.regression else "int64", requires_grad=False)
             sums.add(outputs.numpy(), yb, float(loss_fn(outputs, target).numpy()))
     return sums
 
 
-def evaluate_metrics(model, x: np.ndarray, y: np.ndarray, loss_fn, regression: bool) -> dict[str, float]:
+def evaluate_metrics(model, x: np.ndarray, y: np.ndarray, loss_fn, regression: bool,
+                     chunk_rows: int = EVAL_BATCH) -> dict[str, float]:
     """loss and error, or loss, rmse and mae, of model on (x, y) in eval mode."""
     width = y.shape[1] if regression else 1
-    return accumulate(model, loss_fn, MetricSums(regression, width), x, y).metrics()
+    return accumulate(model, loss_fn, MetricSums(regression, width), x, y, chunk_rows).metrics()
 
 
 def train_metrics(acc: dict[str, float | int], regression: bool, width: int) -> dict[str, float | None]:

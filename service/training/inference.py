@@ -1,16 +1,22 @@
 """Stored parameters -> predictions, evaluations and exports (the model always runs in eval
 mode, on inputs preprocessed as in training)."""
 import json
+import threading
 from typing import Any, Iterable
 
 import numpy as np
+from pydantic import TypeAdapter
 
 import needle as ndl
+from service.specs import model_widths
+from service.specs.models import ModelSpec
 
 from .builders import build_loss, build_model, model_input
 from .evaluation import EVAL_BATCH, MetricSums, accumulate
 from .params import MEDIA_TYPES, encode, parameters_with_header, to_torch_layout
 from .preprocess import apply_preprocess
+
+MODEL_SPEC = TypeAdapter(ModelSpec)
 
 
 def load_model(parameters: bytes) -> tuple[Any, dict[str, Any]]:
@@ -61,49 +67,77 @@ def _checked_inputs(x: np.ndarray, model_spec: dict[str, Any]) -> np.ndarray:
     return x
 
 
-def predict_arrays(parameters: bytes, x: np.ndarray) -> dict[str, list]:
-    """Classification: logits, softmax probabilities and argmax classes for raw x (N, F) (or
-    (N, C, H, W) for a model with that input_shape); regression: outputs (N, K). The model's preprocessing is applied first. NonFiniteOutput
-    instead of NaN/inf values (JSON has none)."""
-    model, header = load_model_with_header(parameters)
-    x = apply_preprocess(header["preprocess"], _checked_inputs(x, header["model"]))
-    outputs = []
-    with ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
-        for start in range(0, len(x), EVAL_BATCH):
-            batch = model_input(header["model"], x[start:start + EVAL_BATCH])  # (B, F) or (B, C, H, W)
-            outputs.append(model(ndl.Tensor(batch, dtype="float32", requires_grad=False)).numpy())
-    out = np.concatenate(outputs).astype(np.float64)  # (N, classes) or (N, K)
-    bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
-    if len(bad_rows):
-        raise NonFiniteOutput(bad_rows.tolist())
-    if header["task"] == "regression":
-        return {"outputs": out.tolist()}
-    shifted = np.exp(out - out.max(axis=1, keepdims=True))
-    probabilities = shifted / shifted.sum(axis=1, keepdims=True)
-    return {"logits": out.tolist(), "probabilities": probabilities.tolist(),
-            "classes": out.argmax(axis=1).tolist()}
+class TrainedModel:
+    """A stored model built once (eval mode) for predictions and evaluations in chunks of rows.
+    Shared between threads: each chunk's forward pass holds the model's lock."""
+
+    def __init__(self, parameters: bytes):
+        self.model, self.header = load_model_with_header(parameters)
+        self.model_spec, self.task = self.header["model"], self.header["task"]
+        self.nbytes = len(parameters)  # what a cache of built models charges for it
+        self._lock = threading.Lock()
+
+    def outputs(self, x: np.ndarray, chunk_rows: int) -> np.ndarray:
+        """Raw x (N, F) (or (N, C, H, W) for a model with that input_shape) -> outputs (N, K)
+        float64, chunk_rows rows per forward pass. NonFiniteOutput instead of NaN/inf values."""
+        x = _checked_inputs(x, self.model_spec)  # (N, F)
+        chunks = [self._forward(x[start:start + chunk_rows])
+                  for start in range(0, len(x), max(1, chunk_rows))]
+        out = np.concatenate(chunks).astype(np.float64)  # (N, K)
+        bad_rows = np.flatnonzero(~np.isfinite(out).all(axis=1))
+        if len(bad_rows):
+            raise NonFiniteOutput(bad_rows.tolist())
+        return out
+
+    def predict(self, x: np.ndarray, chunk_rows: int = EVAL_BATCH) -> dict[str, np.ndarray]:
+        """Classification: logits, softmax probabilities and argmax classes; regression:
+        outputs (N, K). Arrays; the API writes them out as JSON."""
+        out = self.outputs(x, chunk_rows)
+        if self.task == "regression":
+            return {"outputs": out}
+        shifted = np.exp(out - out.max(axis=1, keepdims=True))
+        probabilities = shifted / shifted.sum(axis=1, keepdims=True)
+        return {"logits": out, "probabilities": probabilities, "classes": out.argmax(axis=1)}
+
+    def evaluate(self, chunks: Iterable[tuple[np.ndarray, np.ndarray]],
+                 loss_spec: dict[str, Any] | None, chunk_rows: int = EVAL_BATCH) -> dict[str, Any]:
+        """Metrics on raw (x, y) chunks, preprocessed as in training: loss, error, accuracy,
+        per-class precision/recall, confusion matrix (classification) or loss, RMSE, MAE, R^2
+        (regression), chunk_rows rows per forward pass. ValueError when the data does not fit."""
+        regression = self.task == "regression"
+        width = output_width(self.model_spec)
+        loss_fn = build_loss(loss_spec)
+        sums = MetricSums(regression, width, confusion=True)
+        for x, y in chunks:
+            x = _checked_inputs(x, self.model_spec)
+            y = _checked_targets(y, len(x), regression, width)
+            for start in range(0, len(x), max(1, chunk_rows)):
+                rows = self._model_rows(x[start:start + chunk_rows])
+                with self._lock:
+                    accumulate(self.model, loss_fn, sums, rows, y[start:start + chunk_rows], chunk_rows)
+        if sums.rows == 0:
+            raise ValueError("no rows to evaluate")
+        return {"task": self.task, **sums.report()}
+
+    def _model_rows(self, rows: np.ndarray) -> np.ndarray:
+        """Raw checked rows (B, F) -> preprocessed, shaped as the model takes them."""
+        return model_input(self.model_spec, apply_preprocess(self.header["preprocess"], rows))
+
+    def _forward(self, rows: np.ndarray) -> np.ndarray:
+        batch = self._model_rows(rows)  # (B, F) or (B, C, H, W)
+        with self._lock, ndl.no_grad(), np.errstate(over="ignore", invalid="ignore"):
+            return self.model(ndl.Tensor(batch, dtype="float32", requires_grad=False)).numpy()
+
+
+def predict_arrays(parameters: bytes, x: np.ndarray, chunk_rows: int = EVAL_BATCH) -> dict[str, list]:
+    """TrainedModel.predict of stored parameters, as lists."""
+    return {key: value.tolist() for key, value in TrainedModel(parameters).predict(x, chunk_rows).items()}
 
 
 def evaluate_arrays(parameters: bytes, chunks: Iterable[tuple[np.ndarray, np.ndarray]],
-                    loss_spec: dict[str, Any] | None) -> dict[str, Any]:
-    """Metrics of the stored model on raw (x, y) chunks, preprocessed as in training: loss, error,
-    accuracy, per-class precision/recall, confusion matrix (classification) or loss, RMSE, MAE,
-    R^2 (regression). ValueError when the data does not fit the model."""
-    model, header = load_model_with_header(parameters)
-    regression = header["task"] == "regression"
-    from service.specs import model_widths
-    from service.specs.models import ModelSpec
-    from pydantic import TypeAdapter
-    _, width = model_widths(TypeAdapter(ModelSpec).validate_python(header["model"]))
-    loss_fn = build_loss(loss_spec)
-    sums = MetricSums(regression, width, confusion=True)
-    for x, y in chunks:
-        x = apply_preprocess(header["preprocess"], _checked_inputs(x, header["model"]))
-        y = _checked_targets(y, len(x), regression, width)
-        accumulate(model, loss_fn, sums, model_input(header["model"], x), y)
-    if sums.rows == 0:
-        raise ValueError("no rows to evaluate")
-    return {"task": header["task"], **sums.report()}
+                    loss_spec: dict[str, Any] | None, chunk_rows: int = EVAL_BATCH) -> dict[str, Any]:
+    """TrainedModel.evaluate of stored parameters."""
+    return TrainedModel(parameters).evaluate(chunks, loss_spec, chunk_rows)
 
 
 def _checked_targets(y: np.ndarray, rows: int, regression: bool, width: int) -> np.ndarray:
@@ -121,11 +155,12 @@ def _checked_targets(y: np.ndarray, rows: int, regression: bool, width: int) -> 
 
 def input_width(model_spec: dict[str, Any]) -> int:
     """Feature count the model expects."""
-    from pydantic import TypeAdapter
+    return model_widths(MODEL_SPEC.validate_python(model_spec))[0]
 
-    from service.specs import model_widths
-    from service.specs.models import ModelSpec
-    return model_widths(TypeAdapter(ModelSpec).validate_python(model_spec))[0]
+
+def output_width(model_spec: dict[str, Any]) -> int:
+    """Classes (or regression targets) the model outputs."""
+    return model_widths(MODEL_SPEC.validate_python(model_spec))[1]
 
 
 def export_arrays(parameters: bytes, fmt: str, layout: str, batches_tracked: int = 0) -> tuple[bytes, str]:

@@ -14,9 +14,7 @@ from .checkpoint import Checkpoint
 from .data import TrainingData
 from .early_stopping import EarlyStopping
 from .errors import TrainingError
-from .evaluation import evaluate_metrics, train_metrics
-
-from .evaluation import EVAL_BATCH  # noqa: F401  (re-exported)
+from .evaluation import EVAL_BATCH, evaluate_metrics, train_metrics
 
 
 @dataclass(frozen=True)
@@ -42,9 +40,10 @@ class EpochDone:
 class TrainingRun:
     """Model + optimizer + position; `events()` trains, `snapshot()`/`restore()` checkpoint it."""
 
-    def __init__(self, spec: dict[str, Any], data: TrainingData):
+    def __init__(self, spec: dict[str, Any], data: TrainingData, eval_rows: int = EVAL_BATCH):
         training = spec["training"]
         self.data = data
+        self.eval_rows = eval_rows  # rows per validation forward pass (see prepare_run)
         self.epochs = training["epochs"]
         self.batch_size = training["batch_size"]
         self.shuffle = training["shuffle"]
@@ -175,7 +174,7 @@ class TrainingRun:
             names = ("val_loss", "val_rmse", "val_mae") if self.regression else ("val_loss", "val_error")
             return dict.fromkeys(names)
         metrics = evaluate_metrics(self.model, model_input(self.model_spec, self.data.x_val), self.data.y_val,
-                                   self.loss_fn, self.regression)
+                                   self.loss_fn, self.regression, self.eval_rows)
         self.model.train()
         names = {"loss": "val_loss", "error": "val_error", "rmse": "val_rmse", "mae": "val_mae"}
         return {names[k]: metrics[k] for k in names if k in metrics}

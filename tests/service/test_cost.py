@@ -59,7 +59,9 @@ def test_memory_grows_with_batch_and_eval_chunks_fit_the_budget():
         {"type": "linear", "in_features": 2, "out_features": 1_000_000}]}))
     assert training_activation_bytes(cost, 64) == 2 * training_activation_bytes(cost, 32)
     assert eval_rows_per_chunk(cost, 10**12) == MAX_EVAL_CHUNK
-    assert eval_rows_per_chunk(cost, 120_000_000) == 10      # 12 bytes x 1e6 wide per row
+    # a row holds its input (twice: the caller's batch and the layer's input) and the output
+    assert cost.eval_peak == 2 + 2 + 1_000_000
+    assert eval_rows_per_chunk(cost, 120_000_000) == 120_000_000 // (4 * 1_000_004) == 29
     assert eval_rows_per_chunk(cost, 1) == 1
 
 

@@ -4,7 +4,7 @@ import time
 import pytest
 
 from service.jobs import Conflict, Lease, LeaseState, NotFound, Status
-from service.jobs.records import TrialPlan
+from service.jobs.records import DEFAULT_TENANT, TrialPlan
 
 ASHA = {"type": "asha", "grace_epochs": 1, "reduction_factor": 2, "max_epochs": 4}
 
@@ -15,10 +15,10 @@ def sweep_spec(max_parallel=2, early_stopping=None, mode="min"):
             "early_stopping": early_stopping}
 
 
-def make_sweep(store, n=4, epochs=4, **kwargs):
+def make_sweep(store, n=4, epochs=4, tenant=DEFAULT_TENANT, **kwargs):
     trials = [TrialPlan(spec={"trial": i, "training": {"epochs": epochs}}, params={"optimizer.lr": i},
                         param_count=3, epochs=epochs, steps=epochs * 2) for i in range(n)]
-    return store.create_sweep(sweep_spec(**kwargs), trials)
+    return store.create_sweep(sweep_spec(**kwargs), trials, tenant=tenant)
 
 
 def claim(store, worker="w1"):
@@ -218,3 +218,20 @@ def test_the_trials_queued_at_once_count_against_the_active_jobs_quota(store):
     assert store.list_sweeps() == ([], None)
     sweep = store.create_sweep(sweep_spec(max_parallel=2), trials, tenant="a", owner="k", max_active_jobs=3)
     assert sweep.counts == {"queued": 2, "waiting": 3}
+
+
+def test_list_jobs_filters_by_sweep_within_the_tenant(store):
+    sweep = make_sweep(store, n=3, max_parallel=1, tenant="a")
+    other = make_sweep(store, n=2, tenant="a")
+    store.create_job({"note": "not a trial"}, param_count=1, epochs=1, steps=1, tenant="a")
+    trials = [t.id for t in store.sweep_trials(sweep.id)]
+    ids = lambda **kw: [j.id for j in store.list_jobs(limit=50, **kw)[0]]
+    assert ids(sweep_id=sweep.id) == trials[::-1]  # newest first, waiting trials included
+    assert ids(sweep_id=sweep.id, tenant="a") == trials[::-1]
+    assert ids(sweep_id=sweep.id, tenant="b") == []  # another tenant's sweep lists nothing
+    assert ids(sweep_id=sweep.id, status=Status.waiting) == trials[:0:-1]
+    assert ids(sweep_id="no-such-sweep") == []
+    assert len(ids(sweep_id=other.id)) == 2 and len(ids()) == 6
+    page, cursor = store.list_jobs(limit=2, sweep_id=sweep.id)
+    rest, end = store.list_jobs(limit=2, sweep_id=sweep.id, cursor=cursor)
+    assert [j.id for j in page + rest] == trials[::-1] and end is None

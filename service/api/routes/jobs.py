@@ -7,12 +7,12 @@ from fastapi.responses import JSONResponse
 
 from ...jobs import Status
 from ...specs import JobSpec
-from ..deps import CurrentPrincipal, SettingsDep, StoreDep, quick_read
+from ..deps import CurrentPrincipal, ModelCacheDep, SettingsDep, StoreDep, quick_read
 from ..errors import validation_error
 from ..examples import JOB_EXAMPLES
 from ..json_body import json_body, parse_json
 from ..links import JOB_LINKS
-from ..params import IdempotencyKey, JobCursor, JobId
+from ..params import IdempotencyKey, JobCursor, JobId, SweepFilter
 from ..schemas import JobOut, JobPage, JobSummary
 from ..submission import plan_submission
 
@@ -66,9 +66,10 @@ def list_jobs(store: StoreDep, principal: CurrentPrincipal,
                              "key:value; repeat for jobs carrying every one of them")] = [],
               name_prefix: Annotated[str | None, Query(min_length=1, max_length=200, description=
                                      "jobs whose name starts with this (case-sensitive)")] = None,
+              sweep_id: SweepFilter = None,
               ) -> JobPage:
     """One page of the caller's tenant's jobs (every tenant's for admin keys), filtered before
-    the limit (status, tags, name prefix); follow next_cursor for more."""
+    the limit (status, tags, name prefix, sweep); follow next_cursor for more."""
     tags = []
     for index, item in enumerate(tag):
         key, sep, value = item.partition(":")
@@ -78,7 +79,7 @@ def list_jobs(store: StoreDep, principal: CurrentPrincipal,
     try:
         jobs, next_cursor = store.list_jobs(status=status_filter, limit=limit, cursor=cursor,
                                             tenant=principal.tenant_filter, tags=tags,
-                                            name_prefix=name_prefix)
+                                            name_prefix=name_prefix, sweep_id=sweep_id)
     except ValueError as exc:
         raise validation_error([(("query", "cursor"), str(exc), cursor)]) from None
     return JobPage(items=[JobSummary.from_job(job) for job in jobs], next_cursor=next_cursor)
@@ -114,7 +115,9 @@ def cancel_job(job_id: JobId, store: StoreDep, principal: CurrentPrincipal) -> J
 
 @router.delete("/{job_id}", status_code=status.HTTP_204_NO_CONTENT, response_class=Response,
                summary="Delete a finished job", responses=ERRORS)
-def delete_job(job_id: JobId, store: StoreDep, principal: CurrentPrincipal) -> Response:
+def delete_job(job_id: JobId, store: StoreDep, cache: ModelCacheDep,
+               principal: CurrentPrincipal) -> Response:
     """Remove a job that has ended, with its metrics and parameters (409 while it is active)."""
     store.delete_job(job_id, tenant=principal.tenant_filter)
+    cache.discard(job_id)  # free its built model now (lookups re-read the job anyway)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -5,26 +5,38 @@ The hub reads the store for all followed jobs at once (`watch_marks`: one query)
 net). Only jobs whose mark moved are read further (the job row, the new metric points), once, and
 the encoded events are kept in the job's feed, which all of the job's streams send from. So 200
 streams on one job cost one store read per change, not 200, and a stream that waits costs nothing
-but a parked coroutine.
+but a parked coroutine. The hub reads in pages of PAGE points with a loop turn between them, and a
+change wakes the job's streams a few per loop turn (wakeups.py): requests that arrive meanwhile are
+served between them instead of after all of them.
 """
 import asyncio
 import bisect
+import dataclasses
 import logging
 
 from ...jobs import JobMark, JobStore, NotFound
 from ..deps import quick_read
 from .encoding import job_json, metric_event, status_event
+from .wakeups import Change, Wakeups
 
 log = logging.getLogger("needle_service.events")
-PAGE = 10_000            # metric points per store read
+# metric points per store read: reading and encoding a page runs on the event loop (SQLite reads
+# are inline), so a page is kept to about a millisecond and the loop gets a turn between pages
+PAGE = 100
 WINDOW_POINTS = 20_000   # recent encoded points a feed keeps; older ones are re-read from the store
+BACKFILL_POINTS = 5_000  # how far before the newest point a new feed may start
 ERROR_BACKOFF_SECONDS = 1.0
+# After a NOTIFY the hub waits this long before it reads: a worker's flush is two transactions
+# (the points, then the progress) whose notifications arrive a few ms apart, and read together
+# they wake each stream once instead of twice. SQLite's poll gathers them by itself.
+PUSH_SETTLE_SECONDS = 0.02
 
 
 class JobFeed:
     """What the hub knows about one followed job, shared by its streams (read-only for them)."""
 
-    def __init__(self, job_id: str, mark: JobMark, job_data: str, terminal: bool):
+    def __init__(self, job_id: str, mark: JobMark, job_data: str, terminal: bool,
+                 wakeups: Wakeups):
         self.job_id = job_id
         self.mark = mark
         self.job_data = job_data            # the job JSON as GET /v1/jobs/{id} returns it
@@ -36,23 +48,27 @@ class JobFeed:
         self.last_seq = mark.last_seq       # newest point the feed holds
         self._seqs: list[int] = []
         self._events: list[bytes] = []
-        self._changed = asyncio.Event()
+        self._joined = (0, 0, b"")          # (start, end, the events start:end joined)
+        self._wakeups = wakeups
+        self._changed = Change(wakeups)
         self.subscribers = 0
 
-    def changed(self) -> asyncio.Event:
+    def changed(self) -> Change:
         """Set at the feed's next change; take it before reading the feed, then wait on it."""
         return self._changed
 
     def events_after(self, cursor: int) -> tuple[bytes, int]:
         """The encoded metric events with seq > cursor (>= base_seq) and the last one's seq."""
-        start = bisect.bisect_right(self._seqs, cursor)
-        if start == len(self._seqs):
+        start, end = bisect.bisect_right(self._seqs, cursor), len(self._seqs)
+        if start == end:
             return b"", cursor
-        return b"".join(self._events[start:]), self._seqs[-1]
+        if self._joined[:2] != (start, end):  # the streams of a job mostly share their cursor:
+            self._joined = (start, end, b"".join(self._events[start:]))  # joined once for all
+        return self._joined[2], self._seqs[-1]
 
     # ---- hub side ----
     def _publish(self) -> None:
-        old, self._changed = self._changed, asyncio.Event()
+        old, self._changed = self._changed, Change(self._wakeups)
         old.set()
 
     def _set_job(self, job_data: str, terminal: bool) -> None:
@@ -69,6 +85,7 @@ class JobFeed:
             drop = len(self._seqs) - WINDOW_POINTS // 2
             self.base_seq = self._seqs[drop - 1]
             del self._seqs[:drop], self._events[:drop]
+            self._joined = (0, 0, b"")
 
 
 class EventHub:
@@ -82,6 +99,7 @@ class EventHub:
         self._dirty: set[str] = set()
         self._all_dirty = False
         self._wake = asyncio.Event()
+        self._wakeups = Wakeups()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task | None = None
         self._stop_push = None
@@ -119,8 +137,11 @@ class EventHub:
             except asyncio.CancelledError:
                 pass
 
-    async def subscribe(self, job_id: str) -> JobFeed:
-        """The job's feed (made on first use); NotFound for an unknown job."""
+    async def subscribe(self, job_id: str, cursor: int) -> JobFeed:
+        """The job's feed (made on first use); NotFound for an unknown job. A new feed starts
+        at the first stream's cursor (at most BACKFILL_POINTS back): streams opened together
+        from the same point, as dashboards do, then share one store read of the gap instead of
+        each replaying it."""
         feed = self._feeds.get(job_id)
         if feed is None:
             marks = await quick_read(self.store, self.store.watch_marks, [job_id])
@@ -129,7 +150,12 @@ class EventHub:
             job = await quick_read(self.store, self.store.get_job, job_id, with_spec=False)
             feed = self._feeds.get(job_id)  # another stream may have made it meanwhile
             if feed is None:
-                feed = JobFeed(job_id, marks[job_id], job_json(job), job.status.terminal)
+                mark = marks[job_id]
+                if not job.status.terminal:  # (a finished job's feed is never read again)
+                    start = max(min(cursor, mark.last_seq), mark.last_seq - BACKFILL_POINTS)
+                    mark = dataclasses.replace(mark, last_seq=start)
+                    self._dirty.add(job_id)  # the next look reads the points after start
+                feed = JobFeed(job_id, mark, job_json(job), job.status.terminal, self._wakeups)
                 self._feeds[job_id] = feed
                 self._wake.set()
         feed.subscribers += 1
@@ -182,6 +208,9 @@ class EventHub:
                     await self._wake.wait()
             except TimeoutError:
                 self._all_dirty = True
+            else:
+                if self.pushes:  # the rest of the writer's burst comes along (see PUSH_SETTLE)
+                    await asyncio.sleep(PUSH_SETTLE_SECONDS)
         self._wake.clear()
 
     def _take_dirty(self) -> list[str]:
@@ -209,6 +238,7 @@ class EventHub:
                 except NotFound:  # deleted between the two reads
                     feed.gone = True
                 feed._publish()
+                await asyncio.sleep(0)  # a loop turn before the next job's reads
 
     async def _read_changes(self, feed: JobFeed, mark: JobMark) -> None:
         """The job row first, then its new points: every point written before the status we
@@ -228,3 +258,4 @@ class EventHub:
                 feed._add_points(points)
             if len(points) < PAGE:
                 return
+            await asyncio.sleep(0)  # a loop turn between pages: requests are not held up

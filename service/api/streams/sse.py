@@ -23,7 +23,7 @@ async def job_event_stream(hub: EventHub, store: JobStore, job: Job, cursor: int
             yield chunk
         yield end_event(data)
         return
-    feed = await hub.subscribe(job.id)
+    feed = await hub.subscribe(job.id, cursor)
     try:
         async for chunk in _follow(feed, store, cursor, keepalive_seconds):
             yield chunk
@@ -37,17 +37,24 @@ async def _follow(feed: JobFeed, store: JobStore, cursor: int,
     yield retry_field() + feed.status
     while not feed.gone:
         changed = feed.changed()  # taken before reading the feed, so no change slips by
-        async for chunk, cursor in _replay(store, feed.job_id, cursor, feed.base_seq):
-            yield chunk
-        cursor = max(cursor, feed.base_seq)  # the replay sent every stored point up to base
-        chunk, cursor = feed.events_after(cursor)
-        if chunk:
-            yield chunk
+        if cursor < feed.base_seq:  # behind what the feed holds: from the store first
+            async for chunk, cursor in _replay(store, feed.job_id, cursor, feed.base_seq):
+                yield chunk
+            cursor = max(cursor, feed.base_seq)  # the replay sent every stored point up to base
+        # what is new goes out in one chunk: one send, one socket write per change
+        parts = []
+        points, cursor = feed.events_after(cursor)
+        if points:
+            parts.append(points)
         if feed.status_version != sent_status:
             sent_status = feed.status_version
-            yield feed.status
-        if feed.terminal and cursor >= feed.last_seq:
-            yield end_event(feed.job_data)
+            parts.append(feed.status)
+        ended = feed.terminal and cursor >= feed.last_seq
+        if ended:
+            parts.append(end_event(feed.job_data))
+        if parts:
+            yield parts[0] if len(parts) == 1 else b"".join(parts)
+        if ended:
             return
         try:
             async with asyncio.timeout(keepalive_seconds):
