@@ -35,12 +35,14 @@ Shape = tuple[int, ...]  # one row: (F,) for features, (C, H, W) for images
 
 @dataclass(frozen=True)
 class LayerCost:
-    """One layer on a row of `shape`: forward FLOPs per row, the output shape, and the values
-    per row its eval forward pass holds besides its input and output (im2col, layout copies)."""
+    """One layer on a row of `shape`: forward FLOPs per row, the output shape, the values per
+    row its eval forward pass holds besides its input and output (im2col, layout copies), and
+    the values per row a training step keeps for backward besides the output (conv's im2col)."""
 
     flops: int
     shape: Shape
     temporaries: int = 0
+    saved: int = 0
 
 
 LayerCostFn = Callable[[Any, Shape], LayerCost]
@@ -73,8 +75,9 @@ def _conv2d(layer, shape: Shape) -> LayerCost:
     channels, height, width = shape
     padded = channels * (height + 2 * (k // 2)) * (width + 2 * (k // 2))
     im2col = k * k * channels * out[1] * out[2]
-    # the padded input, the im2col matrix of one GEMM, and the output's NHWC -> NCHW copy
-    return LayerCost(per_output * math.prod(out), out, padded + im2col + math.prod(out))
+    # the padded input, the im2col matrix of one GEMM, and the output's NHWC -> NCHW copy; in
+    # training the op keeps the im2col matrix for the kernel's gradient
+    return LayerCost(per_output * math.prod(out), out, padded + im2col + math.prod(out), saved=im2col)
 
 
 def _pool(layer, shape: Shape) -> LayerCost:
@@ -112,7 +115,7 @@ class ModelCost:
     """Per-row figures of a whole model."""
 
     flops: int               # forward FLOPs per row
-    activations: int         # values per row kept for backward (every layer's output)
+    activations: int         # values per row kept for backward (every layer's output, conv's im2col)
     widest: int              # most values of one activation (input included)
     depth: int               # deepest container nesting (a flat stack is 1)
     modules: int             # layers and containers, like needle's module tree
@@ -168,7 +171,7 @@ def _walk(layers: list, shape: Shape, depth: int, totals: dict, held: int) -> Sh
             continue
         cost = LAYER_COSTS[layer.type](layer, shape)
         totals["flops"] += cost.flops
-        totals["activations"] += math.prod(cost.shape)
+        totals["activations"] += math.prod(cost.shape) + cost.saved
         totals["widest"] = max(totals["widest"], math.prod(cost.shape))
         _peak(totals, held + math.prod(shape) + math.prod(cost.shape) + cost.temporaries)
         shape = cost.shape
