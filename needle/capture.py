@@ -15,9 +15,9 @@ e.g. BatchNorm's running statistics and dropout's mask draw), every op it create
 Otherwise that module call (for that input signature) simply runs define-by-run. Structure and
 hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EPOCH`.
 """
-from sys import getrefcount
 from contextlib import contextmanager
 from operator import is_not
+from sys import getrefcount
 
 from . import autograd
 from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
