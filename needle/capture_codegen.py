@@ -25,8 +25,8 @@ hand-written floor in bench/mlp_resnet_floor.py:
             ...
         return (None, g1, g2)
 
-Adjoints are summed in the order the interpreted loop sums them (`previous + part`, never in
-place: a part may alias another), so results are bit-identical to it.
+Adjoints are summed in define-by-run's backward order (`previous + part`, never in place: a part
+may alias another), so results are bit-identical to define-by-run.
 """
 from functools import lru_cache
 
@@ -38,7 +38,7 @@ def compile_tape(tape):
         forward_source, backward_source
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)  # a few model structures per process; a big model's source is ~1 MB
 def _compiled(source: str, name: str):
     """The function `name` defined by source (cached: a new model of the same structure, e.g. each
     trial of a sweep, generates the same source; the functions keep no state of their own)."""
