@@ -38,7 +38,7 @@ def compile_tape(tape):
         forward_source, backward_source
 
 
-@lru_cache(maxsize=16)  # a few model structures per process; a big model's source is ~1 MB
+@lru_cache(maxsize=16)  # a few model structures per process; a big model's source is megabytes
 def _compiled(source: str, name: str):
     """The function `name` defined by source (cached: a new model of the same structure, e.g. each
     trial of a sweep, generates the same source; the functions keep no state of their own)."""
