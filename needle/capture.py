@@ -223,7 +223,6 @@ class _Tape:
         self.templates = tuple(entry[0] for entry in self.entries)
         self.forward = self.backward = None  # compiled on the first replay (see capture_codegen)
         self.leaf_tensors = [leaf[1] for leaf in self.leaves]
-        self.leaf_slots = [leaf[0] for leaf in self.leaves]
         self.leaf_requires = [leaf[4] for leaf in self.leaves]
         self.last_arrays = [t.cached_data for t in self.leaf_tensors]
         return self
