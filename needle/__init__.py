@@ -1,4 +1,5 @@
 """needle: a numpy deep-learning engine following the CMU 10-414/714 needle API."""
+from . import allocator  # noqa: F401  (first: tunes malloc before arrays are made)
 from . import ops
 from .ops import *  # noqa: F401,F403
 from .autograd import Tensor, TensorTuple, cpu, all_devices, default_device, no_grad  # noqa: F401
