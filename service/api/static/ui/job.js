@@ -62,14 +62,15 @@ const JobView = (() => {
         job.sweep_id ? fact("sweep", el("a", { href: `#/sweep/${job.sweep_id}`, text: `trial ${job.trial} of ${job.sweep_id.slice(0, 8)}` })) : null),
         job.error ? el("p", { class: "error", text: job.error }) : "",
         job.result ? el("p", { class: "result", text: Object.entries(job.result).map(([k, v]) => `${k} ${fmt(v, 4)}`).join(" · ") }) : "");
-      actions.replaceChildren(Ui.ACTIVE.has(job.status)
+      const active = Ui.ACTIVE.has(job.status);
+      Ui.renderOnChange(actions, `${job.id}:${active}`, () => active
         ? el("button", { id: "cancel", onclick: () => cancel(job.id) }, "Cancel") : "");
       spec.textContent = JSON.stringify(job.spec, null, 2);
-      renderDownloads(job);
+      Ui.renderOnChange(downloads, `${job.id}:${job.has_parameters}`, () => downloadLinks(job));
     }
 
-    function renderDownloads(job) {
-      if (!job.has_parameters) { downloads.replaceChildren(el("p", { class: "muted", text: "Available once the job has trained." })); return; }
+    function downloadLinks(job) {
+      if (!job.has_parameters) return el("p", { class: "muted", text: "Available once the job has trained." });
       const links = [];
       for (const layout of ["needle", "torch"]) {
         for (const format of ["json", "safetensors", "npz"]) {
@@ -82,7 +83,7 @@ const JobView = (() => {
           } }, `${format} (${layout})`));
         }
       }
-      downloads.replaceChildren(...links);
+      return links;
     }
 
     async function cancel(id) {

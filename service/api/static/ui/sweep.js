@@ -34,7 +34,8 @@ const SweepView = (() => {
         fact("objective", `${sweep.objective.mode} ${metric}`),
         fact("best", best ? el("a", { href: `#/job/${best.job_id}`, text: `trial ${best.trial}: ${fmt(best.objective)}` }) : "–"),
         fact("epochs run", sweep.total_epochs), fact("created", when(sweep.created_at))));
-      actions.replaceChildren(sweep.status === "running"
+      const running = sweep.status === "running";
+      Ui.renderOnChange(actions, `${sweep.id}:${running}`, () => running
         ? el("button", { id: "cancel-sweep", onclick: () => cancel(sweep.id) }, "Cancel sweep") : "");
       curveTitle.textContent = `${metric} by epoch`;
       renderTable(sweep);

@@ -41,5 +41,13 @@ const Ui = (() => {
     node.textContent = message || "";
   }
 
-  return { el, fmt, when, progressBar, statusBadge, ACTIVE, banner };
+  // Rebuild a container's children only when `key` changes: a status event arrives on every
+  // progress tick, and a button replaced between mousedown and mouseup never gets its click.
+  function renderOnChange(container, key, build) {
+    if (container.dataset.renderKey === key) return;
+    container.dataset.renderKey = key;
+    container.replaceChildren(...[build()].flat());
+  }
+
+  return { el, fmt, when, progressBar, statusBadge, ACTIVE, banner, renderOnChange };
 })();
