@@ -9,7 +9,9 @@ with 16 and 32 channels on 1x28x28 inputs, then flatten and linear to 10 classes
 cross-entropy, backward, optimizer step). Rounds interleave the contestants in a rotating order so
 outside load on this shared machine hits all of them alike; the median over rounds is the figure,
 and min-max shows the spread. Peers: PyTorch with its default intra-op threads (the ratio's
-denominator) and with one thread; needle uses one BLAS thread (as the service's workers do).
+denominator) and with one thread. needle runs with its default thread count (needle.parallel: the
+CPUs it may use, as PyTorch's default) and one BLAS thread, and, as a second contestant, with one
+thread (as each of the service's workers does).
 
 Peak memory: each framework trains `--steps` steps in a fresh subprocess after resetting the
 kernel's peak-RSS mark (/proc/self/clear_refs), so the figure is the peak resident memory the
@@ -37,6 +39,7 @@ def _parse_args():
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median counts)")
     parser.add_argument("--steps", type=int, default=20, help="training steps per timed unit")
     parser.add_argument("--blas-threads", type=int, default=1, help="OpenBLAS threads for needle")
+    parser.add_argument("--threads", type=int, help="needle's threads (default: needle's own default)")
     parser.add_argument("--memory-of", choices=["needle", "pytorch"], help=argparse.SUPPRESS)
     return parser.parse_args()
 
@@ -44,6 +47,8 @@ def _parse_args():
 ARGS = _parse_args() if __name__ == "__main__" else None
 # OpenBLAS sizes its thread pool when numpy is imported, so this must come first.
 os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads if ARGS else 1)
+if ARGS and ARGS.threads:
+    os.environ["NEEDLE_NUM_THREADS"] = str(ARGS.threads)
 
 import numpy as np  # noqa: E402
 
@@ -75,15 +80,18 @@ def make_data(seed: int = 0):
 
 
 class NeedleTrainer:
-    """The model built from MODEL_SPEC by the service's builder; Adam(lr=1e-3)."""
+    """The model built from MODEL_SPEC by the service's builder; Adam(lr=1e-3); `threads`: needle's
+    thread count while it trains (None: needle's default)."""
 
-    def __init__(self, seed: int = 0):
+    def __init__(self, seed: int = 0, threads: int | None = None):
+        self.threads = threads or ndl.parallel.get_num_threads()
         np.random.seed(seed)
         self.model = build_model(MODEL_SPEC).train()
         self.optimizer = ndl.optim.Adam(self.model.parameters(), lr=1e-3)
         self.loss_fn = ndl.nn.SoftmaxLoss()
 
     def step(self, x, y) -> float:
+        ndl.parallel.set_num_threads(self.threads)
         self.optimizer.reset_grad()
         images = ndl.Tensor(x, requires_grad=False)  # (64, 1, 28, 28), as the service feeds it
         loss = self.loss_fn(self.model(images), ndl.Tensor(y, requires_grad=False))
@@ -175,6 +183,8 @@ def run_rounds(contestants: dict, x, y, rounds: int, steps: int) -> dict:
 def main(args) -> None:
     x, y = make_data()
     contestants = {"needle": NeedleTrainer()}
+    if contestants["needle"].threads > 1:
+        contestants["needle-1thread"] = NeedleTrainer(threads=1)
     try:
         import torch
     except ImportError:
@@ -188,7 +198,8 @@ def main(args) -> None:
         print("first-step loss (same weights, same batch): "
               + ", ".join(f"{name} {loss:.6f}" for name, loss in losses.items()))
     print(f"numpy BLAS: {blas_kernel()}; OPENBLAS_CORETYPE={os.environ.get('OPENBLAS_CORETYPE')}, "
-          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}")
+          f"OPENBLAS_L2_SIZE={os.environ.get('OPENBLAS_L2_SIZE')}; needle threads "
+          f"{contestants['needle'].threads}")
     if torch is not None:
         print(f"torch {torch.__version__}: default {default_threads} threads")
     print(f"batch {BATCH}, {args.steps} steps per unit, {args.rounds} rounds; "
@@ -202,12 +213,13 @@ def main(args) -> None:
         medians[name] = statistics.median(per_step)
         print(f"{name:16s} median {medians[name] * 1e3:7.2f} ms/step  "
               f"(min {min(per_step) * 1e3:.2f}, max {max(per_step) * 1e3:.2f})")
-    for peer in ("pytorch", "pytorch-1thread"):
-        if peer in times:
-            ratios = [a / b for a, b in zip(times["needle"], times[peer])]
-            print(f"needle / {peer}: median of medians {medians['needle'] / medians[peer]:.3f}, "
-                  f"per round {min(ratios):.3f}-{max(ratios):.3f}"
-                  + ("  (target <= 1.0)" if peer == "pytorch" else ""))
+    pairs = [("needle", "pytorch"), ("needle", "pytorch-1thread"), ("needle-1thread", "pytorch-1thread")]
+    for name, peer in pairs:
+        if name in times and peer in times:
+            ratios = [a / b for a, b in zip(times[name], times[peer])]
+            print(f"{name} / {peer}: median of medians {medians[name] / medians[peer]:.3f}, "
+                  f"median per round {statistics.median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f})"
+                  + ("  (target <= 1.0)" if (name, peer) == pairs[0] else ""))
     for framework in ["needle"] + (["pytorch"] if torch is not None else []):
         memory = peak_memory_mib(framework, args.steps)
         print(f"peak memory {framework:8s}: +{memory['added']:.1f} MiB during training steps "

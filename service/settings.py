@@ -86,7 +86,7 @@ class Settings(BaseSettings):
                                           # override: training.checkpoint_interval_s)
     poll_seconds: float = 0.05            # idle worker's poll interval
     worker_nice: int = 10                 # workers train below the API's priority
-    worker_threads: int = 1               # BLAS threads per worker
+    worker_threads: int = 1               # BLAS and needle threads per worker
 
     def sqlite_path(self) -> Path:
         """The embedded database file."""

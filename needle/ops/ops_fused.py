@@ -23,8 +23,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from .. import parallel
 from ..autograd import ArrayGradientOp, Tensor, TensorOp
-from .ops_mathematic import _zeros
 
 __all__ = [
     "Linear", "linear", "BatchNormTrain", "batchnorm_train", "batchnorm_train_stats",
@@ -151,24 +151,20 @@ class BatchNormTrain(ArrayGradientOp):
         self.mean = self.var = self.inv_std = self.centred = self.scale = self.mask = None
 
     def compute(self, x, weight, bias):
+        rows = _Rows(x)  # (N, D) as wide rows, split over needle's threads when big
         average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
         mean = average @ x  # (D,)
-        rows = _wide_rows(x) if x.shape[1] < NARROW_ROW else None  # None: plain broadcasting
-        centred = x - mean if rows is None else rows.sub(x, mean)  # (N, D)
-        var = average @ (centred * centred)  # (D,) biased variance
+        centred, squares = rows.empty(), rows.empty()  # (N, D) each
+        rows.run(_centre, x, rows.tile(mean), centred, squares)
+        var = average @ squares  # (D,) biased variance
+        del squares
         inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
         scale = weight.reshape(-1) * inv_std  # (D,) weight / std, reused by the gradient
-        if rows is None:
-            out = centred * scale  # (N, D)
-            out += bias.reshape(-1)
-        else:
-            out = rows.mul(centred, scale)
-            rows.iadd(out, bias.reshape(-1))
-        if self.relu:
-            np.maximum(out, _zeros(out.shape, out.dtype), out=out)
-        if self.drop_p is not None:
-            self.mask = draw_dropout_mask(out.shape, self.drop_p, out.dtype)  # (N, D)
-            out *= self.mask
+        if self.drop_p is not None:  # drawn whole, before any split: the course's random stream
+            self.mask = draw_dropout_mask(x.shape, self.drop_p, x.dtype)  # (N, D)
+        out = rows.empty()
+        rows.run(_normalise, centred, rows.tile(scale), rows.tile(bias.reshape(-1)), self.relu,
+                 self.mask, out)
         self.mean, self.var, self.inv_std, self.centred, self.scale = mean, var, inv_std, centred, scale
         if self.on_stats is not None:
             self.on_stats(mean, var)
@@ -177,31 +173,72 @@ class BatchNormTrain(ArrayGradientOp):
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
         weight, bias = inputs[1], inputs[2]
-        if self.drop_p is not None:
-            g = g * self.mask  # (N, D)
-        if self.relu:
-            g = np.multiply(g, out > 0, dtype=g.dtype)  # out > 0 exactly where relu (and the mask) pass
+        rows = _Rows(g)
+        if self.drop_p is not None or self.relu:  # the gradient through the mask and the relu
+            masked = rows.empty()
+            rows.run(_mask_gradient, g, self.mask, out if self.relu else None, masked)
+            g = masked
         ones = _ones(g.shape[0], g.dtype)  # column sums as BLAS products
         dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
         grad_bias = np.matmul(ones, g, out=None if dest_b is None else dest_b.reshape(-1))  # (D,)
-        grad_weight = np.multiply(ones @ (g * self.centred), self.inv_std,
+        products = rows.empty()
+        rows.run(_multiply, g, self.centred, products)  # g * centred
+        grad_weight = np.multiply(ones @ products, self.inv_std,
                                   out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g * xhat)
         grad_x = None
         if needs[0]:
             # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
             # xhat = centred * inv_std; small (D,) factors first, then three full-size passes
             k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
-            rows = _wide_rows(g) if g.shape[1] < NARROW_ROW else None
-            if rows is None:
-                grad_x = g * self.scale  # (N, D)
-                grad_x -= self.centred * (k_over_n * self.inv_std * grad_weight)
-                grad_x -= k_over_n * grad_bias
-            else:
-                grad_x = rows.mul(g, self.scale)
-                grad_x -= rows.mul(self.centred, k_over_n * self.inv_std * grad_weight)
-                rows.isub(grad_x, k_over_n * grad_bias)
+            grad_x = rows.empty()
+            rows.run(_input_gradient, g, rows.tile(self.scale), self.centred,
+                     rows.tile(k_over_n * self.inv_std * grad_weight), rows.tile(k_over_n * grad_bias),
+                     products, grad_x)
         return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
                 (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
+
+
+# BatchNormTrain's full-size passes, on one part (a slice of wide rows) of (N, D) arrays; vectors
+# are (D,) tiled to the wide rows (see _Rows). Each computes exactly what the plain expressions in
+# the comments do.
+def _centre(part, x, mean, centred, squares):
+    """centred = x - mean; squares = centred * centred."""
+    np.subtract(x[part], mean, out=centred[part])
+    np.multiply(centred[part], centred[part], out=squares[part])
+
+
+def _normalise(part, centred, scale, bias, relu, mask, out):
+    """out = centred * scale + bias, then max(out, 0) if relu, then out * mask if a mask."""
+    o = out[part]
+    np.multiply(centred[part], scale, out=o)
+    o += bias
+    if relu:
+        np.maximum(o, 0, out=o)
+    if mask is not None:
+        o *= mask[part]
+
+
+def _mask_gradient(part, g, mask, relu_out, masked):
+    """masked = g * mask (if a mask), then * (relu_out > 0) (if relu_out)."""
+    source = g[part]
+    if mask is not None:
+        np.multiply(source, mask[part], out=masked[part])
+        source = masked[part]
+    if relu_out is not None:  # relu_out > 0 exactly where relu (and the mask) passed
+        np.multiply(source, relu_out[part] > 0, out=masked[part])
+
+
+def _multiply(part, a, b, out):
+    """out = a * b."""
+    np.multiply(a[part], b[part], out=out[part])
+
+
+def _input_gradient(part, g, scale, centred, centred_factor, shift, scratch, grad_x):
+    """grad_x = g * scale - centred * centred_factor - shift (scratch: a buffer to reuse)."""
+    dx = grad_x[part]
+    np.multiply(g[part], scale, out=dx)
+    dx -= np.multiply(centred[part], centred_factor, out=scratch[part])
+    dx -= shift
 
 
 @lru_cache(maxsize=64)
@@ -218,48 +255,40 @@ NARROW_ROW = 64  # elements: below this numpy's per-row broadcast overhead domin
 WIDE_ROW = 1024  # elements per row of the wide view
 
 
-def _wide_rows(a):
-    """A _WideRows for a C-contiguous (N, D) array with narrow rows, else None."""
-    if not a.flags.c_contiguous:
-        return None
-    k = _row_group(*a.shape)
-    return None if k == 1 else _WideRows(a.shape, k)
-
-
-class _WideRows:
-    """Row-broadcast arithmetic of (N, D) arrays with a (D,) vector, done on a (N / k, k D) view.
+class _Rows:
+    """Row-broadcast arithmetic of (N, D) arrays with (D,) vectors, by parts of rows.
 
     With D small (BatchNorm2d's channels) numpy runs its inner loop once per D-wide row; viewing k
-    contiguous rows as one and tiling the vector k times gives the same element-wise results with
-    ~1,000-wide inner loops (about twice as fast). Arrays that are not C-contiguous keep k = 1.
+    contiguous rows as one and tiling the vectors k times gives the same element-wise results with
+    ~1,000-wide inner loops (about twice as fast). k = 1 for wide rows, small arrays and arrays
+    that are not C-contiguous. `run` hands a kernel the wide views and splits their rows over
+    needle's threads (needle.parallel) when the arrays are big.
     """
 
-    def __init__(self, shape, k):
-        self.shape, self.k = shape, k
+    def __init__(self, like):
+        self.shape, self.dtype = like.shape, like.dtype
+        self.k = _row_group(*like.shape) if like.flags.c_contiguous else 1
+        self.wide_shape = (like.shape[0] // self.k, like.shape[1] * self.k)
+
+    def empty(self):
+        """A fresh C-contiguous (N, D) array."""
+        return np.empty(self.shape, dtype=self.dtype)
+
+    def tile(self, v):
+        """A (D,) vector as a row of the wide view."""
+        return v if self.k == 1 else np.tile(v, self.k)
 
     def _wide(self, a):
-        return a.reshape(self.shape[0] // self.k, -1)  # a view for C-contiguous a, else a copy
-
-    def _wide_in_place(self, a):
+        if a is None or a.ndim == 1 or self.k == 1:
+            return a
         wide = a.view()
-        wide.shape = (self.shape[0] // self.k, -1)  # raises rather than copy: the write must land in a
+        wide.shape = self.wide_shape  # raises rather than copy: a write must land in a
         return wide
 
-    def sub(self, a, v):
-        """a - v, a fresh (N, D) array."""
-        return (self._wide(a) - np.tile(v, self.k)).reshape(self.shape)
-
-    def mul(self, a, v):
-        """a * v, a fresh (N, D) array."""
-        return (self._wide(a) * np.tile(v, self.k)).reshape(self.shape)
-
-    def iadd(self, a, v):
-        """a += v in place (a C-contiguous)."""
-        self._wide_in_place(a).__iadd__(np.tile(v, self.k))
-
-    def isub(self, a, v):
-        """a -= v in place (a C-contiguous)."""
-        self._wide_in_place(a).__isub__(np.tile(v, self.k))
+    def run(self, kernel, *arrays):
+        """kernel(part, *wide views of arrays): (N, D) arrays are viewed wide, others passed on."""
+        wide = [self._wide(a) if isinstance(a, np.ndarray) else a for a in arrays]
+        parallel.run(lambda part: kernel(part, *wide), self.wide_shape[0], self.shape[0] * self.shape[1])
 
 
 def batchnorm_train(x, weight, bias, eps=1e-5, relu=False, drop_p=None, on_stats=None):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .. import parallel
 from ..autograd import TensorOp
 
 __all__ = ["MaxPool2d", "max_pool2d", "AvgPool2d", "avg_pool2d"]
@@ -79,11 +80,16 @@ class _WindowScatter(TensorOp):
         blank = np.empty if windows.exact else np.zeros  # exact: every entry is written
         out = blank(windows.view(self.like).shape, dtype=g.dtype)  # working order, contiguous
         g = windows.view(g)
-        for where, weight in zip(windows.offsets, self.weights):
-            if windows.disjoint:  # no two windows share a position: write straight into place
-                np.multiply(g, weight, out=out[where])
-            else:
-                out[where] += g * weight
+
+        def scatter(part):  # the images in `part`
+            into, grad = out[part], g[part]
+            for where, weight in zip(windows.offsets, self.weights):
+                weight = weight[part] if isinstance(weight, np.ndarray) else weight
+                if windows.disjoint:  # no two windows share a position: write straight into place
+                    np.multiply(grad, weight, out=into[where])
+                else:
+                    into[where] += grad * weight
+        parallel.run(scatter, out.shape[0], out.size)
         return windows.unview(out)
 
     def gradient(self, out_grad, node):
@@ -119,9 +125,14 @@ class MaxPool2d(TensorOp):
         _check_nchw(a)
         windows = self.windows = _geometry(a, self.kernel, self.stride)
         a = windows.view(a)
-        out = a[windows.offsets[0]].copy()  # (N, C, Ho, Wo) in working order
-        for where in windows.offsets[1:]:
-            np.maximum(out, a[where], out=out)
+        out = np.empty(a[windows.offsets[0]].shape, dtype=a.dtype)  # (N, C, Ho, Wo) in working order
+
+        def pool(part):  # the images in `part`
+            source, into = a[part], out[part]
+            np.copyto(into, source[windows.offsets[0]])
+            for where in windows.offsets[1:]:
+                np.maximum(into, source[where], out=into)
+        parallel.run(pool, a.shape[0], a.size)
         return windows.unview(out)
 
     def gradient(self, out_grad, node):
@@ -132,12 +143,17 @@ class MaxPool2d(TensorOp):
 
 def _first_max_masks(a, out, windows):
     """Per offset, a bool mask of the windows whose FIRST maximum (row-major) sits there."""
-    masks, taken = [], np.zeros(out.shape, dtype=bool)
-    for where in windows.offsets:
-        hit = a[where] == out
-        hit &= ~taken
-        taken |= hit
-        masks.append(hit)
+    masks = [np.empty(out.shape, dtype=bool) for _ in windows.offsets]
+    taken = np.zeros(out.shape, dtype=bool)
+
+    def find(part):  # the images in `part`
+        source, maxima, seen = a[part], out[part], taken[part]
+        for where, mask in zip(windows.offsets, masks):
+            hit = mask[part]
+            np.equal(source[where], maxima, out=hit)
+            np.greater(hit, seen, out=hit)  # hit and not seen before (on booleans)
+            seen |= hit
+    parallel.run(find, out.shape[0], a.size)
     return masks
 
 

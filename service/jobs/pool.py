@@ -11,7 +11,7 @@ from pathlib import Path
 from pydantic import SecretStr
 
 from ..settings import Settings
-from .threads import blas_env
+from .threads import thread_env
 
 log = logging.getLogger("needle_service.pool")
 WATCH_SECONDS = 0.5
@@ -34,7 +34,7 @@ class WorkerPool:
         self._watcher: threading.Thread | None = None
 
     def worker_env(self) -> dict[str, str]:
-        """The parent's environment + every setting as NEEDLE_* + BLAS thread caps. Secrets
+        """The parent's environment + every setting as NEEDLE_* + thread caps (BLAS, needle). Secrets
         (the admin key) are left out: workers never need them, and str() of a SecretStr is a
         mask that would fail the worker's own settings validation."""
         env = dict(os.environ)
@@ -44,7 +44,7 @@ class WorkerPool:
                 env.pop(key, None)
             else:
                 env[key] = str(value)
-        env.update(blas_env(self.settings.worker_threads))
+        env.update(thread_env(self.settings.worker_threads))
         env["PYTHONPATH"] = os.pathsep.join(p for p in (PROJECT_ROOT, env.get("PYTHONPATH")) if p)
         return env
 

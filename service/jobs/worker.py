@@ -1,6 +1,6 @@
 """A worker process: claim queued jobs and train them until SIGTERM or until its parent is gone.
 
-numpy is imported only after the BLAS thread limit is in the environment (see limit_blas_threads),
+numpy is imported only after the thread limits are in the environment (see limit_threads),
 so this module imports no numpy at import time.
 """
 import gc
@@ -14,7 +14,7 @@ import uuid
 
 from ..settings import Settings
 from .records import Status
-from .threads import limit_blas_threads
+from .threads import limit_threads
 
 log = logging.getLogger("needle_service.worker")
 EXPIRE_EVERY_SECONDS = 1.0   # how often an idle worker re-queues jobs of vanished workers
@@ -115,7 +115,7 @@ def _lower_priority(niceness: int) -> None:
 
 def run_worker(settings: Settings, *, parent_pid: int | None = None) -> None:
     """Run one worker in this process until SIGTERM/SIGINT or until `parent_pid` exits."""
-    limit_blas_threads(settings.worker_threads)
+    limit_threads(settings.worker_threads)
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s [worker %(process)d] %(message)s")

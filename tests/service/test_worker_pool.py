@@ -24,6 +24,7 @@ def test_pool_starts_restarts_and_stops_workers(tmp_path):
     pool = WorkerPool(settings)
     env = pool.worker_env()
     assert env["OPENBLAS_NUM_THREADS"] == env["OMP_NUM_THREADS"] == env["MKL_NUM_THREADS"] == "1"
+    assert env["NEEDLE_NUM_THREADS"] == "1"  # needle.parallel: one thread per worker as well
     assert env["NEEDLE_DATA_DIR"] == str(tmp_path) and "NEEDLE_DATABASE_URL" not in env
     pool.start()
     try:
