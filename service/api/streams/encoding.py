@@ -32,8 +32,8 @@ def metric_event(point: MetricPoint) -> bytes:
     (MetricPointOut's JSON, built directly: a small fraction of the cost, and a fast job makes
     thousands of points a second; tests/service/test_stream_encoding.py holds it to the model's
     output)."""
-    values = ",".join(f"{_json_str(key)}:{_json_number(value)}"
-                      for key, value in point.values.items())
+    values = ",".join([f"{_json_str(key)}:{_json_number(value)}"
+                       for key, value in point.values.items()])
     return (f"event: metric\nid: {point.seq}\ndata: {{\"seq\":{point.seq},\"kind\":"
             f"{_json_str(point.kind)},\"epoch\":{point.epoch},\"step\":{point.step},"
             f"\"values\":{{{values}}}}}\n\n").encode()

@@ -21,8 +21,9 @@ from .wakeups import Change, Wakeups
 
 log = logging.getLogger("needle_service.events")
 # metric points per store read: reading and encoding a page runs on the event loop (SQLite reads
-# are inline), so a page is kept to about a millisecond and the loop gets a turn between pages
-PAGE = 100
+# are inline), so a page is kept to about a third of a millisecond (~6 us a point) and the loop
+# gets a turn between pages
+PAGE = 50
 WINDOW_POINTS = 20_000   # recent encoded points a feed keeps; older ones are re-read from the store
 BACKFILL_POINTS = 5_000  # how far before the newest point a new feed may start
 ERROR_BACKOFF_SECONDS = 1.0
