@@ -1,7 +1,7 @@
 """Benchmark (not a test): what open event streams cost, with 2 workers training.
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE .venv/bin/python bench/bench_streams.py \
-        [--streams 200] [--repeats 3] [--postgres-url postgresql://...]
+        [--streams 200] [--repeats 3] [--postgres-url postgresql://...] [--backends sqlite,postgresql]
 
 Per backend (SQLite; PostgreSQL with --postgres-url or NEEDLE_TEST_POSTGRES_URL) it starts a real
 service (`serve --workers 0` and 2 `needle-service worker` processes at their deployed nice 10,
@@ -287,6 +287,8 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--postgres-url", default=os.environ.get("NEEDLE_TEST_POSTGRES_URL"))
+    parser.add_argument("--backends", default="sqlite,postgresql",
+                        help="comma-separated: sqlite, postgresql (the latter needs a URL)")
     parser.add_argument("--hold", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--base-url", help=argparse.SUPPRESS)
     parser.add_argument("--job-ids", help=argparse.SUPPRESS)
@@ -296,7 +298,9 @@ def main() -> None:
         asyncio.run(hold_streams(args.base_url, args.job_ids.split(","), args.hold, args.ready_file))
         return
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; BLAS: {blas_report()}")
-    for name in ["SQLite"] + (["PostgreSQL"] if args.postgres_url else []):
+    wanted = {name.strip().lower() for name in args.backends.split(",")}
+    names = [name for name in ("SQLite", "PostgreSQL") if name.lower() in wanted]
+    for name in [n for n in names if n == "SQLite" or args.postgres_url]:
         with tempfile.TemporaryDirectory(prefix="needle-bench-") as tmp:
             drop = lambda: None  # noqa: E731
             if name == "PostgreSQL":

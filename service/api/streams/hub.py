@@ -5,9 +5,9 @@ The hub reads the store for all followed jobs at once (`watch_marks`: one query)
 net). Only jobs whose mark moved are read further (the job row, the new metric points), once, and
 the encoded events are kept in the job's feed, which all of the job's streams send from. So 200
 streams on one job cost one store read per change, not 200, and a stream that waits costs nothing
-but a parked coroutine. The hub reads in pages of PAGE points with a loop turn between them, and a
-change wakes the job's streams a few per loop turn (wakeups.py): requests that arrive meanwhile are
-served between them instead of after all of them.
+but a parked coroutine. The hub reads in pages with a loop turn between them, and a change wakes
+the job's streams a few per loop turn (wakeups.py): requests that arrive meanwhile are served
+between them instead of after all of them.
 """
 import asyncio
 import bisect
@@ -20,10 +20,12 @@ from .encoding import job_json, metric_event, status_event
 from .wakeups import Change, Wakeups
 
 log = logging.getLogger("needle_service.events")
-# metric points per store read: reading and encoding a page runs on the event loop (SQLite reads
-# are inline), so a page is kept to about a third of a millisecond (~6 us a point) and the loop
-# gets a turn between pages
-PAGE = 50
+# metric points per store read. A store with local reads (SQLite) reads inline, so its pages are
+# kept to about a third of a millisecond of the event loop (~6 us a point) and the loop gets a
+# turn between pages; a remote store's reads run in the threadpool and only the encoding is on
+# the loop, and fewer, bigger pages mean fewer round trips and thread hand-offs.
+LOCAL_PAGE = 50
+REMOTE_PAGE = 100
 WINDOW_POINTS = 20_000   # recent encoded points a feed keeps; older ones are re-read from the store
 BACKFILL_POINTS = 5_000  # how far before the newest point a new feed may start
 ERROR_BACKOFF_SECONDS = 1.0
@@ -95,6 +97,7 @@ class EventHub:
     def __init__(self, store: JobStore, *, poll_seconds: float, push_poll_seconds: float):
         self.store = store
         self.poll_seconds = poll_seconds
+        self.page = LOCAL_PAGE if store.local_reads else REMOTE_PAGE
         self.push_poll_seconds = push_poll_seconds
         self._feeds: dict[str, JobFeed] = {}
         self._dirty: set[str] = set()
@@ -254,9 +257,9 @@ class EventHub:
             return
         while True:
             points = await quick_read(self.store, self.store.get_metrics, feed.job_id,
-                                      after=feed.last_seq, limit=PAGE)
+                                      after=feed.last_seq, limit=self.page)
             if points:
                 feed._add_points(points)
-            if len(points) < PAGE:
+            if len(points) < self.page:
                 return
             await asyncio.sleep(0)  # a loop turn between pages: requests are not held up
