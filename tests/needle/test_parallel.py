@@ -97,3 +97,29 @@ def test_two_callers_at_once_both_get_right_answers(threads):
     assert len(results) == 10
     for result in results:
         np.testing.assert_array_equal(result, expected)
+
+
+def _layer_outputs_and_gradients(layer, x):
+    """layer(x) and d sum(layer(x) * weights) / dx, as numpy arrays."""
+    tensor = ndl.Tensor(x, requires_grad=True)
+    out = layer(tensor)
+    weights = np.random.default_rng(3).standard_normal(out.shape).astype(np.float32)
+    (out * ndl.Tensor(weights)).sum().backward()
+    return out.numpy(), tensor.grad.numpy()
+
+
+@pytest.mark.parametrize("make_layer, channels", [
+    (lambda: nn.MaxPool2d(3, stride=2), 8),  # overlapping windows: gradients add up
+    (lambda: nn.AvgPool2d(2), 8),
+    (lambda: nn.Conv(1, 8, 5, stride=2), 1),  # few input channels: the channel-major im2col
+    (lambda: nn.Conv(8, 8, 3, bias=False), 8),
+], ids=["maxpool-overlapping", "avgpool", "conv-1-channel-stride-2", "conv-8-channels"])
+def test_each_split_layer_is_bit_identical_with_one_and_two_threads(threads, make_layer, channels):
+    x = np.random.default_rng(4).standard_normal((32, channels, 33, 33)).astype(np.float32)
+    results = {}
+    for count in (1, 2):
+        threads(count)
+        np.random.seed(0)  # the same initial weights
+        results[count] = _layer_outputs_and_gradients(make_layer(), x)
+    for one, two in zip(results[1], results[2]):
+        np.testing.assert_array_equal(one, two)
