@@ -1,15 +1,15 @@
 """POST /v1/jobs/{id}/evaluate, all in a worker thread: parse the body, load the data source,
 run the cached model in chunks sized to the inference budget."""
 from fastapi import HTTPException
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ..jobs import Job, JobStore, NotFound
 from ..jobs.model_cache import ModelCache
 from ..jobs.results import TrainingError, load_source
 from ..settings import Settings
-from ..specs import DatasetSource, InlineSource, MnistSource, known_features, model_widths
+from ..specs import (DatasetSource, InlineSource, MnistSource, is_regression, known_features,
+                     model_widths, parse_model)
 from ..specs.cost import model_cost
-from ..specs.models import ModelSpec
 from .errors import validation_error
 from .inference_budget import check_answer, check_json_body, chunk_rows
 from .prediction import NPZ_TYPES, stored_parameters
@@ -17,24 +17,22 @@ from .schemas import EvaluateRequest
 from .submission import mnist_issues
 from .uploads import BadUpload, arrays_from_npz
 
-MODEL_ADAPTER = TypeAdapter(ModelSpec)
-
-
 def evaluate_job(store: JobStore, settings: Settings, cache: ModelCache, job: Job, body: bytes,
                  content_type: str) -> dict:
     """Metrics of a trained job on the body's data source spec or .npz arrays; 409/415/422 as
     HTTP errors. Datasets must belong to the job's tenant."""
-    model = MODEL_ADAPTER.validate_python((job.brief or job.spec)["model"])
+    spec = job.brief or job.spec
+    model = parse_model(spec["model"])
     rows_per_chunk = chunk_rows(model_cost(model), settings, ("body",))
-    classes = model_widths(model)[1]
-    loss = ((job.brief or job.spec)["training"]).get("loss")
-    if (loss or {"type": "cross_entropy"})["type"] == "cross_entropy":
+    in_width, classes = model_widths(model)
+    loss = spec["training"].get("loss")
+    if not is_regression(loss):
         # the confusion matrix (classes x classes counts) is part of the answer
         check_answer(classes * classes + 2 * classes, f"a confusion matrix of {classes} classes",
                      settings, ("body",))
     source, arrays = _data(body, content_type, settings)
     if source is not None:
-        _check_source(job, source, settings, store)
+        _check_source(job, source, in_width, settings, store)
 
     def fetch(dataset_id: str) -> bytes:
         try:
@@ -68,10 +66,9 @@ def _data(body: bytes, content_type: str, settings: Settings):
     raise HTTPException(415, "send JSON {\"data\": {...}} or an .npz archive with x and y")
 
 
-def _check_source(job, source, settings: Settings, store: JobStore) -> None:
+def _check_source(job, source, in_width: int, settings: Settings, store: JobStore) -> None:
     """Bounds and widths that follow from the source spec alone (before loading anything)."""
     loc = ("body", "data")
-    in_width, _ = model_widths(MODEL_ADAPTER.validate_python((job.brief or job.spec)["model"]))
     features = known_features(source)
     if features is not None and features != in_width:
         raise validation_error([(loc, f"the data has {features} features but the model expects "

@@ -5,20 +5,19 @@ import math
 
 import numpy as np
 from fastapi import HTTPException
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
 from ..jobs import Job, JobStore
 from ..jobs.model_cache import ModelCache
 from ..jobs.results import NonFiniteOutput
 from ..settings import Settings
-from ..specs import ModelSpec, model_input_shape, model_widths
+from ..specs import is_regression, model_input_shape, model_widths, parse_model
 from ..specs.cost import model_cost
 from .errors import validation_error
 from .inference_budget import check_json_body, check_prediction, chunk_rows
 from .npz_reader import BadArchive, read_npz_arrays
 from .schemas import PredictRequest
 
-MODEL_ADAPTER = TypeAdapter(ModelSpec)
 NPZ_TYPES = ("application/octet-stream", "application/x-npz", "application/zip")
 ANSWER_PIECE_VALUES = 65_536  # values written to JSON text at a time (the Python floats alive)
 
@@ -27,14 +26,14 @@ def predict_job(job: Job, body: bytes, content_type: str, store: JobStore, setti
                 cache: ModelCache) -> tuple[bytes, bool]:
     """(the JSON answer, whether the built model came from the cache); 415/422 as HTTP errors."""
     spec = job.brief or job.spec  # brief: the model part is never elided
-    model = MODEL_ADAPTER.validate_python(spec["model"])
+    model = parse_model(spec["model"])
     rows_per_chunk = chunk_rows(model_cost(model), settings, ("body",))  # before parsing
     x = predict_inputs(body, content_type, settings)
     if len(x) > settings.max_inline_rows:
         raise validation_error([(("body", "x"), f"at most {settings.max_inline_rows} rows per "
                                  "request", None)])
     check_input_shape(tuple(x.shape[1:]), model)
-    classification = (spec["training"].get("loss") or {"type": "cross_entropy"})["type"] == "cross_entropy"
+    classification = not is_regression(spec["training"].get("loss"))
     check_prediction(len(x), model_widths(model)[1], classification, settings)
     trained, cached = cache.lookup(job, lambda: stored_parameters(store, job))
     try:

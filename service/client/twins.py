@@ -32,14 +32,12 @@ def torch_model(model_spec: dict[str, Any], state: dict[str, np.ndarray],
     """torch_twin.PreprocessedModel: `preprocess` (fitted) then the torch.nn.Module twin of
     `model_spec` with `state` (torch layout) loaded strictly, in eval mode."""
     import torch
-    from pydantic import TypeAdapter
-
-    from service.specs import ModelSpec, model_widths
+    from service.specs import model_widths, parse_model
 
     from .torch_twin import Preprocess, PreprocessedModel, from_model_spec
     module = from_model_spec(model_spec)
     module.load_state_dict({name: torch.from_numpy(np.array(value)) for name, value in
                             state.items()}, strict=True)
-    width, _ = model_widths(TypeAdapter(ModelSpec).validate_python(model_spec))
+    width, _ = model_widths(parse_model(model_spec))
     steps = Preprocess(preprocess, width, model_spec.get("input_shape"))
     return PreprocessedModel(steps, module).eval()

@@ -10,7 +10,7 @@ from .layers import (AvgPool2dLayer, BatchNorm2dLayer, Conv2dLayer, MaxPool2dLay
                      BatchNorm1dLayer, DropoutLayer, FlattenLayer, IdentityLayer, LayerNorm1dLayer,
                      LayerSpec, LinearLayer, ReLULayer, ResidualLayer, SequentialLayer)
 from .models import (MLPResNetModel, ModelSpec, SequentialModel, model_input_loc, model_input_shape,
-                     model_output_loc, model_widths)
+                     model_output_loc, model_widths, parse_model)
 from .optimizers import AdamOptimizer, AdamWOptimizer, OptimizerSpec, SGDOptimizer
 from .planning import count_parameters, planned_steps, validation_split_sizes
 from .training import EarlyStoppingSpec, LossSpec, StoppingSpec, TrainingSpec, is_regression
@@ -27,5 +27,5 @@ __all__ = [
     "SequentialModel", "SourceSpec", "SpiralsData", "SpiralsSource", "StoppingSpec",
     "TeacherData", "TeacherSource", "TrainingSpec", "ValidationSpec", "count_parameters",
     "known_classes", "known_features", "known_rows", "model_input_loc", "model_output_loc",
-    "model_widths", "planned_steps", "source_issues", "table_issues", "validation_split_sizes",
+    "model_widths", "parse_model", "planned_steps", "source_issues", "table_issues", "validation_split_sizes",
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal, Union
 
-from pydantic import Field, model_validator
+from pydantic import Field, TypeAdapter, model_validator
 
 from .cost import MAX_MODEL_DEPTH, container_depth
 from .errors import spec_error
@@ -66,6 +66,12 @@ class SequentialModel(_Spec):
 
 
 ModelSpec = Annotated[Union[MLPResNetModel, SequentialModel], Field(discriminator="type")]
+_MODEL_ADAPTER = TypeAdapter(ModelSpec)
+
+
+def parse_model(model: dict) -> MLPResNetModel | SequentialModel:
+    """A stored job spec's "model" (a dict) as its ModelSpec."""
+    return _MODEL_ADAPTER.validate_python(model)
 
 
 def model_widths(model: MLPResNetModel | SequentialModel) -> tuple[int, int]:

@@ -49,9 +49,12 @@ class HuberLoss(_Spec):
 LossSpec = Annotated[Union[CrossEntropyLoss, MSELoss, L1Loss, HuberLoss], Field(discriminator="type")]
 
 
-def is_regression(loss: CrossEntropyLoss | MSELoss | L1Loss | HuberLoss) -> bool:
-    """True for the regression losses (float targets, `outputs` from /predict)."""
-    return loss.type != "cross_entropy"
+def is_regression(loss: CrossEntropyLoss | MSELoss | L1Loss | HuberLoss | dict | None) -> bool:
+    """True for the regression losses (float targets, `outputs` from /predict). `loss`: a loss
+    spec, or a stored spec's training "loss" (a dict, or None for the default cross-entropy)."""
+    if loss is None:
+        return False
+    return (loss["type"] if isinstance(loss, dict) else loss.type) != "cross_entropy"
 
 
 class EarlyStoppingSpec(_Spec):

@@ -26,15 +26,13 @@ def prepare_run(spec: dict[str, Any], *, mnist_dir: Path | None, fetch_dataset: 
     """Load the job's data, check it fits the model, and build a fresh run (warm-started from
     training.init_from's parameters, fetched by job id, when the spec says so). Validation runs
     in chunks whose activations fit eval_memory_bytes (the rule the submission estimate uses)."""
-    from service.specs import model_input_shape, model_widths
+    from service.specs import is_regression, model_input_shape, model_widths, parse_model
     from service.specs.cost import MAX_EVAL_CHUNK, eval_rows_per_chunk, model_cost
-    from service.specs.models import ModelSpec
-    from pydantic import TypeAdapter
 
-    loss = spec["training"].get("loss") or {"type": "cross_entropy"}
     data = load_training_data(spec["data"], spec["training"]["seed"], mnist_dir=mnist_dir,
-                              fetch_dataset=fetch_dataset, regression=loss["type"] != "cross_entropy")
-    model = TypeAdapter(ModelSpec).validate_python(spec["model"])
+                              fetch_dataset=fetch_dataset,
+                              regression=is_regression(spec["training"].get("loss")))
+    model = parse_model(spec["model"])
     in_features, num_classes = model_widths(model)
     check_fits_model(data, in_features, num_classes, model_input_shape(model))
     eval_rows = (MAX_EVAL_CHUNK if eval_memory_bytes is None

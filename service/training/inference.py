@@ -5,18 +5,15 @@ import threading
 from typing import Any, Iterable
 
 import numpy as np
-from pydantic import TypeAdapter
 
 import needle as ndl
-from service.specs import model_widths
-from service.specs.models import ModelSpec
+from service.specs import model_widths, parse_model
 
 from .builders import build_loss, build_model, model_input
 from .evaluation import EVAL_BATCH, MetricSums, accumulate
 from .params import MEDIA_TYPES, encode, parameters_with_header, to_torch_layout
 from .preprocess import apply_preprocess
 
-MODEL_SPEC = TypeAdapter(ModelSpec)
 
 
 def load_model(parameters: bytes) -> tuple[Any, dict[str, Any]]:
@@ -155,12 +152,12 @@ def _checked_targets(y: np.ndarray, rows: int, regression: bool, width: int) -> 
 
 def input_width(model_spec: dict[str, Any]) -> int:
     """Feature count the model expects."""
-    return model_widths(MODEL_SPEC.validate_python(model_spec))[0]
+    return model_widths(parse_model(model_spec))[0]
 
 
 def output_width(model_spec: dict[str, Any]) -> int:
     """Classes (or regression targets) the model outputs."""
-    return model_widths(MODEL_SPEC.validate_python(model_spec))[1]
+    return model_widths(parse_model(model_spec))[1]
 
 
 def export_arrays(parameters: bytes, fmt: str, layout: str, batches_tracked: int = 0) -> tuple[bytes, str]:

@@ -8,6 +8,7 @@ import numpy as np
 
 import needle as ndl
 from needle import nn
+from service.specs import is_regression
 
 from .builders import build_loss, build_model, build_optimizer, build_schedule, model_input
 from .checkpoint import Checkpoint
@@ -62,7 +63,7 @@ class TrainingRun:
         self.rng_live = False  # True once events() installed rng_state into np.random
         self.optimizer = build_optimizer(spec["optimizer"], self.model.parameters())
         self.loss_fn = build_loss(training.get("loss"))
-        self.regression = (training.get("loss") or {"type": "cross_entropy"})["type"] != "cross_entropy"
+        self.regression = is_regression(training.get("loss"))
         self.schedule = build_schedule(spec["optimizer"], self.steps_per_epoch, self.planned()[1])
         self.clip_grad_norm = training.get("clip_grad_norm")
         self.early = EarlyStopping.from_spec(training.get("early_stopping"))
