@@ -53,7 +53,7 @@ async def _follow(feed: JobFeed, store: JobStore, cursor: int,
         if ended:
             parts.append(end_event(feed.job_data))
         if parts:
-            yield parts[0] if len(parts) == 1 else b"".join(parts)
+            yield b"".join(parts)  # (a join of one part is that part, not a copy)
         if ended:
             return
         try:
