@@ -96,9 +96,8 @@ class Optimizer:
         grads = [p.grad for p in self.params]
         flat = None if None in grads else self._packed()
         if flat is not None:
-            arrays = [grad.cached_data for grad in grads]  # backward's gradients are computed
-            if autograd.LAZY_MODE:
-                arrays = [grad.realize_cached_data() for grad in grads]
+            arrays = ([grad.realize_cached_data() for grad in grads] if autograd.LAZY_MODE
+                      else [grad.cached_data for grad in grads])  # backward's gradients are computed
             g = flat.gather_grads(arrays)
             self._update(flat.weights, g, flat.buffers, flat.work)
             return
