@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))  # run as a script: reuse the test and benchmark h
 from api_tests.server import child_stats, wait_for  # noqa: E402
 from api_tests.sse import events, open_stream  # noqa: E402
 from bench.bench_workers import JOB_SPEC, service  # noqa: E402
+from bench.stolen import StealMeter  # noqa: E402
 from tests.pg import create_schema  # noqa: E402
 
 TRAINING_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 400}}  # ~minutes
@@ -298,6 +299,7 @@ def main() -> None:
         asyncio.run(hold_streams(args.base_url, args.job_ids.split(","), args.hold, args.ready_file))
         return
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; BLAS: {blas_report()}")
+    steal = StealMeter()
     wanted = {name.strip().lower() for name in args.backends.split(",")}
     names = [name for name in ("SQLite", "PostgreSQL") if name.lower() in wanted]
     for name in [n for n in names if n == "SQLite" or args.postgres_url]:
@@ -311,7 +313,7 @@ def main() -> None:
                 report(bench_backend(name, url, Path(tmp), args.streams, args.repeats), args.streams)
             finally:
                 drop()
-    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}; {steal.report()}")
 
 
 if __name__ == "__main__":

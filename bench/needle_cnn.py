@@ -53,6 +53,7 @@ if ARGS and ARGS.threads:
 import numpy as np  # noqa: E402
 
 import needle as ndl  # noqa: E402
+from bench.stolen import StealMeter  # noqa: E402
 from service.training.builders import build_model  # noqa: E402
 from service.training.params import to_torch_layout  # noqa: E402
 
@@ -206,8 +207,9 @@ def main(args) -> None:
           f"load average before {os.getloadavg()[0]:.2f} ({os.cpu_count()} CPUs)")
     for trainer in contestants.values():
         timed_steps(trainer, x, y, 2)  # warm-up
+    steal = StealMeter()
     times = run_rounds(contestants, x, y, args.rounds, args.steps)
-    print(f"load average after {os.getloadavg()[0]:.2f}")
+    print(f"load average after {os.getloadavg()[0]:.2f}; {steal.report()}")
     medians = {}
     for name, per_step in times.items():
         medians[name] = statistics.median(per_step)

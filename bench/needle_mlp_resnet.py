@@ -47,6 +47,7 @@ os.environ["OPENBLAS_NUM_THREADS"] = str(ARGS.blas_threads if ARGS else 1)
 import numpy as np  # noqa: E402
 
 import needle as ndl  # noqa: E402
+from stolen import StealMeter  # noqa: E402  (bench/ is on the path: the floor)
 
 BATCH, HIDDEN, BLOCKS, CLASSES, FEATURES = 100, 100, 3, 10, 784
 
@@ -208,10 +209,11 @@ def main(args):
           f"needle OPENBLAS_NUM_THREADS={os.environ['OPENBLAS_NUM_THREADS']}"
           + (f"; torch {torch.__version__}, default {default_threads} threads" if "pytorch" in contestants else "")
           + f"; load average {os.getloadavg()[0]:.1f}")
+    steal = StealMeter()
     runs = run_rounds(contestants, x, y, args.repeats)
     for name in contestants:
         report(name, runs[name], args.samples)
-    print(f"load average after: {os.getloadavg()[0]:.1f}")
+    print(f"load average after: {os.getloadavg()[0]:.1f}; {steal.report()}")
     ratio_line(runs, "needle", "floor", target=1.1)
     if "needle-no-capture" in runs:
         ratio_line(runs, "needle", "needle-no-capture")

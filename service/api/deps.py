@@ -67,8 +67,12 @@ T = TypeVar("T")
 
 async def quick_read(store: JobStore, read: Callable[..., T], *args, **kwargs) -> T:
     """A short store read for an async route: inline on the event loop when the store's reads are
-    local (no thread hop, no GIL hand-off: the polling fast path), else in the threadpool."""
+    local (no thread hop, no GIL hand-off: the polling fast path), else as the store's coroutine
+    on the loop if it has one (PostgreSQL's hot reads), else in the threadpool."""
     if store.local_reads:
         return read(*args, **kwargs)
+    coroutine = store.coroutine_of(read)
+    if coroutine is not None:
+        return await coroutine(*args, **kwargs)
     return await run_in_threadpool(read, *args, **kwargs)
 

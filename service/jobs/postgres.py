@@ -18,22 +18,21 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from .briefs import brief_spec
+from .postgres_async import AsyncReadPool
 from .postgres_pool import NOT_RECOVERED, ConnectionPool, run_with_retry
+from .postgres_reads import (JOB_COLUMNS, job_from_row, read_job, read_marks, read_metrics, run_steps,
+                             scope)
 from .postgres_schema import MIGRATIONS, applied_version, apply_migrations
 from . import sweep_sql
 from .postgres_events import ChangeListener
 from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
                       MetricPoint, PruneDecision, Status, Sweep, TrialPlan)
 from .store import Conflict, JobStore, LeaseState, NotFound, check_active_jobs, check_storage
-from .watch_sql import MARK_COLUMNS, curve_from_rows, mark_from_row, stats_from_rows, stats_query
+from .watch_sql import curve_from_rows, stats_from_rows, stats_query
 
 __all__ = ["MIGRATIONS", "PostgresStore"]
 T = TypeVar("T")
 
-JOB_COLUMNS = ("id, status, spec, param_count, created_at, started_at, finished_at, epoch, epochs, "
-               "step, steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, "
-               "has_parameters, idempotency_key, tenant, owner, priority, sweep_id, params, trial, objective, "
-               "pruned_at")
 DATASET_COLUMNS = "id, name, n_rows, n_features, n_classes, size_bytes, created_at, tenant, owner"
 KEY_COLUMNS = ("name, tenant, admin, max_active_jobs, max_dataset_bytes, max_priority, rate_limit, "
                "max_job_cost, created_at, revoked_at")
@@ -73,29 +72,11 @@ FAIR_CLAIM = f"""
                     LIMIT 1)
         RETURNING {JOB_COLUMNS})
     SELECT {JOB_COLUMNS}, (SELECT full_spec FROM job_specs WHERE job_id = j.id) FROM j"""
-# A job row with its full spec (claim and get_job(with_spec=True)); `j` is the jobs row or CTE.
-FULL_SPEC = "(SELECT full_spec FROM job_specs WHERE job_id = j.id)"
 FENCE = "id = %(job_id)s AND status = 'running' AND worker_id = %(worker_id)s AND attempt = %(attempt)s"
 TERMINAL = tuple(s.value for s in Status if s.terminal)
 # NOTIFYed when a job becomes claimable (see wait_for_job); one channel per schema, because
 # channels are database-wide and several deployments (or tests) may share one database.
 NOTIFY_JOBS = "SELECT pg_notify('needle_jobs:' || COALESCE(current_schema(), ''), %s)"
-
-
-def _job_from_row(row: tuple, spec: dict | None = None) -> Job:
-    """Build a Job from a row selected with JOB_COLUMNS (whose spec column is the brief spec)."""
-    (job_id, status, brief, param_count, created_at, started_at, finished_at, epoch, epochs, step,
-     steps, attempt, worker_id, lease_expires_at, cancel_requested, error, result, has_parameters,
-     idempotency_key, tenant, owner, priority, sweep_id, params, trial, objective, pruned_at) = row
-    return Job(id=job_id, status=Status(status), spec=spec, param_count=param_count,
-               created_at=created_at, started_at=started_at, finished_at=finished_at, epoch=epoch,
-               epochs=epochs, step=step, steps=steps, attempt=attempt, worker_id=worker_id,
-               lease_expires_at=lease_expires_at, cancel_requested=cancel_requested, error=error,
-               result=None if result is None else json.loads(result),
-               has_parameters=has_parameters, idempotency_key=idempotency_key,
-               brief=brief_spec(brief), tenant=tenant, owner=owner, priority=priority,
-               sweep_id=sweep_id, params=None if params is None else json.loads(params), trial=trial,
-               objective=objective, pruned_at=pruned_at)
 
 
 def _dataset_from_row(row: tuple) -> Dataset:
@@ -109,11 +90,6 @@ def _dataset_from_row(row: tuple) -> Dataset:
 def _key_from_row(row: tuple) -> ApiKey:
     """Build an ApiKey from a row selected with KEY_COLUMNS."""
     return ApiKey(*row)
-
-
-def _scope(tenant: str | None, column: str = "tenant") -> str:
-    """An extra WHERE condition on the %(tenant)s parameter (none for None: admins)."""
-    return "" if tenant is None else f" AND {column} = %(tenant)s"
 
 
 class _Db(sweep_sql.Db):
@@ -143,7 +119,7 @@ class _Db(sweep_sql.Db):
                                     AND status IN ('queued', 'running')""", (owner,)).fetchone()[0]
 
     def jobs(self, where: str, args: tuple = ()) -> list[Job]:
-        return [_job_from_row(row) for row in self.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", args)]
+        return [job_from_row(row) for row in self.all(f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}", args)]
 
     def brief(self, spec: dict) -> dict:
         return brief_spec(spec)
@@ -167,11 +143,21 @@ class PostgresStore(JobStore):
     def __init__(self, url: str, *, pool_size: int = 8, retry_seconds: float = 30.0,
                  connect_timeout: float = 5.0):
         self._pool = ConnectionPool(url, pool_size, connect_timeout)
+        self._async_reads = AsyncReadPool(url, pool_size, connect_timeout, retry_seconds)
         self._retry_seconds = retry_seconds
         self._listen_conn: psycopg.Connection | None = None   # see wait_for_job
         self._listen_pid = 0
 
     # ---- plumbing ----
+    def coroutine_of(self, read: Callable) -> Callable | None:
+        """The event loop's twins of the reads the API makes on every poll and stream change:
+        they wait on their sockets in the loop (postgres_async.py) instead of on a threadpool
+        thread that must win the GIL back from the busy loop."""
+        if getattr(read, "__self__", None) is not self:
+            return None
+        return {"get_job": self.get_job_async, "get_metrics": self.get_metrics_async,
+                "watch_marks": self.watch_marks_async}.get(read.__name__)
+
     def _run(self, op: Callable[[psycopg.Connection], T],
              recover: Callable[[psycopg.Connection], Any] | None = None) -> T:
         """Run op on a pooled connection, retrying lost connections (see run_with_retry)."""
@@ -180,13 +166,7 @@ class PostgresStore(JobStore):
     @staticmethod
     def _fetch_job(conn: psycopg.Connection, job_id: str, *, lock: bool = False,
                    with_spec: bool = False, tenant: str | None = None) -> Job:
-        spec_column = FULL_SPEC if with_spec else "NULL"
-        sql = (f"SELECT {JOB_COLUMNS}, {spec_column} FROM jobs j WHERE id = %(id)s{_scope(tenant)}"
-               + (" FOR UPDATE" if lock else ""))
-        row = conn.execute(sql, {"id": job_id, "tenant": tenant}).fetchone()
-        if row is None:
-            raise NotFound(f"job {job_id} not found")
-        return _job_from_row(row[:-1], row[-1])
+        return run_steps(conn, read_job(job_id, lock=lock, with_spec=with_spec, tenant=tenant))
 
     # ---- lifecycle ----
     def migrate(self) -> None:
@@ -201,6 +181,7 @@ class PostgresStore(JobStore):
         """Close this process's idle connections (and its listener)."""
         self._close_listener()
         self._pool.close()
+        self._async_reads.close()
 
     def ping(self) -> bool:
         """True when the database answers. No backoff (readiness must answer quickly), but a
@@ -251,7 +232,7 @@ class PostgresStore(JobStore):
                     conn.execute("INSERT INTO job_tags (job_id, key, value) VALUES (%s, %s, %s)",
                                  (job_id, key, value))
                 conn.execute(NOTIFY_JOBS, (job_id,))  # delivered at commit
-                job, created = _job_from_row(row), True
+                job, created = job_from_row(row), True
             # The caller's spec as is (same key and hash means the same spec): parsing megabytes
             # of inline data back would cost more than the insert.
             return replace(job, spec=spec), created
@@ -269,7 +250,7 @@ class PostgresStore(JobStore):
         conn.execute(QUOTA_LOCK, (owner,))
         mine = conn.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
         if mine is not None:
-            return _job_from_row(mine), True
+            return job_from_row(mine), True
         if key is not None and conn.execute("SELECT 1 FROM jobs WHERE tenant = %s AND idempotency_key = %s",
                                             (tenant, key)).fetchone() is not None:
             return self._existing_for_key(conn, job_id, tenant, key, request_hash)
@@ -283,18 +264,23 @@ class PostgresStore(JobStore):
         """The insert hit a unique key: our own earlier try (by id) or an earlier request (by key)."""
         row = conn.execute(f"SELECT {JOB_COLUMNS}, request_hash FROM jobs WHERE id = %s", (job_id,)).fetchone()
         if row is not None:
-            return _job_from_row(row[:-1]), True
+            return job_from_row(row[:-1]), True
         row = conn.execute(f"""SELECT {JOB_COLUMNS}, request_hash FROM jobs
                                WHERE tenant = %s AND idempotency_key = %s""", (tenant, key)).fetchone()
         if row is None:  # deleted between our insert and this read; a retry inserts afresh
             raise psycopg.OperationalError("idempotency key vanished; retrying")
         if row[-1] != request_hash:
             raise Conflict(f"idempotency key {key!r} was already used with a different request")
-        return _job_from_row(row[:-1]), False
+        return job_from_row(row[:-1]), False
 
     def get_job(self, job_id: str, *, with_spec: bool = True, tenant: str | None = None) -> Job:
         """The job, or NotFound; with_spec=False skips the full spec (Job.brief is enough to poll)."""
         return self._run(lambda conn: self._fetch_job(conn, job_id, with_spec=with_spec, tenant=tenant))
+
+    async def get_job_async(self, job_id: str, *, with_spec: bool = True,
+                            tenant: str | None = None) -> Job:
+        """get_job on the running event loop (see coroutine_of)."""
+        return await self._async_reads.run(lambda: read_job(job_id, with_spec=with_spec, tenant=tenant))
 
     def list_jobs(self, *, status: Status | None = None, limit: int = 50,
                   cursor: str | None = None, tenant: str | None = None,
@@ -317,14 +303,14 @@ class PostgresStore(JobStore):
             rows = conn.execute(
                 f"""SELECT {JOB_COLUMNS}, seq FROM jobs
                     WHERE (%(status)s::text IS NULL OR status = %(status)s)
-                      AND (%(before)s::bigint IS NULL OR seq < %(before)s){_scope(tenant)}
+                      AND (%(before)s::bigint IS NULL OR seq < %(before)s){scope(tenant)}
                       AND (%(prefix)s::text IS NULL OR substr(name, 1, %(prefix_len)s::int) = %(prefix)s)
                       AND (%(sweep)s::text IS NULL OR sweep_id = %(sweep)s)
                       {tag_clauses}
                     ORDER BY seq DESC LIMIT %(limit)s""", params).fetchall()
             page = rows[:limit]
             next_cursor = str(page[-1][-1]) if len(rows) > limit else None
-            return [_job_from_row(row[:-1]) for row in page], next_cursor
+            return [job_from_row(row[:-1]) for row in page], next_cursor
         return self._run(op)
 
     def request_cancel(self, job_id: str, *, tenant: str | None = None) -> Job:
@@ -367,23 +353,20 @@ class PostgresStore(JobStore):
     def get_metrics(self, job_id: str, *, after: int = 0, limit: int = 10_000,
                     tenant: str | None = None) -> list[MetricPoint]:
         """Points with seq > after, in seq order."""
-        def op(conn: psycopg.Connection) -> list[MetricPoint]:
-            if tenant is not None:
-                self._fetch_job(conn, job_id, tenant=tenant)  # NotFound for another tenant's job
-            rows = conn.execute("""SELECT seq, kind, epoch, step, vals FROM metrics
-                                   WHERE job_id = %s AND seq > %s ORDER BY seq LIMIT %s""",
-                                (job_id, after, limit)).fetchall()
-            if not rows and tenant is None:
-                self._fetch_job(conn, job_id)  # NotFound for an unknown job
-            return [MetricPoint(seq=seq, kind=kind, epoch=epoch, step=step, values=json.loads(vals))
-                    for seq, kind, epoch, step, vals in rows]
-        return self._run(op)
+        return self._run(lambda conn: run_steps(conn, read_metrics(job_id, after=after, limit=limit,
+                                                                   tenant=tenant)))
+
+    async def get_metrics_async(self, job_id: str, *, after: int = 0, limit: int = 10_000,
+                                tenant: str | None = None) -> list[MetricPoint]:
+        """get_metrics on the running event loop (see coroutine_of)."""
+        return await self._async_reads.run(lambda: read_metrics(job_id, after=after, limit=limit,
+                                                                tenant=tenant))
 
     def metric_curve(self, job_id: str, key: str, *, tenant: str | None = None) -> MetricCurve:
         """Step values and epoch points up to the newest seq (seq bounds the two reads)."""
         def op(conn: psycopg.Connection) -> MetricCurve:
             row = conn.execute("SELECT (SELECT MAX(seq) FROM metrics WHERE job_id = j.id) FROM jobs j "
-                               f"WHERE j.id = %(id)s{_scope(tenant, 'j.tenant')}",
+                               f"WHERE j.id = %(id)s{scope(tenant, 'j.tenant')}",
                                {"id": job_id, "tenant": tenant}).fetchone()
             if row is None:
                 raise NotFound(f"job {job_id} not found")
@@ -400,7 +383,7 @@ class PostgresStore(JobStore):
         """The stored trained state, or None."""
         def op(conn: psycopg.Connection) -> bytes | None:
             row = conn.execute(f"""SELECT p.blob FROM parameters p JOIN jobs j ON j.id = p.job_id
-                                   WHERE p.job_id = %(id)s{_scope(tenant, 'j.tenant')}""",
+                                   WHERE p.job_id = %(id)s{scope(tenant, 'j.tenant')}""",
                                {"id": job_id, "tenant": tenant}).fetchone()
             return None if row is None else bytes(row[0])
         return self._run(op)
@@ -408,11 +391,11 @@ class PostgresStore(JobStore):
     # ---- following jobs and monitoring ----
     def watch_marks(self, job_ids) -> dict[str, JobMark]:
         """Marks of the existing jobs among job_ids, in one query."""
-        ids = list(dict.fromkeys(job_ids))
-        if not ids:
-            return {}
-        return self._run(lambda conn: dict(mark_from_row(row) for row in conn.execute(
-            f"SELECT {MARK_COLUMNS} FROM jobs j WHERE j.id = ANY(%s)", (ids,)).fetchall()))
+        return self._run(lambda conn: run_steps(conn, read_marks(job_ids)))
+
+    async def watch_marks_async(self, job_ids) -> dict[str, JobMark]:
+        """watch_marks on the running event loop (see coroutine_of)."""
+        return await self._async_reads.run(lambda: read_marks(job_ids))
 
     def watch_changes(self, on_change) -> Callable[[], None]:
         """LISTEN on this schema's event channel (the triggers of migration 3 NOTIFY it) on one
@@ -434,7 +417,7 @@ class PostgresStore(JobStore):
             now = time.time()
             row = conn.execute(FAIR_CLAIM, {"worker": worker_id, "until": now + lease_seconds,
                                             "now": now}).fetchone()
-            return None if row is None else _job_from_row(row[:-1], row[-1])
+            return None if row is None else job_from_row(row[:-1], row[-1])
 
         def recover(conn: psycopg.Connection) -> Any:
             # The lost try may have committed: a running job of ours that we never heard of is it.
@@ -751,7 +734,7 @@ class PostgresStore(JobStore):
 
     @staticmethod
     def _fetch_dataset(conn: psycopg.Connection, dataset_id: str, tenant: str | None = None) -> Dataset:
-        row = conn.execute(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = %(id)s{_scope(tenant)}",
+        row = conn.execute(f"SELECT {DATASET_COLUMNS} FROM datasets WHERE id = %(id)s{scope(tenant)}",
                            {"id": dataset_id, "tenant": tenant}).fetchone()
         if row is None:
             raise NotFound(f"dataset {dataset_id} not found")
@@ -764,7 +747,7 @@ class PostgresStore(JobStore):
     def get_dataset_blob(self, dataset_id: str, *, tenant: str | None = None) -> bytes:
         """The .npz bytes, or NotFound."""
         def op(conn: psycopg.Connection) -> bytes:
-            row = conn.execute(f"SELECT blob FROM datasets WHERE id = %(id)s{_scope(tenant)}",
+            row = conn.execute(f"SELECT blob FROM datasets WHERE id = %(id)s{scope(tenant)}",
                                {"id": dataset_id, "tenant": tenant}).fetchone()
             if row is None:
                 raise NotFound(f"dataset {dataset_id} not found")
@@ -774,7 +757,7 @@ class PostgresStore(JobStore):
     def list_datasets(self, *, tenant: str | None = None) -> list[Dataset]:
         """Newest first."""
         return self._run(lambda conn: [_dataset_from_row(row) for row in conn.execute(
-            f"SELECT {DATASET_COLUMNS} FROM datasets WHERE TRUE{_scope(tenant)} ORDER BY seq DESC",
+            f"SELECT {DATASET_COLUMNS} FROM datasets WHERE TRUE{scope(tenant)} ORDER BY seq DESC",
             {"tenant": tenant}).fetchall()])
 
     def delete_dataset(self, dataset_id: str, *, tenant: str | None = None) -> None:
@@ -782,7 +765,7 @@ class PostgresStore(JobStore):
         params = {"id": dataset_id, "tenant": tenant}
 
         def op(conn: psycopg.Connection) -> None:
-            if conn.execute(f"DELETE FROM datasets WHERE id = %(id)s{_scope(tenant)}",
+            if conn.execute(f"DELETE FROM datasets WHERE id = %(id)s{scope(tenant)}",
                             params).rowcount == 0:
                 raise NotFound(f"dataset {dataset_id} not found")
 

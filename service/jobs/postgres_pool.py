@@ -22,6 +22,17 @@ T = TypeVar("T")
 NOT_RECOVERED = object()
 
 
+def connect_kwargs(url: str, connect_timeout: float) -> dict[str, Any]:
+    """Settings of every connection: autocommit, a connect timeout, keepalives, a name."""
+    # Keepalives notice a silently dead peer (host gone, NAT dropped) within about a minute.
+    kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(connect_timeout)),
+                              "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
+                              "keepalives_count": 3}
+    if "application_name" not in url:
+        kwargs["application_name"] = f"needle-service[{os.getpid()}]"
+    return kwargs
+
+
 class ConnectionPool:
     """A few autocommit connections per process; rebuilt from scratch in a forked child."""
 
@@ -63,13 +74,7 @@ class ConnectionPool:
         return self._connect()
 
     def _connect(self) -> psycopg.Connection:
-        # Keepalives notice a silently dead peer (host gone, NAT dropped) within about a minute.
-        kwargs: dict[str, Any] = {"autocommit": True, "connect_timeout": max(1, int(self._connect_timeout)),
-                                  "keepalives": 1, "keepalives_idle": 30, "keepalives_interval": 10,
-                                  "keepalives_count": 3}
-        if "application_name" not in self._url:
-            kwargs["application_name"] = f"needle-service[{os.getpid()}]"
-        return psycopg.connect(self._url, **kwargs)
+        return psycopg.connect(self._url, **connect_kwargs(self._url, self._connect_timeout))
 
     def _give_back(self, conn: psycopg.Connection) -> None:
         if conn.closed or conn.broken or conn.info.transaction_status != pq.TransactionStatus.IDLE:

@@ -8,7 +8,7 @@ and, optionally, the owner key's quota, which is checked atomically with the ins
 errors below). New store methods touching one tenant's objects follow the same pattern.
 """
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from enum import Enum
 
 from .records import (DEFAULT_TENANT, ApiKey, Dataset, Job, JobMark, JobStats, Lease, MetricCurve,
@@ -82,6 +82,12 @@ class JobStore(ABC):
     # network (embedded SQLite): the API then serves job polls on its event loop rather than
     # hopping to a threadpool thread. Network stores keep False (an outage would block the loop).
     local_reads: bool = False
+
+    def coroutine_of(self, read: Callable) -> Callable[..., Awaitable] | None:
+        """For a network store: a coroutine function that does what the bound read method `read`
+        of this store does on the running event loop, if the store has one (the API prefers it
+        to a threadpool hop). None by default."""
+        return None
 
     # ---- lifecycle ----
     @abstractmethod

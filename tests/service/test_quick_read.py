@@ -1,4 +1,5 @@
-"""Job polls skip the threadpool only for stores whose reads are local."""
+"""Job polls skip the threadpool for stores whose reads are local, and for reads that have a
+coroutine twin (PostgreSQL's hot reads); other network reads go to the threadpool."""
 import asyncio
 import threading
 
@@ -7,11 +8,17 @@ from service.jobs.sqlite import SQLiteStore
 
 
 class FakeStore:
-    def __init__(self, local_reads: bool):
-        self.local_reads = local_reads
+    def __init__(self, local_reads: bool, twin: bool = False):
+        self.local_reads, self.twin = local_reads, twin
 
     def read(self, value, *, twice=False):
         return threading.get_ident(), value * (2 if twice else 1)
+
+    async def read_async(self, value, *, twice=False):
+        return threading.get_ident(), -value * (2 if twice else 1)
+
+    def coroutine_of(self, read):
+        return self.read_async if self.twin and read == self.read else None
 
 
 def run_read(store):
@@ -28,6 +35,11 @@ def test_local_reads_run_on_the_event_loop_thread():
 def test_network_reads_run_in_the_threadpool():
     loop_thread, (read_thread, value) = run_read(FakeStore(local_reads=False))
     assert read_thread != loop_thread and value == 42
+
+
+def test_network_reads_with_a_coroutine_twin_run_it_on_the_event_loop():
+    loop_thread, (read_thread, value) = run_read(FakeStore(local_reads=False, twin=True))
+    assert read_thread == loop_thread and value == -42
 
 
 def test_sqlite_declares_local_reads():

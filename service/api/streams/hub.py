@@ -22,8 +22,9 @@ from .wakeups import Change, Wakeups
 log = logging.getLogger("needle_service.events")
 # metric points per store read. A store with local reads (SQLite) reads inline, so its pages are
 # kept to about a third of a millisecond of the event loop (~6 us a point) and the loop gets a
-# turn between pages; a remote store's reads run in the threadpool and only the encoding is on
-# the loop, and fewer, bigger pages mean fewer round trips and thread hand-offs.
+# turn between pages; a remote store's reads wait for the network without holding the loop
+# (PostgreSQL's are coroutines: JobStore.coroutine_of), and fewer, bigger pages mean fewer round
+# trips.
 LOCAL_PAGE = 50
 REMOTE_PAGE = 100
 WINDOW_POINTS = 20_000   # recent encoded points a feed keeps; older ones are re-read from the store
