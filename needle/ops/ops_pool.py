@@ -120,11 +120,16 @@ class MaxPool2d(TensorOp):
         self.kernel = int(kernel_size)
         self.stride = self.kernel if stride is None else int(stride)
         self.windows = None
+        self.picks = None  # the 2x2 fast path's picks for the gradient (see _pool_pairs)
 
     def compute(self, a):
         _check_nchw(a)
         windows = self.windows = _geometry(a, self.kernel, self.stride)
         a = windows.view(a)
+        self.picks = None
+        if self.kernel == 2 and windows.exact and a.flags.c_contiguous:
+            out, self.picks = _pool_pairs(a, windows.perm is not None)
+            return windows.unview(out)
         out = np.empty(a[windows.offsets[0]].shape, dtype=a.dtype)  # (N, C, Ho, Wo) in working order
 
         def pool(part):  # the images in `part`
@@ -136,9 +141,50 @@ class MaxPool2d(TensorOp):
         return windows.unview(out)
 
     def gradient(self, out_grad, node):
-        a, out = node.inputs[0].realize_cached_data(), node.realize_cached_data()
-        masks = _first_max_masks(self.windows.view(a), self.windows.view(out), self.windows)
-        return _WindowScatter(a, self.windows, masks)(out_grad)
+        if self.picks is not None:
+            masks = _masks_from_picks(*self.picks)
+        else:
+            a, out = node.inputs[0].realize_cached_data(), node.realize_cached_data()
+            masks = _first_max_masks(self.windows.view(a), self.windows.view(out), self.windows)
+        return _WindowScatter(node.inputs[0].realize_cached_data(), self.windows, masks)(out_grad)
+
+
+def _pool_pairs(a, channels_last):
+    """Maxima of the 2x2 windows tiling a (working order, C-contiguous) and the picks locating
+    each window's first maximum (row-major), as PyTorch's gradient wants it: within each row the
+    right column counts only if greater than the left, then the bottom row's maximum only if
+    greater than the top's. Two pairwise passes instead of K*K = 4 strided ones, and the gradient
+    needs no search for the maxima (_masks_from_picks)."""
+    if channels_last:  # (N, H, W, C)
+        lead, height, width, channels = a.shape
+        shape = (lead, height // 2, width // 2, channels)
+    else:  # (N, C, H, W): the channels lead
+        lead, height, width, channels = a.shape[0] * a.shape[1], a.shape[2], a.shape[3], 1
+        shape = (a.shape[0], a.shape[1], height // 2, width // 2)
+    pairs = a.reshape(lead, height // 2, 2, width // 2, 2, channels)  # (L, Ho, row, Wo, col, c)
+    row_max = np.empty((lead, height // 2, 2, width // 2, channels), dtype=a.dtype)
+    right_won = np.empty(row_max.shape, dtype=bool)  # (L, Ho, 2, Wo, c)
+    out = np.empty((lead, height // 2, width // 2, channels), dtype=a.dtype)
+    bottom_won = np.empty(out.shape, dtype=bool)  # (L, Ho, Wo, c)
+
+    def pool(part):  # the leading entries (images, or image channels) in `part`
+        left, right = pairs[part, :, :, :, 0], pairs[part, :, :, :, 1]
+        np.maximum(left, right, out=row_max[part])
+        np.greater(right, left, out=right_won[part])
+        top, bottom = row_max[part, :, 0], row_max[part, :, 1]
+        np.maximum(top, bottom, out=out[part])
+        np.greater(bottom, top, out=bottom_won[part])
+    parallel.run(pool, lead, a.size)
+    return out.reshape(shape), (right_won, bottom_won, shape)
+
+
+def _masks_from_picks(right_won, bottom_won, shape):
+    """The four offsets' first-maximum masks (row-major over the window, working order)."""
+    masks = []
+    for row, in_row in ((~bottom_won, 0), (bottom_won, 1)):
+        right = right_won[:, :, in_row]  # (L, Ho, Wo, c)
+        masks += [(row & ~right).reshape(shape), (row & right).reshape(shape)]
+    return masks
 
 
 def _first_max_masks(a, out, windows):

@@ -82,6 +82,27 @@ def test_pooling_matches_torch_including_ties(kind, kernel, stride):
     _close(nx.grad, tx.grad)
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_2x2_max_pool_tiling_the_input_matches_torch_including_ties(channels_last):
+    # the 2x2 fast path (pairwise maxima and picks) on inputs it tiles exactly, in NCHW memory
+    # and in the NHWC memory a conv leaves behind (an NCHW view); ties in every arrangement
+    x = RNG.integers(0, 3, (3, 4, 8, 6)).astype(np.float64)
+    tx = _t(x)
+    if channels_last:  # an NCHW view of NHWC memory, as nn.Conv hands on
+        leaf = _n(np.ascontiguousarray(x.transpose(0, 2, 3, 1)))  # (N, H, W, C)
+        nx = ndl.transpose(ndl.transpose(leaf, (2, 3)), (1, 2))
+        assert not nx.numpy().flags.c_contiguous and nx.numpy().transpose(0, 2, 3, 1).flags.c_contiguous
+    else:
+        leaf = nx = _n(x)
+    out, t_out = nn.MaxPool2d(2)(nx), torch.nn.MaxPool2d(2)(tx)
+    _close(out, t_out)
+    projection = RNG.standard_normal(out.shape)
+    (out * ndl.Tensor(projection, dtype="float64")).sum().backward()
+    (t_out * torch.tensor(projection)).sum().backward()
+    grad = leaf.grad.numpy().transpose(0, 3, 1, 2) if channels_last else leaf.grad.numpy()
+    np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
+
+
 def test_batchnorm2d_train_and_eval_match_torch():
     n, c, h, w = 3, 4, 5, 3
     layer = nn.BatchNorm2d(c, momentum=0.1, dtype="float64")
