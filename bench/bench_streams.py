@@ -39,10 +39,11 @@ from bench.bench_workers import JOB_SPEC, service  # noqa: E402
 from bench.stolen import StealMeter  # noqa: E402
 from tests.pg import create_schema  # noqa: E402
 
-TRAINING_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 400}}  # ~minutes
-TRAINING_STEPS = 400 * 1000  # 8,000 samples in batches of 8
+TRAINING_EPOCHS = 1000  # the cap; ~16 min, longer than a run (each round checks they still train)
+TRAINING_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": TRAINING_EPOCHS}}
+TRAINING_STEPS = TRAINING_EPOCHS * 1000  # 8,000 samples in batches of 8
 IDLE_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 1}}
-POLLS = 600              # GETs per latency sample
+POLLS = 2000  # GETs per latency sample (a p99 of 600 was their 6th-worst: one hiccup moved it)
 POLL_GAP_SECONDS = 0.005
 PROBE_POINTS = 120       # metric points per delay sample
 PROBE_GAP_SECONDS = 0.05
@@ -201,8 +202,8 @@ def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: in
     from service.jobs import Lease
     # workers at their deployed priority (nice 10, below the API): latency is the API's figure
     # room for the streams beyond uvicorn's default connection limit (the limit answers 503);
-    # every step a metric point (the default budget would merge a 400-epoch job's steps 40 to a
-    # point, and ~50 points a second would flow instead of ~2,000)
+    # every step a metric point (the default budget would merge a 1,000-epoch job's steps 100 to a
+    # point, and ~20 points a second would flow instead of ~2,000)
     extra_env = {"NEEDLE_LIMIT_CONCURRENCY": str(streams + CONNECTION_HEADROOM),
                  "NEEDLE_MAX_STEP_POINTS": str(TRAINING_STEPS)}
     with service(url, data_dir, 2, worker_nice=10, extra_env=extra_env) as client:
@@ -238,6 +239,8 @@ def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: in
             with StreamHolder(base, training, streams):
                 results["cpu_active"].append(api_cpu_share(pid))
             store.heartbeat(lease, 600)
+            still = [client.get(f"/v1/jobs/{job_id}").json()["status"] for job_id in training]
+            assert still == ["running", "running"], f"the training jobs ended mid-run: {still}"
         for job_id in (*training, idle_id):
             client.post(f"/v1/jobs/{job_id}/cancel")
         store.close()
@@ -299,7 +302,6 @@ def main() -> None:
         asyncio.run(hold_streams(args.base_url, args.job_ids.split(","), args.hold, args.ready_file))
         return
     print(f"{os.cpu_count()} cores; load average {os.getloadavg()[0]:.2f}; BLAS: {blas_report()}")
-    steal = StealMeter()
     wanted = {name.strip().lower() for name in args.backends.split(",")}
     names = [name for name in ("SQLite", "PostgreSQL") if name.lower() in wanted]
     for name in [n for n in names if n == "SQLite" or args.postgres_url]:
@@ -310,10 +312,12 @@ def main() -> None:
             else:
                 url = f"sqlite:///{Path(tmp) / 'jobs.db'}"
             try:
+                steal = StealMeter()
                 report(bench_backend(name, url, Path(tmp), args.streams, args.repeats), args.streams)
+                print(f"  {steal.report()}")
             finally:
                 drop()
-    print(f"\nload average after: {os.getloadavg()[0]:.2f}; {steal.report()}")
+    print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

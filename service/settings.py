@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     test_slow_preparation_s: float = 0.0       # TESTS ONLY: sleep this long in data preparation
 
     # --- event streams ---
-    events_poll_seconds: float = Field(default=0.1, gt=0, description=(
+    events_poll_seconds: float = Field(default=0.05, gt=0, description=(
         "How often the API looks for changes of followed jobs (SQLite; PostgreSQL pushes)."))
     events_push_poll_seconds: float = Field(default=2.0, gt=0, description=(
         "Safety-net poll while PostgreSQL pushes changes."))
