@@ -141,12 +141,13 @@ class MaxPool2d(TensorOp):
         return windows.unview(out)
 
     def gradient(self, out_grad, node):
+        a = node.inputs[0].realize_cached_data()
         if self.picks is not None:
             masks = _masks_from_picks(*self.picks)
         else:
-            a, out = node.inputs[0].realize_cached_data(), node.realize_cached_data()
+            out = node.realize_cached_data()
             masks = _first_max_masks(self.windows.view(a), self.windows.view(out), self.windows)
-        return _WindowScatter(node.inputs[0].realize_cached_data(), self.windows, masks)(out_grad)
+        return _WindowScatter(a, self.windows, masks)(out_grad)
 
 
 def _pool_pairs(a, channels_last):

@@ -17,6 +17,7 @@ from .schemas import EvaluateRequest
 from .submission import mnist_issues
 from .uploads import BadUpload, arrays_from_npz
 
+
 def evaluate_job(store: JobStore, settings: Settings, cache: ModelCache, job: Job, body: bytes,
                  content_type: str) -> dict:
     """Metrics of a trained job on the body's data source spec or .npz arrays; 409/415/422 as

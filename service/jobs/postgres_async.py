@@ -15,7 +15,7 @@ from typing import TypeVar
 import psycopg
 from psycopg import pq
 
-from .postgres_pool import connect_kwargs
+from .postgres_pool import FIRST_RETRY_SECONDS, MAX_RETRY_SECONDS, connect_kwargs
 from .postgres_reads import Steps, run_steps_async
 
 log = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ class AsyncReadPool:
         """Run a read (a fresh make_steps() per try) on one of the loop's connections."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._retry_seconds
-        delay, tries = 0.05, 0
+        delay, tries = FIRST_RETRY_SECONDS, 0
         while True:
             try:
                 return await self._run_once(loop, make_steps())
@@ -47,7 +47,7 @@ class AsyncReadPool:
                     raise
                 log.warning("postgres (async): %s; retry %d in %.2fs", str(exc).strip(), tries, delay)
                 await asyncio.sleep(delay)
-                delay = min(delay * 2, 2.0)
+                delay = min(delay * 2, MAX_RETRY_SECONDS)
 
     async def _run_once(self, loop: asyncio.AbstractEventLoop, steps: Steps[T]) -> T:
         if self._owner != (os.getpid(), loop):

@@ -18,6 +18,9 @@ from psycopg import pq
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+# Retries of a lost connection wait FIRST_RETRY_SECONDS, doubling up to MAX_RETRY_SECONDS.
+FIRST_RETRY_SECONDS = 0.05
+MAX_RETRY_SECONDS = 2.0
 # Returned by a `recover` callback when the failed try did not commit (so op runs again).
 NOT_RECOVERED = object()
 
@@ -109,7 +112,7 @@ def run_with_retry(pool: ConnectionPool, retry_seconds: float, op: Callable[[psy
     try turns out to have committed, or NOT_RECOVERED to run op again.
     """
     deadline = time.monotonic() + retry_seconds
-    delay, tries = 0.05, 0
+    delay, tries = FIRST_RETRY_SECONDS, 0
     while True:
         try:
             with pool.connection() as conn:
@@ -124,4 +127,4 @@ def run_with_retry(pool: ConnectionPool, retry_seconds: float, op: Callable[[psy
                 raise
             log.warning("postgres: %s; retry %d in %.2fs", str(exc).strip(), tries, delay)
             time.sleep(delay)
-            delay = min(delay * 2, 2.0)
+            delay = min(delay * 2, MAX_RETRY_SECONDS)

@@ -15,7 +15,6 @@ from .params import MEDIA_TYPES, encode, parameters_with_header, to_torch_layout
 from .preprocess import apply_preprocess
 
 
-
 def load_model(parameters: bytes) -> tuple[Any, dict[str, Any]]:
     """Rebuild the trained needle model (eval mode) and return it with its model spec."""
     model, header = load_model_with_header(parameters)
