@@ -112,21 +112,22 @@ def _forget_pool_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
-def split(length: int, elements: int) -> list[slice]:
+def split(length: int, elements: int, align: int = 1) -> list[slice]:
     """Contiguous slices covering range(length): one per thread if the work (`elements` array
-    elements in all) is big enough to pay for the hand-off, else a single slice."""
-    parts = min(_threads, length) if elements >= MIN_ELEMENTS else 1
+    elements in all) is big enough to pay for the hand-off, else a single slice. Every slice but
+    the last starts and ends at a multiple of `align` (fewer slices if length is too short)."""
+    parts = min(_threads, length // align) if elements >= MIN_ELEMENTS else 1
     if parts <= 1 or getattr(_local, "inside", False):
         return [slice(0, length)]
-    bounds = [length * i // parts for i in range(parts + 1)]
-    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
+    bounds = [length * i // parts // align * align for i in range(parts)] + [length]
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
 
 
-def run(part_fn, length: int, elements: int) -> None:
-    """part_fn(part) for the slices of split(length, elements), at once: the calling thread takes
-    the first. part_fn writes its part of outputs allocated beforehand (on the calling thread).
-    A second caller while the workers are busy (two threads running needle) runs unsplit."""
-    parts = split(length, elements)
+def run(part_fn, length: int, elements: int, align: int = 1) -> None:
+    """part_fn(part) for the slices of split(length, elements, align), at once: the calling thread
+    takes the first. part_fn writes its part of outputs allocated beforehand (on the calling
+    thread). A second caller while the workers are busy (two threads running needle) runs unsplit."""
+    parts = split(length, elements, align)
     if len(parts) == 1 or not _busy.acquire(blocking=False):
         part_fn(slice(0, length))
         return

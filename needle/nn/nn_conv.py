@@ -34,6 +34,8 @@ class Conv(Module):
     bias (C_out,): uniform in +-1/sqrt(C_in*K*K) (both as in the course).
     """
 
+    _static_forward = True  # see needle.capture
+
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, bias=True, device=None,
                  dtype="float32"):
         super().__init__()
@@ -62,6 +64,7 @@ class Conv(Module):
 class BatchNorm2d(BatchNorm1d):
     """BatchNorm1d over the channels of (N, C, H, W): statistics over N, H and W (as the course)."""
 
+    _static_forward = True  # see needle.capture
     fuses_dropout = False  # a fused mask would be drawn in NHWC order, Dropout draws it in NCHW
 
     def forward(self, x: Tensor) -> Tensor:
@@ -93,12 +96,16 @@ class _Pool2d(Module):
 class MaxPool2d(_Pool2d):
     """Max over kernel_size windows of (N, C, H, W), stride defaulting to kernel_size (PyTorch)."""
 
+    _static_forward = True  # see needle.capture
+
     def forward(self, x: Tensor) -> Tensor:
         return ops.max_pool2d(x, self.kernel_size, self.stride)
 
 
 class AvgPool2d(_Pool2d):
     """Mean over kernel_size windows of (N, C, H, W), stride defaulting to kernel_size (PyTorch)."""
+
+    _static_forward = True  # see needle.capture
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.avg_pool2d(x, self.kernel_size, self.stride)

@@ -12,6 +12,8 @@ The convolution is im2col through a strided view plus one GEMM. Its two adjoints
 gradients) are ops of their own, and the three are each other's gradients, so gradients of any
 order stay differentiable. Every op keeps its input dtype.
 """
+from math import gcd
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
@@ -189,9 +191,16 @@ def _im2col(a, kernel, stride, padding):
     return cols_t.reshape(kernel * kernel * channels, -1).T, (out_h, out_w)
 
 
+# OpenBLAS computes a GEMM's rows in blocks of its micro-kernel's height (24 rows for float32 with
+# its Haswell/Zen kernels, 16 or 32 with SkylakeX) and a part's last, partial block by a different
+# summation order. A split GEMM gives one GEMM's exact bits only when every part starts at a
+# multiple of all these heights.
+GEMM_ROW_ALIGN = 48
+
+
 def _matmul_rows(x, w, bias=None):
-    """x (M, K) @ w (K, P) (+ bias (P,)) -> (M, P), its rows split over needle's threads (each
-    output row is computed exactly as in one GEMM)."""
+    """x (M, K) @ w (K, P) (+ bias (P,)) -> (M, P), its rows split over needle's threads at
+    multiples of GEMM_ROW_ALIGN (each output row is computed exactly as in one GEMM)."""
     out = np.empty((x.shape[0], w.shape[1]), dtype=np.result_type(x, w))
 
     def rows(part):
@@ -200,7 +209,7 @@ def _matmul_rows(x, w, bias=None):
             into = out[part]
             row_wise = _rows(into)  # (inside a part, its run is not split again)
             row_wise.run(np.add, into, row_wise.tile(bias), into)
-    parallel.run(rows, x.shape[0], x.size + out.size)
+    parallel.run(rows, x.shape[0], x.size + out.size, GEMM_ROW_ALIGN)
     return out
 
 
@@ -232,7 +241,8 @@ def conv_input_grad(g, b, input_shape, stride, padding):
             for j in range(kernel):
                 product = (rows @ b[i, j].T).reshape(-1, out_h, out_w, c_in)
                 target[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :] += product
-    parallel.run(images, n, kernel * kernel * g.size)
+    # parts of whole images whose GEMM rows (out_h * out_w per image) start at GEMM_ROW_ALIGN multiples
+    parallel.run(images, n, kernel * kernel * g.size, GEMM_ROW_ALIGN // gcd(GEMM_ROW_ALIGN, out_h * out_w))
     if not padding:
         return padded
     cropped = np.empty(input_shape, dtype=padded.dtype)
@@ -264,9 +274,23 @@ class Conv(TensorOp):
             raise ValueError(f"conv needs stride >= 1 and padding >= 0, got {stride}, {padding}")
         self.cols = None  # im2col of the forward input, reused by the weight gradient
 
+    replayable = True  # compute depends only on its inputs and the geometry (needle.capture)
+
     def compute(self, a, b, bias=None):
         out, self.cols = conv_forward(a, b, self.stride, self.padding, bias)
         return out
+
+    def gradient_arrays(self, out_grad, inputs, out, needs):
+        """The first-order backward on arrays (needle.capture's replay): the kernels that
+        gradient's ops run when backward builds no graph, so the results are the same bits."""
+        a, b = inputs[0], inputs[1]
+        cols, self.cols = self.cols, None  # needed once: free it with the gradient
+        grads = [conv_input_grad(out_grad, b, a.shape, self.stride, self.padding) if needs[0] else None,
+                 conv_weight_grad(a, out_grad, b.shape[0], self.stride, self.padding, cols)
+                 if needs[1] else None]
+        if len(inputs) == 3:
+            grads.append(_bias_grad_array(out_grad) if needs[2] else None)
+        return grads
 
     def gradient(self, out_grad, node):
         a, b = node.inputs[0], node.inputs[1]
@@ -286,9 +310,13 @@ def _bias_grad(out_grad):
     """Sum of out_grad (N, Ho, Wo, C_out) over all but the channels -> (C_out,)."""
     if is_grad_enabled():  # a graph for higher-order gradients
         return out_grad.sum((0, 1, 2))
-    g = out_grad.realize_cached_data()
-    # one BLAS gemv (ones @ rows): ~10x faster than numpy's sum over three leading axes
-    return Tensor.make_const(_column_sum(g.reshape(-1, g.shape[-1])))  # (C_out,)
+    return Tensor.make_const(_bias_grad_array(out_grad.realize_cached_data()))
+
+
+def _bias_grad_array(g):
+    """g (N, Ho, Wo, C_out) summed over all but the channels -> (C_out,): one BLAS gemv (ones @
+    rows), ~10x faster than numpy's sum over three leading axes."""
+    return _column_sum(g.reshape(-1, g.shape[-1]))
 
 
 def conv(a, b, stride=1, padding=0):

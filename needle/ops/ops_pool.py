@@ -122,6 +122,8 @@ class MaxPool2d(TensorOp):
         self.windows = None
         self.picks = None  # the 2x2 fast path's picks for the gradient (see _pool_pairs)
 
+    replayable = True  # compute depends only on its input and the window geometry (needle.capture)
+
     def compute(self, a):
         _check_nchw(a)
         windows = self.windows = _geometry(a, self.kernel, self.stride)
@@ -140,14 +142,20 @@ class MaxPool2d(TensorOp):
         parallel.run(pool, a.shape[0], a.size)
         return windows.unview(out)
 
-    def gradient(self, out_grad, node):
-        a = node.inputs[0].realize_cached_data()
+    def _scatter(self, a, out) -> "_WindowScatter":
+        """The gradient's op: the output gradient put at each window's first maximum."""
         if self.picks is not None:
             masks = _masks_from_picks(*self.picks)
         else:
-            out = node.realize_cached_data()
             masks = _first_max_masks(self.windows.view(a), self.windows.view(out), self.windows)
-        return _WindowScatter(a, self.windows, masks)(out_grad)
+        return _WindowScatter(a, self.windows, masks)
+
+    def gradient_arrays(self, out_grad, inputs, out, needs):
+        """First-order backward on arrays (needle.capture's replay), the same kernels as gradient."""
+        return [self._scatter(inputs[0], out).compute(out_grad)]
+
+    def gradient(self, out_grad, node):
+        return self._scatter(node.inputs[0].realize_cached_data(), node.realize_cached_data())(out_grad)
 
 
 def _pool_pairs(a, channels_last):
@@ -216,6 +224,8 @@ class AvgPool2d(TensorOp):
         self.stride = self.kernel if stride is None else int(stride)
         self.windows = None
 
+    replayable = True  # compute depends only on its input and the window geometry (needle.capture)
+
     def compute(self, a):
         _check_nchw(a)
         self.windows = _geometry(a, self.kernel, self.stride)
@@ -224,9 +234,16 @@ class AvgPool2d(TensorOp):
     def _weights(self, dtype):
         return [dtype.type(1.0 / self.kernel ** 2)] * len(self.windows.offsets)
 
+    def _scatter(self, a) -> "_WindowScatter":
+        """The gradient's op: the output gradient spread evenly over each window."""
+        return _WindowScatter(a, self.windows, self._weights(a.dtype))
+
+    def gradient_arrays(self, out_grad, inputs, out, needs):
+        """First-order backward on arrays (needle.capture's replay), the same kernel as gradient."""
+        return [self._scatter(inputs[0]).compute(out_grad)]
+
     def gradient(self, out_grad, node):
-        a = node.inputs[0].realize_cached_data()
-        return _WindowScatter(a, self.windows, self._weights(a.dtype))(out_grad)
+        return self._scatter(node.inputs[0].realize_cached_data())(out_grad)
 
 
 def avg_pool2d(a, kernel_size, stride=None):

@@ -288,3 +288,43 @@ def test_other_activations_replay_exactly_through_their_tensor_gradients(activat
     captured, plain = run_both(make, steps=4)
     assert_identical(captured, plain)
     assert set(captured[1][1:]) == {ReplayedCall}
+
+
+def make_cnn(seed=0):
+    """Every capturable conv module: biased and unbiased convs, strides 1 and 2, both poolings."""
+    np.random.seed(seed)
+    return nn.Sequential(
+        nn.Conv(2, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv(4, 6, 3, stride=2, bias=False), nn.BatchNorm2d(6), nn.AvgPool2d(2, stride=1),
+        nn.Flatten(), nn.Linear(6 * 1 * 1, CLASSES))
+
+
+def image_batches(steps, seed=1, rows=BATCH):
+    rng = np.random.default_rng(seed)
+    return [(rng.standard_normal((rows, 2, 8, 8)).astype(np.float32), rng.integers(0, CLASSES, rows))
+            for _ in range(steps)]
+
+
+@pytest.mark.parametrize("change, replays", [
+    (None, [False, True, True, True, True, True]),
+    (_eval_then_train, [False, True, False, False, True, True]),
+])
+def test_a_cnn_replays_equal_to_define_by_run(change, replays):
+    captured, plain = run_both(make_cnn, data=image_batches(6), each_step=change)
+    assert_identical(captured, plain)
+    assert [op is ReplayedCall for op in captured[1]] == replays
+
+
+def test_a_replayed_cnn_passes_the_gradient_to_its_image_input():
+    model = make_cnn()
+    data = image_batches(1)[0][0]
+    grads = []
+    for enabled in (True, False):
+        for _ in range(3):
+            x = ndl.Tensor(data)  # requires_grad=True: the first conv's input gradient runs
+            with nullcontext() if enabled else capture.disabled():
+                out = model(x)
+            (out * out).sum().backward()
+        grads.append((type(out.op), x.grad.numpy()))
+    assert grads[0][0] is ReplayedCall and grads[1][0] is not ReplayedCall
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])

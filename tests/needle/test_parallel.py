@@ -3,6 +3,7 @@ import threading
 
 import numpy as np
 import pytest
+from threadpoolctl import threadpool_limits
 
 import needle as ndl
 from needle import nn, parallel
@@ -10,9 +11,12 @@ from needle import nn, parallel
 
 @pytest.fixture
 def threads():
-    """Set needle's thread count inside a test; restored afterwards."""
+    """Set needle's thread count inside a test; restored afterwards. BLAS runs one thread, as
+    needle.parallel asks (and the service's workers do): OpenBLAS's own threads split a GEMM's rows
+    wherever it likes, which changes the last bits of some rows with its Haswell/Zen kernels."""
     before = parallel.get_num_threads()
-    yield parallel.set_num_threads
+    with threadpool_limits(1, user_api="blas"):
+        yield parallel.set_num_threads
     parallel.set_num_threads(before)
 
 
@@ -22,6 +26,9 @@ def test_split_covers_the_range_once_and_keeps_small_work_whole(threads):
     assert [(p.start, p.stop) for p in parts] == [(0, 3), (3, 6), (6, 10)]
     assert parallel.split(10, parallel.MIN_ELEMENTS - 1) == [slice(0, 10)]
     assert parallel.split(2, parallel.MIN_ELEMENTS) == [slice(0, 1), slice(1, 2)]  # at most one per row
+    aligned = parallel.split(100, parallel.MIN_ELEMENTS, align=24)  # parts start at multiples of 24
+    assert [(p.start, p.stop) for p in aligned] == [(0, 24), (24, 48), (48, 100)]
+    assert parallel.split(40, parallel.MIN_ELEMENTS, align=24) == [slice(0, 40)]  # too short to split
 
 
 def test_run_runs_every_part_once_on_separate_threads(threads):
