@@ -191,11 +191,11 @@ def _im2col(a, kernel, stride, padding):
     return cols_t.reshape(kernel * kernel * channels, -1).T, (out_h, out_w)
 
 
-# OpenBLAS computes a GEMM's rows in blocks of its micro-kernel's height (24 rows for float32 with
-# its Haswell/Zen kernels, 16 or 32 with SkylakeX) and a part's last, partial block by a different
-# summation order. A split GEMM gives one GEMM's exact bits only when every part starts at a
-# multiple of all these heights.
-GEMM_ROW_ALIGN = 48
+# OpenBLAS computes a GEMM's rows in blocks of its micro-kernel's height and a part's last, partial
+# block in another summation order with some kernels (float32 on Haswell/Zen: blocks of 24 rows).
+# A split GEMM gives one GEMM's exact bits when every part starts at a multiple of 24 (checked
+# with the Haswell, Zen, SkylakeX and SandyBridge kernels, float32 and float64).
+GEMM_ROW_ALIGN = 24
 
 
 def _matmul_rows(x, w, bias=None):
