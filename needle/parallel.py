@@ -119,9 +119,11 @@ def split(length: int, elements: int, align: int = 1) -> list[slice]:
     parts = min(_threads, length // align) if elements >= MIN_ELEMENTS else 1
     if parts <= 1 or getattr(_local, "inside", False):
         return [slice(0, length)]
+    # each inner bound: the multiple of align nearest length * i / parts (these are >= align
+    # apart, as parts <= length // align, so no slice is empty)
     bounds = [(length * i + parts * align // 2) // (parts * align) * align for i in range(parts)]
-    bounds.append(length)  # each inner bound: the multiple of align nearest length * i / parts
-    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:]) if stop > start]
+    bounds.append(length)
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 def run(part_fn, length: int, elements: int, align: int = 1) -> None:
