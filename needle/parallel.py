@@ -2,8 +2,9 @@
 contiguous parts of a big array can be processed at once on separate cores.
 
 Results never depend on the thread count: work is split only where every output element is
-computed exactly as it is without a split (element-wise passes, rows of a GEMM, the images of a
-batch); reductions over the split axis stay whole. Arrays under MIN_ELEMENTS are not split (a
+computed exactly as it is without a split (element-wise passes, the images of a batch), or by
+blocks fixed by the shapes alone (a convolution's image blocks, needle.ops.ops_conv);
+reductions over the split axis stay whole. Arrays under MIN_ELEMENTS are not split (a
 thread hand-off costs ~10-20 us), so small models such as MLPs run exactly as before.
 
 Threads: NEEDLE_NUM_THREADS if set (the service's workers set it with the BLAS limits), else the
@@ -112,25 +113,21 @@ def _forget_pool_in_child() -> None:
 os.register_at_fork(after_in_child=_forget_pool_in_child)
 
 
-def split(length: int, elements: int, align: int = 1) -> list[slice]:
+def split(length: int, elements: int) -> list[slice]:
     """Contiguous slices covering range(length): one per thread if the work (`elements` array
-    elements in all) is big enough to pay for the hand-off, else a single slice. Every slice but
-    the last starts and ends at a multiple of `align` (fewer slices if length is too short)."""
-    parts = min(_threads, length // align) if elements >= MIN_ELEMENTS else 1
+    elements in all) is big enough to pay for the hand-off, else a single slice."""
+    parts = min(_threads, length) if elements >= MIN_ELEMENTS else 1
     if parts <= 1 or getattr(_local, "inside", False):
         return [slice(0, length)]
-    # each inner bound: the multiple of align nearest length * i / parts (these are >= align
-    # apart, as parts <= length // align, so no slice is empty)
-    bounds = [(length * i + parts * align // 2) // (parts * align) * align for i in range(parts)]
-    bounds.append(length)
+    bounds = [length * i // parts for i in range(parts + 1)]
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
-def run(part_fn, length: int, elements: int, align: int = 1) -> None:
-    """part_fn(part) for the slices of split(length, elements, align), at once: the calling thread
+def run(part_fn, length: int, elements: int) -> None:
+    """part_fn(part) for the slices of split(length, elements), at once: the calling thread
     takes the first. part_fn writes its part of outputs allocated beforehand (on the calling
     thread). A second caller while the workers are busy (two threads running needle) runs unsplit."""
-    parts = split(length, elements, align)
+    parts = split(length, elements)
     if len(parts) == 1 or not _busy.acquire(blocking=False):
         part_fn(slice(0, length))
         return

