@@ -9,8 +9,9 @@
   PyTorch and the course. An optional bias (C_out,) is fused in (nn.Conv uses it).
 
 The convolution is im2col through a strided view plus a GEMM, by blocks of whole images (see
-BLOCK_BYTES). Its two adjoints (input and weight gradients) are ops of their own, and the three are each other's gradients, so gradients of any
-order stay differentiable. Every op keeps its input dtype.
+BLOCK_BYTES). Its two adjoints (input and weight gradients) are ops of their own, and the three
+are each other's gradients, so gradients of any order stay differentiable. Every op keeps its
+input dtype.
 """
 
 import numpy as np
@@ -239,8 +240,8 @@ def conv_forward(a, b, stride, padding, bias=None):
         if bias is not None:  # as wide rows: numpy's loop over rows of C_out = 16 costs twice as much
             row_wise = _rows(rows)
             row_wise.run(np.add, rows, row_wise.tile(bias), rows)
-    _for_blocks(_image_blocks(a.shape[0], pixels * weights.shape[0] * a.itemsize), out.size * weights.shape[0],
-                block)
+    blocks = _image_blocks(a.shape[0], pixels * weights.shape[0] * a.itemsize)
+    _for_blocks(blocks, out.size * weights.shape[0], block)
     return out.reshape(a.shape[0], out_h, out_w, c_out)
 
 
@@ -275,10 +276,10 @@ def conv_weight_grad(a, g, kernel, stride, padding):
 
     Per image block, its columns (made again: cheaper than keeping the forward's in memory) times
     its gradient rows; the blocks' products are then summed in block order."""
-    c_in, c_out = a.shape[3], g.shape[3]
-    pixels, depth = g.shape[1] * g.shape[2], kernel * kernel * c_in
+    _, out_h, out_w, c_out = g.shape
+    pixels, depth = out_h * out_w, kernel * kernel * a.shape[3]
     rows = g.reshape(-1, c_out)  # (N*Ho*Wo, C_out)
-    out_h, out_w, padded = g.shape[1], g.shape[2], _pad_images(a, padding)
+    padded = _pad_images(a, padding)
     blocks = _image_blocks(a.shape[0], pixels * depth * a.itemsize)
     partials = np.empty((len(blocks), depth, c_out), dtype=np.result_type(a, g))  # (blocks, K*K*C_in, C_out)
 
@@ -287,7 +288,7 @@ def conv_weight_grad(a, g, kernel, stride, padding):
         np.matmul(cols.T, rows[images.start * pixels:images.stop * pixels], out=partials[k])
     _for_blocks(blocks, rows.size * depth, block)
     total = partials[0] if len(blocks) == 1 else np.add.reduce(partials, axis=0)  # (K*K*C_in, C_out)
-    return total.reshape(kernel, kernel, c_in, c_out)
+    return total.reshape(kernel, kernel, a.shape[3], c_out)
 
 
 # ---- convolution: ops -----------------------------------------------------------------------
