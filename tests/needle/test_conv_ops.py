@@ -72,7 +72,6 @@ def test_conv_rejects_a_kernel_larger_than_the_input_and_channel_mismatch():
         ndl.conv(ndl.Tensor(_randn(1, 4, 4, 2)), ndl.Tensor(_randn(3, 3, 1, 1)))
 
 
-
 def test_conv_training_memory_stays_below_one_column_matrix():
     """Convs run by image blocks: neither the forward (for the backward) nor the backward holds
     the whole (N*Ho*Wo, K*K*C_in) column matrix, here 9.4 MB against 1 MB of input."""
@@ -90,6 +89,7 @@ def test_conv_training_memory_stays_below_one_column_matrix():
         tracemalloc.stop()
     assert held_after_forward < 2 * out.numpy().nbytes  # the output, no columns kept
     assert peak < column_bytes  # the backward: gradients, the padded input, one block per thread
+
 
 GRADIENT_CASES = {
     "pad": (lambda a: ndl.pad(a, ((0, 0), (1, 2), (2, 0))), [_randn(2, 3, 2)]),
