@@ -11,6 +11,7 @@ Threads: NEEDLE_NUM_THREADS if set (the service's workers set it with the BLAS l
 CPUs this process may run on; `set_num_threads(n)` changes it. Use one BLAS thread alongside:
 a split GEMM already runs on every thread.
 """
+import ctypes
 import os
 import threading
 import time
@@ -23,6 +24,22 @@ NAP_SECONDS = 20e-6  # between polls
 _local = threading.local()  # .inside: a worker thread (parts are never split further)
 _pool: list | None = None
 _busy = threading.Lock()  # held while the workers run one caller's parts
+
+
+def _precise_naps() -> None:
+    """Make this thread's short sleeps last what they ask: Linux rounds a sleeping thread's wake-up
+    up by its timer slack (50 us by default), so a 20 us nap took ~90 us on the build machine and a
+    part waited that long to start. No-op where prctl is missing."""
+    try:
+        ctypes.CDLL(None).prctl(_PR_SET_TIMERSLACK, 1, 0, 0, 0)  # 1 ns: no rounding
+    except (OSError, AttributeError, TypeError):  # TypeError: no CDLL(None) on Windows
+        pass
+
+
+_PR_SET_TIMERSLACK = 29  # linux/prctl.h
+# Waiting for a worker: hand it the GIL and take it straight back. time.sleep(0) would do the same
+# through a zero-length timer, which the caller's timer slack stretches to ~50 us.
+_yield = getattr(os, "sched_yield", lambda: time.sleep(0))
 
 
 def _default_threads() -> int:
@@ -71,12 +88,13 @@ class _Worker:
     def wait(self) -> None:
         """Until the part given last has run; re-raises its error."""
         while not self.done:
-            time.sleep(0)
+            _yield()
         if self.error is not None:
             raise self.error
 
     def _loop(self) -> None:
         _local.inside = True
+        _precise_naps()
         while True:
             idle_until = time.perf_counter() + SPIN_SECONDS
             while self.job is None:

@@ -196,13 +196,17 @@ def _im2col(padded, kernel, stride, out_h, out_w):
 # do not depend on the threads (OpenBLAS gives a row subset of a GEMM other last bits than the
 # whole, so splitting one GEMM's rows by thread count would).
 BLOCK_BYTES = 1 << 20  # a block's working set (its columns, or its gradient rows and products)
-MIN_BLOCKS = 8  # at least this many blocks when the batch allows (parts to balance over threads)
+MIN_BLOCKS = 4  # at least this many blocks when the batch allows (parts to balance over threads;
+# 8 cost ~9 % of a bench CNN step on two threads against 4: more, smaller GEMMs and hand-offs)
 
 
 def _image_blocks(n, bytes_per_image):
-    """Slices of whole images covering range(n), each about BLOCK_BYTES of work."""
-    per = max(1, min(BLOCK_BYTES // max(bytes_per_image, 1), -(-n // MIN_BLOCKS)))
-    return [slice(start, min(start + per, n)) for start in range(0, n, per)]
+    """Slices of whole images covering range(n), as even as can be: at most about BLOCK_BYTES of
+    work each, and at least MIN_BLOCKS of them when the batch allows."""
+    most = max(1, BLOCK_BYTES // max(bytes_per_image, 1))  # images in a BLOCK_BYTES block
+    count = min(n, max(-(-n // most), MIN_BLOCKS))
+    bounds = [n * i // count for i in range(count + 1)]
+    return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
 def _for_blocks(blocks, elements, block_fn):
@@ -286,7 +290,9 @@ def conv_weight_grad(a, g, kernel, stride, padding):
 
     def block(k, images):
         cols = _im2col(padded[images], kernel, stride, out_h, out_w)  # (n_b*Ho*Wo, K*K*C_in)
-        np.matmul(cols.T, rows[images.start * pixels:images.stop * pixels], out=partials[k])
+        # np.dot, not np.matmul: matmul keeps the GIL when the product has <= 500 elements (a
+        # 1-channel 3x3 conv's 9 x C_out), so the blocks would run one at a time (same bits)
+        np.dot(cols.T, rows[images.start * pixels:images.stop * pixels], out=partials[k])
     _for_blocks(blocks, rows.size * depth, block)
     total = partials[0] if len(blocks) == 1 else np.add.reduce(partials, axis=0)  # (K*K*C_in, C_out)
     return total.reshape(kernel, kernel, a.shape[3], c_out)

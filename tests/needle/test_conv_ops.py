@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 import needle as ndl
-from needle.ops.ops_conv import Conv, ConvInputGrad, ConvWeightGrad
+from needle.ops.ops_conv import (BLOCK_BYTES, MIN_BLOCKS, Conv, ConvInputGrad, ConvWeightGrad,
+                                 _image_blocks)
 
 from .gradcheck import check_gradients
 
@@ -89,6 +90,19 @@ def test_conv_training_memory_stays_below_one_column_matrix():
         tracemalloc.stop()
     assert held_after_forward < 2 * out.numpy().nbytes  # the output, no columns kept
     assert peak < column_bytes  # the backward: gradients, the padded input, one block per thread
+
+
+@pytest.mark.parametrize("n,bytes_per_image", [(64, 113_000), (64, 28_000), (7, 1), (1, 10 << 20),
+                                                 (100, 300_000)])
+def test_image_blocks_are_even_and_bounded(n, bytes_per_image):
+    """Blocks cover the batch in order, differ by at most one image (so threads get equal work),
+    stay within BLOCK_BYTES unless one image is bigger, and number at least MIN_BLOCKS if they can."""
+    blocks = _image_blocks(n, bytes_per_image)
+    assert [i for block in blocks for i in range(block.start, block.stop)] == list(range(n))
+    sizes = [block.stop - block.start for block in blocks]
+    assert max(sizes) - min(sizes) <= 1
+    assert max(sizes) == 1 or max(sizes) * bytes_per_image <= BLOCK_BYTES
+    assert len(blocks) >= min(n, MIN_BLOCKS)
 
 
 GRADIENT_CASES = {
