@@ -5,7 +5,7 @@ Results never depend on the thread count: work is split only where every output 
 computed exactly as it is without a split (element-wise passes, the images of a batch), or by
 blocks fixed by the shapes alone (a convolution's image blocks, needle.ops.ops_conv);
 reductions over the split axis stay whole. Arrays under MIN_ELEMENTS are not split (a
-thread hand-off costs ~10-20 us), so small models such as MLPs run exactly as before.
+thread hand-off costs ~20-50 us), so small models such as MLPs run exactly as before.
 
 Threads: NEEDLE_NUM_THREADS if set (the service's workers set it with the BLAS limits), else the
 CPUs this process may run on; `set_num_threads(n)` changes it. Use one BLAS thread alongside:

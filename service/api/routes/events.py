@@ -43,8 +43,7 @@ async def job_events(job_id: JobId, request: Request, store: StoreDep, settings:
     # 404 (unknown, or another tenant's) before the stream starts; the stream then follows by id
     job = await quick_read(store, store.get_job, job_id, with_spec=False,
                            tenant=principal.tenant_filter)
-    stream = job_event_stream(request.app.state.events, store, job, cursor,
-                              settings.events_keepalive_seconds)
+    stream = job_event_stream(request.app.state.events, job, cursor, settings.events_keepalive_seconds)
     return EventSourceResponse(stream, headers={"Cache-Control": "no-cache",
                                                 "X-Accel-Buffering": "no"})
 

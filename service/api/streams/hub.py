@@ -17,6 +17,7 @@ import logging
 from ...jobs import JobMark, JobStore, NotFound
 from ..deps import quick_read
 from .encoding import job_json, metric_event, status_event
+from .replay import ReplayPages
 from .wakeups import Change, Wakeups
 
 log = logging.getLogger("needle_service.events")
@@ -97,6 +98,7 @@ class EventHub:
 
     def __init__(self, store: JobStore, *, poll_seconds: float, push_poll_seconds: float):
         self.store = store
+        self.replay = ReplayPages(store)  # stored pages for streams behind their feed
         self.poll_seconds = poll_seconds
         self.page = LOCAL_PAGE if store.local_reads else REMOTE_PAGE
         self.push_poll_seconds = push_poll_seconds

@@ -4,41 +4,38 @@ points are sent in seq order and only those with seq > the last one sent."""
 import asyncio
 from collections.abc import AsyncIterator
 
-from starlette.concurrency import run_in_threadpool
-
-from ...jobs import Job, JobStore
-from .encoding import KEEPALIVE, end_event, job_json, metric_event, retry_field, status_event
+from ...jobs import Job
+from .encoding import KEEPALIVE, end_event, job_json, retry_field, status_event
 from .hub import EventHub, JobFeed
+from .replay import REPLAY_PAGE, ReplayPages
 
-REPLAY_PAGE = 2_000  # points per replay read; on a thread, so a long replay never stalls the loop
 
-
-async def job_event_stream(hub: EventHub, store: JobStore, job: Job, cursor: int,
+async def job_event_stream(hub: EventHub, job: Job, cursor: int,
                            keepalive_seconds: float) -> AsyncIterator[bytes]:
     """The stream of `job` (just read by the route, so it exists) from after `cursor`."""
     if job.status.terminal:  # nothing will change: replay what is asked for and end
         data = job_json(job)
         yield retry_field() + status_event(data)
-        async for chunk, cursor in _replay(store, job.id, cursor, None):
+        async for chunk, cursor in _replay(hub.replay, job.id, cursor, None):
             yield chunk
         yield end_event(data)
         return
     feed = await hub.subscribe(job.id, cursor)
     try:
-        async for chunk in _follow(feed, store, cursor, keepalive_seconds):
+        async for chunk in _follow(feed, hub.replay, cursor, keepalive_seconds):
             yield chunk
     finally:
         hub.unsubscribe(feed)
 
 
-async def _follow(feed: JobFeed, store: JobStore, cursor: int,
+async def _follow(feed: JobFeed, replay: ReplayPages, cursor: int,
                   keepalive_seconds: float) -> AsyncIterator[bytes]:
     sent_status = feed.status_version
     yield retry_field() + feed.status
     while not feed.gone:
         changed = feed.changed()  # taken before reading the feed, so no change slips by
         if cursor < feed.base_seq:  # behind what the feed holds: from the store first
-            async for chunk, cursor in _replay(store, feed.job_id, cursor, feed.base_seq):
+            async for chunk, cursor in _replay(replay, feed.job_id, cursor, feed.base_seq):
                 yield chunk
             cursor = max(cursor, feed.base_seq)  # the replay sent every stored point up to base
         # what is new goes out in one chunk: one send, one socket write per change
@@ -63,14 +60,14 @@ async def _follow(feed: JobFeed, store: JobStore, cursor: int,
             yield KEEPALIVE
 
 
-async def _replay(store: JobStore, job_id: str, cursor: int,
+async def _replay(replay: ReplayPages, job_id: str, cursor: int,
                   until: int | None) -> AsyncIterator[tuple[bytes, int]]:
     """Stored points after cursor, a page per chunk, while cursor < until (None: all)."""
     while until is None or cursor < until:
-        points = await run_in_threadpool(store.get_metrics, job_id, after=cursor, limit=REPLAY_PAGE)
-        if not points:
+        chunk, last_seq, count = await replay.page(job_id, cursor)
+        if not count:
             return
-        cursor = points[-1].seq
-        yield b"".join(metric_event(p) for p in points), cursor
-        if len(points) < REPLAY_PAGE:
+        cursor = last_seq
+        yield chunk, cursor
+        if count < REPLAY_PAGE:
             return
