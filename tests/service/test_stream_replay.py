@@ -1,4 +1,4 @@
-"""Replay pages: read once for all the streams that want them, full pages cached, short ones not."""
+"""Replay pages: read once for all the streams asking at the same time, read afresh after."""
 import asyncio
 
 from service.api.streams.replay import REPLAY_PAGE, ReplayPages
@@ -17,18 +17,16 @@ def _store_with_points(tmp_path, count: int):
     return store, job, lease
 
 
-def test_streams_asking_together_share_one_read_and_later_ones_the_cache(tmp_path):
+def test_streams_asking_together_share_one_read(tmp_path):
     store, job, _ = _store_with_points(tmp_path, REPLAY_PAGE + 10)
     replay = ReplayPages(store)
 
-    async def scenario():
-        together = await asyncio.gather(*(replay.page(job.id, 0) for _ in range(50)))
-        later = await replay.page(job.id, 0)
-        return together, later
-    together, later = asyncio.run(scenario())
+    async def together():
+        return await asyncio.gather(*(replay.page(job.id, 0) for _ in range(50)))
+    pages = asyncio.run(together())
     assert replay.reads == 1
-    assert all(page == together[0] for page in together) and later == together[0]
-    chunk, last_seq, count = later
+    assert all(page == pages[0] for page in pages)
+    chunk, last_seq, count = pages[0]
     expected = store.get_metrics(job.id, limit=REPLAY_PAGE)
     assert count == REPLAY_PAGE and last_seq == expected[-1].seq
     assert chunk.count(b"event: metric\n") == REPLAY_PAGE
@@ -36,12 +34,15 @@ def test_streams_asking_together_share_one_read_and_later_ones_the_cache(tmp_pat
     store.close()
 
 
-def test_a_short_page_is_read_again_so_newer_points_are_not_missed(tmp_path):
-    store, job, lease = _store_with_points(tmp_path, 10)
+def test_a_later_ask_reads_again_so_it_sees_what_the_store_holds_now(tmp_path):
+    store, job, lease = _store_with_points(tmp_path, REPLAY_PAGE + 10)
     replay = ReplayPages(store)
-    assert asyncio.run(replay.page(job.id, 0))[2] == 10
-    assert store.add_metrics(lease, [("step", 0, 10, {"loss": 0.5})])
-    assert asyncio.run(replay.page(job.id, 0))[2] == 11
+    assert asyncio.run(replay.page(job.id, 0))[2] == REPLAY_PAGE
+    # a job resumed from its checkpoint drops the points after it: they must not be replayed
+    assert store.truncate_metrics(lease, after_step=99)
+    assert store.add_metrics(lease, [("step", 0, 100, {"loss": 0.5})])
+    chunk, last_seq, count = asyncio.run(replay.page(job.id, 0))
+    assert count == 101 and last_seq == store.get_metrics(job.id)[-1].seq
     assert replay.reads == 2
     store.close()
 
