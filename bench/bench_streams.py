@@ -5,8 +5,7 @@
 
 Per backend (SQLite; PostgreSQL with --postgres-url or NEEDLE_TEST_POSTGRES_URL) it starts a real
 service (`serve --workers 0` and 2 `needle-service worker` processes at their deployed nice 10,
-bench_workers.service) and two long training jobs (~1,000 steps/s each, so ~2,000 metric points
-a second flow), then measures, in interleaved rounds:
+bench_workers.service) and two long training jobs, then measures, in interleaved rounds:
 
 (a) GET /v1/jobs/{id} latency (p50/p99 of sequential polls of a training job) without streams,
     with --streams idle streams (on a queued job) and with --streams streams on the two training
@@ -16,9 +15,14 @@ a second flow), then measures, in interleaved rounds:
     times its arrival on a stream, alone and with --streams streams open on the probe job;
 (c) the API process's CPU time with --streams idle streams (on a queued job nobody trains) and
     with --streams streams on the training jobs, against none, as a share of one core.
+
+The load is the same on any host: the workers' speed is measured first (two jobs trained side by
+side for a few seconds), then the training jobs are sized to outlast the run and to make
+FLOW_POINTS_PER_SECOND step points a second each (a fast host merges more steps into a point).
 """
 import argparse
 import asyncio
+import math
 import os
 import signal
 import statistics
@@ -39,9 +43,11 @@ from bench.bench_workers import JOB_SPEC, service  # noqa: E402
 from bench.stolen import StealMeter  # noqa: E402
 from tests.pg import create_schema  # noqa: E402
 
-TRAINING_EPOCHS = 1000  # the cap; ~16 min, longer than a run (each round checks they still train)
-TRAINING_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": TRAINING_EPOCHS}}
-TRAINING_STEPS = TRAINING_EPOCHS * 1000  # 8,000 samples in batches of 8
+STEPS_PER_EPOCH = 1000   # JOB_SPEC: 8,000 samples in batches of 8
+FLOW_POINTS_PER_SECOND = 1000  # step points a second from each training job, on any host
+ROUND_SECONDS = 200      # a round takes ~130 s; the training jobs are sized to outlast the run
+CALIBRATION_SECONDS = 5.0
+CALIBRATION_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 1000}}
 IDLE_SPEC = {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": 1}}
 POLLS = 2000  # GETs per latency sample (a p99 of 600 was their 6th-worst: one hiccup moved it)
 POLL_GAP_SECONDS = 0.005
@@ -58,16 +64,17 @@ async def hold_streams(base_url: str, job_ids: list[str], count: int, ready_file
     every stream has its first event. Raw sockets that discard what they read: a Python HTTP
     parser reading 200 busy streams would take a core from the service it measures."""
     host, port = base_url.removeprefix("http://").split(":")
-    async with httpx.AsyncClient(base_url=base_url) as client:
-        # as the dashboard does: the display series (here once per job), then the stream from
-        # its last point
-        after = {job_id: (await client.get(f"/v1/jobs/{job_id}/metrics/series",
-                                           params={"points": 2000})).json()["last_seq"]
-                 for job_id in job_ids}
     started = [asyncio.Event() for _ in range(count)]
-    jobs = [job_ids[i % len(job_ids)] for i in range(count)]
-    tasks = [asyncio.create_task(_drain(host, int(port), job, after[job], started[i]))
-             for i, job in enumerate(jobs)]
+    tasks = []
+    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
+        for first, job_id in enumerate(job_ids):
+            # as the dashboard does: the display series, then the job's streams from its last
+            # point (at once: a long curve's series takes seconds, and streams opened from an
+            # older cursor would replay what came meanwhile)
+            after = (await client.get(f"/v1/jobs/{job_id}/metrics/series",
+                                      params={"points": 2000})).json()["last_seq"]
+            tasks += [asyncio.create_task(_drain(host, int(port), job_id, after, started[i]))
+                      for i in range(first, count, len(job_ids))]
     all_started = asyncio.ensure_future(asyncio.gather(*(event.wait() for event in started)))
     # a stream that fails to open (a 503, say) ends the holder instead of hanging it
     await asyncio.wait([all_started, *tasks], return_when=asyncio.FIRST_COMPLETED)
@@ -198,20 +205,65 @@ def open_store(url: str):
     return open_configured(Settings(database_url=url, workers=0))
 
 
+def start_jobs(client: httpx.Client, spec: dict, count: int) -> list[str]:
+    """Submit `count` jobs of `spec` and wait until all of them train."""
+    ids = []
+    for _ in range(count):
+        response = client.post("/v1/jobs", json=spec)
+        assert response.status_code == 202, response.text
+        ids.append(response.json()["id"])
+    for job_id in ids:
+        wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "running", 60,
+                 "a training job to start", interval=0.1)
+    return ids
+
+
+def last_step(client: httpx.Client, job_id: str) -> int:
+    """The step of the job's newest metric point."""
+    page = client.get(f"/v1/jobs/{job_id}/metrics", params={"after": _last_seq(client, job_id) - 1})
+    return page.json()["points"][-1]["step"]
+
+
+def steps_per_second(client: httpx.Client) -> float:
+    """The workers' training speed on this host: two jobs side by side, steps a second each."""
+    ids = start_jobs(client, CALIBRATION_SPEC, 2)
+    time.sleep(1.0)  # past the first steps' warm-up
+    first, start = [last_step(client, job_id) for job_id in ids], time.monotonic()
+    time.sleep(CALIBRATION_SECONDS)
+    steps = [last_step(client, job_id) - f for job_id, f in zip(ids, first)]
+    elapsed = time.monotonic() - start
+    for job_id in ids:
+        client.post(f"/v1/jobs/{job_id}/cancel")
+    for job_id in ids:
+        wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "cancelled", 60,
+                 "a calibration job to stop", interval=0.1)
+    return statistics.mean(steps) / elapsed
+
+
+def training_spec(rate: float, seconds: float) -> dict:
+    """JOB_SPEC trained for about `seconds` at `rate` steps a second."""
+    epochs = max(1, math.ceil(rate * seconds / STEPS_PER_EPOCH))
+    return {**JOB_SPEC, "training": {**JOB_SPEC["training"], "epochs": epochs}}
+
+
 def bench_backend(name: str, url: str, data_dir: Path, streams: int, repeats: int) -> dict:
     from service.jobs import Lease
     # workers at their deployed priority (nice 10, below the API): latency is the API's figure
     # room for the streams beyond uvicorn's default connection limit (the limit answers 503);
-    # every step a metric point (the default budget would merge a 1,000-epoch job's steps 100 to a
-    # point, and ~20 points a second would flow instead of ~2,000)
+    # a step-point budget that makes a job lasting `seconds` record FLOW_POINTS_PER_SECOND
+    # points a second (steps_per_point: planned steps / budget steps go into each point), and
+    # room for that many steps on a fast host
+    seconds = repeats * ROUND_SECONDS + 120
     extra_env = {"NEEDLE_LIMIT_CONCURRENCY": str(streams + CONNECTION_HEADROOM),
-                 "NEEDLE_MAX_STEP_POINTS": str(TRAINING_STEPS)}
+                 "NEEDLE_MAX_STEP_POINTS": str(int(FLOW_POINTS_PER_SECOND * seconds)),
+                 "NEEDLE_MAX_JOB_STEPS": str(10**9), "NEEDLE_MAX_EPOCHS": str(10**6)}
     with service(url, data_dir, 2, worker_nice=10, extra_env=extra_env) as client:
         base = str(client.base_url)
-        training = [client.post("/v1/jobs", json=TRAINING_SPEC).json()["id"] for _ in range(2)]
-        for job_id in training:
-            wait_for(lambda: client.get(f"/v1/jobs/{job_id}").json()["status"] == "running", 60,
-                     "a training job to start", interval=0.1)
+        rate = steps_per_second(client)
+        training = start_jobs(client, training_spec(rate, seconds), 2)
+        print(f"  {name}: the workers train {rate:,.0f} steps/s a job; training jobs of "
+              f"{training_spec(rate, seconds)['training']['epochs']:,} epochs (~{seconds:.0f} s)",
+              flush=True)
         probe_id = client.post("/v1/jobs", json=IDLE_SPEC).json()["id"]
         store = open_store(url)
         claimed = store.claim("bench-probe", 600)  # both workers are busy: the probe is ours
