@@ -175,15 +175,16 @@ class BatchNormTrain(ArrayGradientOp):
         """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
         weight, bias = inputs[1], inputs[2]
         rows = _rows(g)
-        if self.drop_p is not None or self.relu:  # the gradient through the mask and the relu
-            masked = rows.empty()
-            rows.run(_mask_gradient, g, self.mask, out if self.relu else None, masked)
-            g = masked
+        # g through the mask and the relu, and its products with centred, in one pass over the rows
+        # (one hand-off to needle's threads fewer than two passes: ~2-7 % of a 2-thread CNN step)
+        masked = rows.empty() if self.drop_p is not None or self.relu else None
+        products = rows.empty()
+        rows.run(_masked_products, g, self.mask, out if self.relu else None, self.centred, masked,
+                 products)
+        g = g if masked is None else masked
         ones = _ones(g.shape[0], g.dtype)  # column sums as BLAS products
         dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
         grad_bias = np.matmul(ones, g, out=None if dest_b is None else dest_b.reshape(-1))  # (D,)
-        products = rows.empty()
-        rows.run(np.multiply, g, self.centred, products)  # products = g * centred
         grad_weight = np.multiply(ones @ products, self.inv_std,
                                   out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g * xhat)
         grad_x = None
@@ -225,6 +226,15 @@ def _mask_gradient(g, mask, relu_out, masked):
         g = masked
     if relu_out is not None:  # relu_out > 0 exactly where relu (and the mask) passed
         np.multiply(g, relu_out > 0, out=masked)
+
+
+def _masked_products(g, mask, relu_out, centred, masked, products):
+    """masked = g through the mask and the relu (_mask_gradient; masked None: neither), then
+    products = masked * centred."""
+    if masked is not None:
+        _mask_gradient(g, mask, relu_out, masked)
+        g = masked
+    np.multiply(g, centred, out=products)
 
 
 def _input_gradient(g, scale, centred, centred_factor, shift, scratch, grad_x):
