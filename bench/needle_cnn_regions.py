@@ -22,8 +22,8 @@ from needle import parallel  # noqa: E402
 FIELDS = ("caller part", "caller wait", "worker start", "worker part")
 
 
-def timed_run(totals):
-    """A parallel.run that adds each stage's seconds to totals[region]."""
+def timed_run(totals, calls):
+    """A parallel.run that adds each stage's seconds to totals[region] and counts calls[region]."""
     def run(part_fn, length, elements):
         parts = parallel.split(length, elements)
         if len(parts) == 1 or not parallel._busy.acquire(blocking=False):
@@ -52,7 +52,8 @@ def timed_run(totals):
             parallel._busy.release()
         stages = (done - began, waited - done, max(starts) - handed,
                   max(e - s for s, e in zip(starts, ends)))
-        totals[region] = [t + s for t, s in zip(totals[region], stages)] + [totals[region][4] + 1]
+        totals[region] = [t + s for t, s in zip(totals[region], stages)]
+        calls[region] += 1
     return run
 
 
@@ -65,18 +66,18 @@ def main():
     trainer = NeedleTrainer(threads=args.threads)
     for i in range(5):  # warm-up: captured step, pools, caches
         trainer.step(x[i % BATCHES], y[i % BATCHES])
-    totals = collections.defaultdict(lambda: [0.0] * 4 + [0])
-    parallel.run = timed_run(totals)
+    totals, calls = collections.defaultdict(lambda: [0.0] * len(FIELDS)), collections.Counter()
+    parallel.run = timed_run(totals, calls)
     start = time.perf_counter()
     for i in range(args.steps):
         trainer.step(x[i % BATCHES], y[i % BATCHES])
     step = (time.perf_counter() - start) / args.steps
     print(f"{args.threads} threads, {args.steps} steps: {step * 1e3:.2f} ms a step (clocks included)")
     print(f"{'region':52s}" + "".join(f"{f:>14s}" for f in FIELDS) + "   (us a step)")
-    for region, (*stages, calls) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
+    for region, stages in sorted(totals.items(), key=lambda kv: -kv[1][0]):
         print(f"{region:52s}" + "".join(f"{s / args.steps * 1e6:14.0f}" for s in stages)
-              + f"   x{calls // args.steps}")
-    sums = [sum(t[i] for t in totals.values()) / args.steps * 1e6 for i in range(4)]
+              + f"   x{calls[region] // args.steps}")
+    sums = [sum(t[i] for t in totals.values()) / args.steps * 1e6 for i in range(len(FIELDS))]
     print(f"{'all regions':52s}" + "".join(f"{s:14.0f}" for s in sums))
 
 
