@@ -8,6 +8,7 @@ import pytest
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter
 
+from needle import parallel
 from service.api.inference_budget import (ANSWER_BYTES_PER_VALUE, check_json_body,
                                          check_prediction, chunk_rows)
 from service.api.prediction import json_answer
@@ -53,7 +54,13 @@ MODELS = {
 
 
 def traced_peak(run) -> int:
-    """Peak bytes numpy allocates while run() executes (what was allocated before not counted)."""
+    """Peak bytes numpy allocates while run() executes (what was allocated before not counted).
+
+    On one needle thread: with two, whether two conv blocks' columns are alive at once depends on
+    when the worker thread starts its part, so the peak (and a slope of two peaks) varied from run
+    to run. The estimate counts every column of a row, so it bounds concurrent blocks too."""
+    threads = parallel.get_num_threads()
+    parallel.set_num_threads(1)
     tracemalloc.start()
     try:
         base = tracemalloc.get_traced_memory()[0]
@@ -61,6 +68,7 @@ def traced_peak(run) -> int:
         return tracemalloc.get_traced_memory()[1] - base
     finally:
         tracemalloc.stop()
+        parallel.set_num_threads(threads)
 
 
 def per_row_slope(measure, rows: int = 32) -> float:
