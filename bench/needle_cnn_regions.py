@@ -30,6 +30,8 @@ def timed_run(totals, calls):
             part_fn(slice(0, length))
             return
         caller = sys._getframe(1)
+        if caller.f_code is parallel.run_blocks.__code__:  # name the op, not the block helper
+            caller = caller.f_back
         region = f"{caller.f_code.co_name} < {caller.f_back.f_code.co_name}:{caller.f_back.f_lineno}"
         starts, ends = [], []
 

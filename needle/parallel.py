@@ -160,3 +160,12 @@ def run(part_fn, length: int, elements: int) -> None:
                 worker.wait()
     finally:
         _busy.release()
+
+
+def run_blocks(blocks: list, elements: int, block_fn) -> None:
+    """block_fn(index, block) for every block (fixed by the caller from the shapes alone), runs of
+    consecutive blocks split over the threads (see run; `elements`: the work in all)."""
+    def part(indices):
+        for index in range(indices.start, indices.stop):
+            block_fn(index, blocks[index])
+    run(part, len(blocks), elements)

@@ -209,14 +209,6 @@ def _image_blocks(n, bytes_per_image):
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
-def _for_blocks(blocks, elements, block_fn):
-    """block_fn(index, images) for every block, the blocks split over needle's threads."""
-    def part(indices):
-        for k in range(indices.start, indices.stop):
-            block_fn(k, blocks[k])
-    parallel.run(part, len(blocks), elements)
-
-
 def _conv_geometry(a_shape, b_shape, stride, padding):
     """(Ho, Wo) of the convolution, after checking that channels and kernel fit."""
     _, height, width, channels = a_shape
@@ -246,7 +238,7 @@ def conv_forward(a, b, stride, padding, bias=None):
             row_wise = _rows(rows)
             row_wise.run(np.add, rows, row_wise.tile(bias), rows)
     blocks = _image_blocks(a.shape[0], pixels * weights.shape[0] * a.itemsize)
-    _for_blocks(blocks, out.size * weights.shape[0], block)
+    parallel.run_blocks(blocks, out.size * weights.shape[0], block)
     return out.reshape(a.shape[0], out_h, out_w, c_out)
 
 
@@ -272,7 +264,7 @@ def conv_input_grad(g, b, input_shape, stride, padding):
                 target[:, i:i + stride * out_h:stride, j:j + stride * out_w:stride, :] += product
         grad[images] = target[:, padding:padding + height, padding:padding + width, :]
     bytes_per_image = (out_h * out_w * (c_out + c_in) + padded_h * padded_w * c_in) * g.itemsize
-    _for_blocks(_image_blocks(n, bytes_per_image), kernel * kernel * g.size, block)
+    parallel.run_blocks(_image_blocks(n, bytes_per_image), kernel * kernel * g.size, block)
     return grad
 
 
@@ -293,7 +285,7 @@ def conv_weight_grad(a, g, kernel, stride, padding):
         # np.dot, not np.matmul: matmul keeps the GIL when the product has <= 500 elements (a
         # 1-channel 3x3 conv's 9 x C_out), so the blocks would run one at a time (same bits)
         np.dot(cols.T, rows[images.start * pixels:images.stop * pixels], out=partials[k])
-    _for_blocks(blocks, rows.size * depth, block)
+    parallel.run_blocks(blocks, rows.size * depth, block)
     total = partials[0] if len(blocks) == 1 else np.add.reduce(partials, axis=0)  # (K*K*C_in, C_out)
     return total.reshape(kernel, kernel, a.shape[3], c_out)
 

@@ -25,7 +25,8 @@ import numpy as np
 
 from .. import parallel
 from ..autograd import ArrayGradientOp, Tensor, TensorOp
-from .ops_mathematic import _zeros
+from . import ops_batchnorm_blocks as blocked
+from .ops_mathematic import _ones, _zeros
 
 __all__ = [
     "Linear", "linear", "BatchNormTrain", "batchnorm_train", "batchnorm_train_stats",
@@ -36,14 +37,6 @@ __all__ = [
 
 def _const(array):
     return Tensor.make_const(array)
-
-
-@lru_cache(maxsize=32)
-def _ones(n, dtype):
-    """A read-only vector of n ones (cached: one per batch size and dtype)."""
-    ones = np.ones(n, dtype=dtype)
-    ones.flags.writeable = False
-    return ones
 
 
 @lru_cache(maxsize=32)
@@ -141,6 +134,8 @@ class BatchNormTrain(ArrayGradientOp):
     replayed step updates them too).
     Keeps the centred input and weight/std rather than xhat: out = xc * (weight * inv_std) + bias
     and the gradient both use xc directly, which saves a full-size pass in each direction.
+    Arrays of needle.parallel.MIN_ELEMENTS or more (BatchNorm2d's) take the block passes of
+    ops_batchnorm_blocks instead: statistics and column sums by blocks in cache, on every thread.
     """
 
     replayable = True
@@ -153,6 +148,8 @@ class BatchNormTrain(ArrayGradientOp):
 
     def compute(self, x, weight, bias):
         rows = _rows(x)  # (N, D) as wide rows, split over needle's threads when big
+        if rows.blocks is not None:
+            return self._compute_blocked(rows, x, weight, bias)
         average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
         mean = average @ x  # (D,)
         centred, squares = rows.empty(), rows.empty()  # (N, D) each
@@ -171,12 +168,27 @@ class BatchNormTrain(ArrayGradientOp):
             self.on_stats(mean, var)
         return out
 
+    def _compute_blocked(self, rows, x, weight, bias):
+        """compute for big arrays: by blocks of rows, statistics included (ops_batchnorm_blocks)."""
+        mean, var = blocked.statistics(rows, x)  # (D,) each
+        inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
+        scale = weight.reshape(-1) * inv_std  # (D,)
+        if self.drop_p is not None:  # drawn whole, before any split: the course's random stream
+            self.mask = draw_dropout_mask(x.shape, self.drop_p, x.dtype)  # (N, D)
+        out = rows.empty()
+        blocked.normalise(rows, x, mean, scale, bias.reshape(-1), self.relu, self.mask, out)
+        self.mean, self.var, self.inv_std, self.scale = mean, var, inv_std, scale
+        if self.on_stats is not None:
+            self.on_stats(mean, var)
+        return out
+
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
         weight, bias = inputs[1], inputs[2]
         rows = _rows(g)
+        if rows.blocks is not None:
+            return self._gradient_blocked(rows, g, inputs, out, needs, outs)
         # g through the mask and the relu, and its products with centred, in one pass over the rows
-        # (one hand-off to needle's threads fewer than two passes: ~2-7 % of a 2-thread CNN step)
         masked = rows.empty() if self.drop_p is not None or self.relu else None
         products = rows.empty()
         rows.run(_masked_products, g, self.mask, out if self.relu else None, self.centred, masked,
@@ -196,6 +208,27 @@ class BatchNormTrain(ArrayGradientOp):
             rows.run(_input_gradient, g, rows.tile(self.scale), self.centred,
                      rows.tile(k_over_n * self.inv_std * grad_weight), rows.tile(k_over_n * grad_bias),
                      products, grad_x)
+        return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
+                (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
+
+    def _gradient_blocked(self, rows, g, inputs, out, needs, outs):
+        """gradient_arrays for big arrays: by blocks of rows, column sums included."""
+        x, weight, bias = inputs
+        masked = rows.empty() if self.drop_p is not None or self.relu else None
+        grad_bias, centred_sum = blocked.gradient_sums(rows, g, x, self.mean, self.mask,
+                                                       out if self.relu else None, masked)
+        g = g if masked is None else masked  # (N, D) through the mask and the relu
+        dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
+        grad_weight = np.multiply(centred_sum, self.inv_std,
+                                  out=None if dest_w is None else dest_w.reshape(-1))  # (D,)
+        if dest_b is not None:
+            dest_b.reshape(-1)[...] = grad_bias
+        grad_x = None
+        if needs[0]:  # as in gradient_arrays; masked is this op's own, so it takes grad_x in place
+            k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
+            grad_x = rows.empty() if masked is None else masked
+            blocked.input_gradient(rows, g, x, self.mean, self.scale,
+                                   k_over_n * self.inv_std * grad_weight, k_over_n * grad_bias, grad_x)
         return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
                 (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
 
@@ -284,6 +317,9 @@ class _Rows:
         self.size = shape[0] * shape[1]
         # small arrays (an MLP's) go to the kernel as they are: no views, no split, few calls
         self.whole = k == 1 and self.size < parallel.MIN_ELEMENTS
+        # big ones go to BatchNormTrain's block passes (ops_batchnorm_blocks)
+        self.blocks = (blocked.row_blocks(*self.wide_shape) if self.size >= parallel.MIN_ELEMENTS
+                       else None)
 
     def empty(self):
         """A fresh C-contiguous (N, D) array."""
@@ -293,7 +329,8 @@ class _Rows:
         """A (D,) vector as a row of the wide view."""
         return v if self.k == 1 else np.tile(v, self.k)
 
-    def _wide(self, a):
+    def wide(self, a):
+        """The wide view of an (N, D) array like this geometry's."""
         if self.k == 1:
             return a
         wide = a.view()
@@ -305,7 +342,7 @@ class _Rows:
         if self.whole:
             kernel(*args)
             return
-        wide = [self._wide(a) if isinstance(a, np.ndarray) and a.ndim == 2 else a for a in args]
+        wide = [self.wide(a) if isinstance(a, np.ndarray) and a.ndim == 2 else a for a in args]
         parallel.run(lambda part: kernel(*[a[part] if isinstance(a, np.ndarray) and a.ndim == 2
                                            else a for a in wide]),
                      self.wide_shape[0], self.size)

@@ -387,6 +387,14 @@ _SMALL = 1 << 16  # elements
 
 
 @lru_cache(maxsize=32)
+def _ones(n, dtype):
+    """A read-only vector of n ones (cached: one per batch size and dtype)."""
+    ones = np.ones(n, dtype=dtype)
+    ones.flags.writeable = False
+    return ones
+
+
+@lru_cache(maxsize=32)
 def _zeros(shape, dtype):
     """A read-only array of zeros (cached per shape and dtype)."""
     zeros = np.zeros(shape, dtype=dtype)
