@@ -189,7 +189,8 @@ class Sequential(Module):
 def _fused_forward(modules, index, x):
     """Apply modules[index] (fused with the ones after it where a fused op exists) -> (out, next index).
 
-    Training-mode patterns: BatchNorm1d/BatchNorm2d [ReLU [Dropout]], ReLU Dropout, Residual ReLU.
+    Training-mode patterns: BatchNorm1d/BatchNorm2d [ReLU [Dropout]], BatchNorm2d ReLU MaxPool2d(2),
+    ReLU Dropout, Residual ReLU.
     Exact types only (a class that defines train_block itself): a subclass may change forward. The result equals the unfused modules' up to float rounding.
     """
     module = modules[index]
@@ -199,12 +200,22 @@ def _fused_forward(modules, index, x):
         if following[:1] == [ReLU]:
             if following[1:] == [Dropout] and modules[index + 2].training and module.fuses_dropout:
                 return module.train_block(x, relu=True, drop_p=modules[index + 2].p), index + 3
+            if module.fuses_pool and _even_2x2_max_pool(modules[index + 2:index + 3], x):
+                return module.train_block(x, relu=True, pool2=True), index + 3
             return module.train_block(x, relu=True), index + 2
     elif kind is ReLU and following[:1] == [Dropout] and modules[index + 1].training:
         return F.random_dropout(x, modules[index + 1].p, relu=True), index + 2
     elif kind is Residual and following[:1] == [ReLU]:
         return F.add_relu(module.fn(x), x), index + 2
     return module(x), index + 1
+
+
+def _even_2x2_max_pool(following, x) -> bool:
+    """Whether `following` is one MaxPool2d (exact type) of 2x2 windows, stride 2, that tiles
+    x (N, C, H, W) exactly."""
+    pool = following[0] if following else None
+    return (type(pool).__dict__.get("pools_max", False) and pool.kernel_size == 2 and pool.stride == 2
+            and len(x.shape) == 4 and x.shape[2] % 2 == 0 and x.shape[3] % 2 == 0)
 
 
 class SoftmaxLoss(Module):
@@ -227,6 +238,7 @@ class BatchNorm1d(Module):
 
     _buffer_names = ("running_mean", "running_var")
     fuses_dropout = True  # train_block can also apply a following Dropout (same mask draws)
+    fuses_pool = False  # BatchNorm2d's train_block can also apply a following 2x2 max-pool
 
     def __init__(self, dim, eps=1e-5, momentum=0.1, device=None, dtype="float32"):
         super().__init__()

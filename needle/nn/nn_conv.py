@@ -66,14 +66,19 @@ class BatchNorm2d(BatchNorm1d):
 
     _static_forward = True  # see needle.capture
     fuses_dropout = False  # a fused mask would be drawn in NHWC order, Dropout draws it in NCHW
+    fuses_pool = True  # train_block(relu=True, pool2=True): see ops_batchnorm_pool
 
     def forward(self, x: Tensor) -> Tensor:
         if not self.training:
             return _per_channel(x, super().forward)
         return self.train_block(x)
 
-    def train_block(self, x: Tensor, relu: bool = False) -> Tensor:
-        """Training-mode forward, optionally fused with the ReLU after it (see Sequential)."""
+    def train_block(self, x: Tensor, relu: bool = False, pool2: bool = False) -> Tensor:
+        """Training-mode forward, optionally fused with the ReLU after it, or with the ReLU and a
+        2x2 max-pool of stride 2 (pool2; H and W even) after it (see Sequential)."""
+        if pool2:
+            op = ops.BatchNormReLUMaxPool2(self.eps, self._update_stats)
+            return _nhwc_to_nchw(op(_nchw_to_nhwc(x), self.weight, self.bias))
         return _per_channel(x, lambda rows: BatchNorm1d.train_block(self, rows, relu))
 
 
@@ -97,6 +102,7 @@ class MaxPool2d(_Pool2d):
     """Max over kernel_size windows of (N, C, H, W), stride defaulting to kernel_size (PyTorch)."""
 
     _static_forward = True  # see needle.capture
+    pools_max = True  # a BatchNorm2d and ReLU before it may fuse with it (see Sequential)
 
     def forward(self, x: Tensor) -> Tensor:
         return ops.max_pool2d(x, self.kernel_size, self.stride)

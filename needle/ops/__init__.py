@@ -8,3 +8,4 @@ from .ops_activation import *  # noqa: F401,F403
 from .ops_loss import *  # noqa: F401,F403
 from .ops_conv import *  # noqa: F401,F403
 from .ops_pool import *  # noqa: F401,F403
+from .ops_batchnorm_pool import *  # noqa: F401,F403

@@ -30,19 +30,24 @@ def row_blocks(rows: int, width: int) -> list[slice]:
     return [slice(start, stop) for start, stop in zip(bounds, bounds[1:])]
 
 
-def _fold(sums, k):
+def _blocks(rows):
+    """The blocks of a _Rows geometry; one for an array too small to have them."""
+    return rows.blocks or [slice(0, rows.wide_shape[0])]
+
+
+def fold(sums, k):
     """(groups, k * D) column sums of wide rows -> (D,): every group's and position's added, in
     order (the same order whatever the threads)."""
     return np.add.reduce(sums.reshape(-1, sums.shape[1] // k), axis=0)
 
 
 def statistics(rows, x):
-    """Batch mean and biased variance (D,) of x (N, D) by blocks.
+    """Batch mean and biased variance (D,) of x (N, D) by blocks (one for a small array).
 
     Groups: the rows of one block at one position of the wide rows (a wide row holds k rows), so a
     group's mean is already a wide row; Chan et al.'s formula combines the groups' sums of squared
     deviations from their own means."""
-    wide, blocks, k = rows.wide(x), rows.blocks, rows.k
+    wide, blocks, k = rows.wide(x), _blocks(rows), rows.k
     sums = np.empty((len(blocks), wide.shape[1]), dtype=x.dtype)  # (blocks, k * D) per group
     squares = np.empty_like(sums)  # per group: sum of squared deviations from the group's mean
     counts = np.array([b.stop - b.start for b in blocks], dtype=x.dtype)  # rows of x in a group
@@ -55,9 +60,9 @@ def statistics(rows, x):
         np.matmul(_ones(xb.shape[0], x.dtype), deviations, out=squares[index])
     parallel.run_blocks(blocks, rows.size, block)
     n = x.dtype.type(x.shape[0])
-    mean = _fold(sums, k) / n  # (D,)
+    mean = fold(sums, k) / n  # (D,)
     spread = sums / counts[:, None] - rows.tile(mean)  # (blocks, k * D): group means about the mean
-    var = (_fold(squares, k) + _fold(counts[:, None] * (spread * spread), k)) / n
+    var = (fold(squares, k) + fold(counts[:, None] * (spread * spread), k)) / n
     return mean, var
 
 
@@ -77,13 +82,13 @@ def normalise(rows, x, mean, scale, bias, relu, mask, out):
             np.maximum(into, zeros, out=into)
         if wide_mask is not None:
             into *= wide_mask[part]
-    parallel.run_blocks(rows.blocks, rows.size, block)
+    parallel.run_blocks(_blocks(rows), rows.size, block)
 
 
 def gradient_sums(rows, g, x, mean, mask, relu_out, masked):
     """(sum of g', sum of g' * (x - mean)) over the rows, (D,) each, where g' is g through the mask
     and the relu (relu_out: the forward's output, or None), written into masked (None: g' = g)."""
-    wide_g, wide_x, blocks, k = rows.wide(g), rows.wide(x), rows.blocks, rows.k
+    wide_g, wide_x, blocks, k = rows.wide(g), rows.wide(x), _blocks(rows), rows.k
     wide_mask = None if mask is None else rows.wide(mask)
     wide_relu = None if relu_out is None else rows.wide(relu_out)
     wide_masked = None if masked is None else rows.wide(masked)
@@ -107,7 +112,7 @@ def gradient_sums(rows, g, x, mean, mask, relu_out, masked):
         products *= gb
         np.matmul(ones, products, out=centred[index])
     parallel.run_blocks(blocks, rows.size, block)
-    return _fold(plain, k), _fold(centred, k)
+    return fold(plain, k), fold(centred, k)
 
 
 def input_gradient(rows, g, x, mean, scale, centred_factor, shift, grad_x):
@@ -123,4 +128,4 @@ def input_gradient(rows, g, x, mean, scale, centred_factor, shift, grad_x):
         np.multiply(wide_g[part], scale, out=into)
         into -= scratch
         into -= shift
-    parallel.run_blocks(rows.blocks, rows.size, block)
+    parallel.run_blocks(_blocks(rows), rows.size, block)

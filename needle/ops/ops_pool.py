@@ -177,14 +177,19 @@ def _pool_pairs(a, channels_last):
     bottom_won = np.empty(out.shape, dtype=bool)  # (L, Ho, Wo, c)
 
     def pool(part):  # the leading entries (images, or image channels) in `part`
-        left, right = pairs[part, :, :, :, 0], pairs[part, :, :, :, 1]
-        np.maximum(left, right, out=row_max[part])
-        np.greater(right, left, out=right_won[part])
-        top, bottom = row_max[part, :, 0], row_max[part, :, 1]
-        np.maximum(top, bottom, out=out[part])
-        np.greater(bottom, top, out=bottom_won[part])
+        pool_pairs_into(pairs[part], row_max[part], right_won[part], out[part], bottom_won[part])
     parallel.run(pool, lead, a.size)
     return out.reshape(shape), (right_won, bottom_won, shape)
+
+
+def pool_pairs_into(pairs, row_max, right_won, out, bottom_won):
+    """One part of _pool_pairs: pairs (L, Ho, 2, Wo, 2, c) -> out (L, Ho, Wo, c) and the picks."""
+    left, right = pairs[:, :, :, :, 0], pairs[:, :, :, :, 1]
+    np.maximum(left, right, out=row_max)
+    np.greater(right, left, out=right_won)
+    top, bottom = row_max[:, :, 0], row_max[:, :, 1]
+    np.maximum(top, bottom, out=out)
+    np.greater(bottom, top, out=bottom_won)
 
 
 def _masks_from_picks(right_won, bottom_won, shape):

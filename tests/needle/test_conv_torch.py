@@ -150,3 +150,31 @@ def test_second_order_gradients_through_conv_and_pooling_match_torch():
     _close(grad_a, t_ga)
     _close(na.grad, ta.grad, tol=1e-9)
     _close(nb.grad, tb.grad, tol=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(3, 4, 6, 8), (8, 16, 32, 32)], ids=["small", "blocks"])
+def test_sequential_batchnorm2d_relu_maxpool_fused_matches_torch(shape):
+    """Sequential(BatchNorm2d, ReLU, MaxPool2d(2)) in training runs as one fused op (small arrays
+    and ones big enough for the block passes); forward, backward and running mean as PyTorch's."""
+    n, c, h, w = shape
+    layer = nn.BatchNorm2d(c, dtype="float64")
+    layer.weight.data = RNG.uniform(-1.5, 1.5, c)  # some negative: the pool sees flipped order
+    layer.bias.data = RNG.standard_normal(c)
+    model = nn.Sequential(layer, nn.ReLU(), nn.MaxPool2d(2))
+    t_layer = torch.nn.BatchNorm2d(c, dtype=torch.float64)
+    with torch.no_grad():
+        t_layer.weight.copy_(torch.tensor(layer.weight.numpy()))
+        t_layer.bias.copy_(torch.tensor(layer.bias.numpy()))
+    x = RNG.standard_normal(shape) * 2 + 1
+    nx, tx = _n(x), _t(x)
+    out, t_out = model(nx), F.max_pool2d(F.relu(t_layer(tx)), 2)
+    assert any(isinstance(node.op, ndl.ops.BatchNormReLUMaxPool2)
+               for node in ndl.autograd.find_topo_sort([out]))
+    _close(out, t_out)
+    projection = RNG.standard_normal(out.shape)
+    (out * ndl.Tensor(projection, dtype="float64")).sum().backward()
+    (t_out * torch.tensor(projection)).sum().backward()
+    _close(nx.grad, tx.grad)
+    _close(layer.weight.grad, t_layer.weight.grad)
+    _close(layer.bias.grad, t_layer.bias.grad)
+    _close(layer.running_mean, t_layer.running_mean)

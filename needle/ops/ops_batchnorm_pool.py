@@ -1,0 +1,142 @@
+"""Training BatchNorm2d, ReLU and a 2x2 max-pool as one op on NHWC arrays (a CNN stage's tail).
+
+Beyond a core's cache every full-size pass is a trip to memory. Done as three ops, the normalised
+activation is written in full, read back by the pool, and its full-size gradient is written by
+the pool's backward and read twice by BatchNorm's. Here the work goes by blocks of whole images:
+- forward: the batch statistics (ops_batchnorm_blocks.statistics), then per block the normalised,
+  rectified block in a scratch array in cache, pooled straight away (ops_pool's pairwise passes
+  and picks), so the full-size activation is never written. Same operations on the same values as the three ops (on arrays of
+  needle.parallel.MIN_ELEMENTS or more, where BatchNormTrain takes these block passes too): the
+  same bits.
+- backward: from the pooled gradient (a quarter of the size) and the picks. The ReLU passed at a
+  window's pick exactly when the window's maximum is positive, so g' = g * (pooled > 0) there and
+  0 elsewhere. Per block, g' is scattered into the input gradient's array and BatchNorm's column
+  sums are taken while the block is in cache; the input gradient is then finished in place
+  (ops_batchnorm_blocks.input_gradient). The column sums add the same terms as the three ops'
+  backward, in another order (last bits differ).
+Blocks are fixed by the shape alone (ops_batchnorm_blocks.row_blocks over images), so results
+do not depend on the thread count.
+"""
+import numpy as np
+
+from .. import parallel
+from ..autograd import ArrayGradientOp
+from . import ops_batchnorm_blocks as blocked
+from .ops_fused import _into, _rows
+from .ops_mathematic import _ones, _zeros
+from .ops_pool import pool_pairs_into
+
+__all__ = ["BatchNormReLUMaxPool2", "batchnorm_relu_maxpool2"]
+
+class BatchNormReLUMaxPool2(ArrayGradientOp):
+    """x (N, H, W, C) with H, W even -> max_pool2d(relu(batchnorm_train(x)), 2): (N, H/2, W/2, C).
+
+    on_stats(mean, var): called with the batch statistics after each compute (see BatchNormTrain)."""
+
+    replayable = True
+    writes_gradients_into = (1, 2)  # weight and bias: see Linear
+
+    def __init__(self, eps=1e-5, on_stats=None):
+        self.eps, self.on_stats = float(eps), on_stats
+        self.mean = self.inv_std = self.scale = self.picks = None
+
+    def compute(self, x, weight, bias):
+        x = np.ascontiguousarray(x)
+        n, height, width, channels = x.shape
+        if height % 2 or width % 2:
+            raise ValueError(f"a fused 2x2 max-pool needs an even height and width, got {x.shape}")
+        flat = x.reshape(-1, channels)  # (N*H*W, C)
+        mean, var = blocked.statistics(_rows(flat), flat)  # (C,) each
+        inv_std = 1.0 / np.sqrt(var + self.eps)
+        scale = weight.reshape(-1) * inv_std  # (C,)
+        out = np.empty((n, height // 2, width // 2, channels), dtype=x.dtype)
+        right_won = np.empty((n, height // 2, 2, width // 2, channels), dtype=bool)
+        bottom_won = np.empty(out.shape, dtype=bool)
+        mean_row, scale_row, bias_row = (np.tile(v, width) for v in (mean, scale, bias.reshape(-1)))
+        zeros = _zeros((width * channels,), x.dtype)
+
+        def block(_, images):  # image rows (W*C values) as the rows of numpy's loops
+            normalised = np.subtract(_image_rows(x[images]), mean_row)  # (n_b*H, W*C) scratch
+            normalised *= scale_row
+            normalised += bias_row
+            np.maximum(normalised, zeros, out=normalised)
+            count = images.stop - images.start
+            pairs = normalised.reshape(count, height // 2, 2, width // 2, 2, channels)
+            row_max = np.empty((count, height // 2, 2, width // 2, channels), dtype=x.dtype)
+            pool_pairs_into(pairs, row_max, right_won[images], out[images], bottom_won[images])
+        parallel.run_blocks(_blocks(x), x.size, block)
+        self.mean, self.inv_std, self.scale, self.picks = mean, inv_std, scale, (right_won, bottom_won)
+        if self.on_stats is not None:
+            self.on_stats(mean, var)
+        return out
+
+    def gradient_arrays(self, g, inputs, out, needs, outs=None):
+        """g (N, H/2, W/2, C) -> (grad_x (N, H, W, C), grad_weight, grad_bias); outs: optional
+        arrays to write the weight and bias gradients into (needle.capture)."""
+        x, weight, bias = np.ascontiguousarray(inputs[0]), inputs[1], inputs[2]
+        width, channels = x.shape[2], x.shape[3]
+        blocks = _blocks(x)
+        mean_row = np.tile(self.mean, width)
+        # g' scattered to the picks, finished in place into grad_x below (the scatter's narrow
+        # loops cost more than a full-size array's trip to memory and back)
+        scattered = np.empty(x.shape, dtype=g.dtype)  # (N, H, W, C)
+        plain = np.empty((len(blocks), channels), dtype=g.dtype)  # per block: sum of g'
+        centred = np.empty((len(blocks), width * channels), dtype=g.dtype)  # sum of g' (x - mean)
+
+        def sums(index, images):
+            passed = np.multiply(g[images], out[images] > 0)  # (n_b, H/2, W/2, C) g' at the picks
+            plain[index] = _ones(passed.size // channels, g.dtype) @ passed.reshape(-1, channels)
+            self._scatter(passed, images, scattered[images])
+            products = np.subtract(_image_rows(x[images]), mean_row)  # (n_b*H, W*C) scratch
+            products *= _image_rows(scattered[images])
+            np.matmul(_ones(products.shape[0], g.dtype), products, out=centred[index])
+        parallel.run_blocks(blocks, x.size, sums)
+        grad_bias = np.add.reduce(plain, axis=0)  # (C,)
+        dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
+        grad_weight = np.multiply(blocked.fold(centred, width), self.inv_std,
+                                  out=None if dest_w is None else dest_w.reshape(-1))  # (C,)
+        if dest_b is not None:
+            dest_b.reshape(-1)[...] = grad_bias
+        grad_x = None
+        if needs[0]:  # as BatchNormTrain: k * (g' - mean(g') - xhat * mean(g' * xhat))
+            k_over_n = self.scale * (1.0 / (x.size // channels))  # (C,)
+            blocked.input_gradient(_rows(_flat(scattered)), _flat(scattered), _flat(x), self.mean,
+                                   self.scale, k_over_n * self.inv_std * grad_weight,
+                                   k_over_n * grad_bias, _flat(scattered))
+            grad_x = scattered
+        return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
+                (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
+
+    def _scatter(self, passed, images, into):
+        """into (n_b, H, W, C) = the images' pooled gradient at each window's pick, 0 elsewhere.
+
+        By products with the picks and exact differences (v - v * pick is v or 0), so no
+        boolean masks are made (their strided loops over C values cost more than the products)."""
+        right_won, bottom_won = self.picks  # (N, H/2, 2, W/2, C), (N, H/2, W/2, C)
+        count, half_h, half_w, channels = passed.shape
+        windows = into.reshape(count, half_h, 2, half_w, 2, channels)
+        bottom = np.multiply(passed, bottom_won[images])  # the windows' bottom row won
+        rows = (np.subtract(passed, bottom), bottom)  # (top, bottom): g' or 0 each
+        for row, value in enumerate(rows):
+            right = windows[:, :, row, :, 1]
+            np.multiply(value, right_won[images, :, row], out=right)
+            np.subtract(value, right, out=windows[:, :, row, :, 0])
+
+
+def _image_rows(images):
+    """(n_b, H, W, C) contiguous -> (n_b*H, W*C): wide rows for numpy's loops (a view)."""
+    return images.reshape(-1, images.shape[2] * images.shape[3])
+
+
+def _flat(images):
+    """(N, H, W, C) contiguous -> (N*H*W, C) (a view)."""
+    return images.reshape(-1, images.shape[3])
+
+
+def _blocks(x):
+    """Whole-image blocks of about blocked.BLOCK_ELEMENTS values (fixed by the shape)."""
+    return blocked.row_blocks(x.shape[0], x[0].size)
+
+
+def batchnorm_relu_maxpool2(x, weight, bias, eps=1e-5, on_stats=None):
+    return BatchNormReLUMaxPool2(eps, on_stats)(x, weight, bias)
