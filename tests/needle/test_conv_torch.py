@@ -103,18 +103,23 @@ def test_2x2_max_pool_tiling_the_input_matches_torch_including_ties(channels_las
     np.testing.assert_allclose(grad, tx.grad.numpy(), rtol=1e-10, atol=1e-10)
 
 
-def test_batchnorm2d_train_and_eval_match_torch():
-    n, c, h, w = 3, 4, 5, 3
-    layer = nn.BatchNorm2d(c, momentum=0.1, dtype="float64")
-    layer.weight.data = RNG.uniform(0.5, 1.5, c)
-    layer.bias.data = RNG.standard_normal(c)
-    t_layer = torch.nn.BatchNorm2d(c, momentum=0.1, dtype=torch.float64)
+def _batchnorm2d_twins(channels, lowest_weight):
+    """A float64 BatchNorm2d with random weights (uniform in [lowest_weight, 1.5]) and biases, and
+    a PyTorch BatchNorm2d holding the same."""
+    layer = nn.BatchNorm2d(channels, momentum=0.1, dtype="float64")
+    layer.weight.data = RNG.uniform(lowest_weight, 1.5, channels)
+    layer.bias.data = RNG.standard_normal(channels)
+    t_layer = torch.nn.BatchNorm2d(channels, momentum=0.1, dtype=torch.float64)
     with torch.no_grad():
         t_layer.weight.copy_(torch.tensor(layer.weight.numpy()))
         t_layer.bias.copy_(torch.tensor(layer.bias.numpy()))
-    x = RNG.standard_normal((n, c, h, w)) * 2 + 1
-    nx, tx = _n(x), _t(x)
-    out, t_out = layer(nx), t_layer(tx)
+    return layer, t_layer
+
+
+def _check_batchnorm2d_against_torch(inputs, outputs, layers):
+    """Forward outputs, then the gradients of a random projection of them (input, weight, bias)
+    and the running mean, each as PyTorch's."""
+    (nx, tx), (out, t_out), (layer, t_layer) = inputs, outputs, layers
     _close(out, t_out)
     projection = RNG.standard_normal(out.shape)
     (out * ndl.Tensor(projection, dtype="float64")).sum().backward()
@@ -123,6 +128,14 @@ def test_batchnorm2d_train_and_eval_match_torch():
     _close(layer.weight.grad, t_layer.weight.grad)
     _close(layer.bias.grad, t_layer.bias.grad)
     _close(layer.running_mean, t_layer.running_mean)
+
+
+def test_batchnorm2d_train_and_eval_match_torch():
+    n, c, h, w = 3, 4, 5, 3
+    layer, t_layer = _batchnorm2d_twins(c, 0.5)
+    x = RNG.standard_normal((n, c, h, w)) * 2 + 1
+    nx, tx = _n(x), _t(x)
+    _check_batchnorm2d_against_torch((nx, tx), (layer(nx), t_layer(tx)), (layer, t_layer))
     # as BatchNorm1d (and the course): running_var tracks the biased batch variance, PyTorch the
     # unbiased one
     count = n * h * w
@@ -156,25 +169,12 @@ def test_second_order_gradients_through_conv_and_pooling_match_torch():
 def test_sequential_batchnorm2d_relu_maxpool_fused_matches_torch(shape):
     """Sequential(BatchNorm2d, ReLU, MaxPool2d(2)) in training runs as one fused op (small arrays
     and ones big enough for the block passes); forward, backward and running mean as PyTorch's."""
-    n, c, h, w = shape
-    layer = nn.BatchNorm2d(c, dtype="float64")
-    layer.weight.data = RNG.uniform(-1.5, 1.5, c)  # some negative: the pool sees flipped order
-    layer.bias.data = RNG.standard_normal(c)
+    layer, t_layer = _batchnorm2d_twins(shape[1], -1.5)  # some weights negative: flipped order
     model = nn.Sequential(layer, nn.ReLU(), nn.MaxPool2d(2))
-    t_layer = torch.nn.BatchNorm2d(c, dtype=torch.float64)
-    with torch.no_grad():
-        t_layer.weight.copy_(torch.tensor(layer.weight.numpy()))
-        t_layer.bias.copy_(torch.tensor(layer.bias.numpy()))
     x = RNG.standard_normal(shape) * 2 + 1
     nx, tx = _n(x), _t(x)
-    out, t_out = model(nx), F.max_pool2d(F.relu(t_layer(tx)), 2)
+    out = model(nx)
     assert any(isinstance(node.op, ndl.ops.BatchNormReLUMaxPool2)
                for node in ndl.autograd.find_topo_sort([out]))
-    _close(out, t_out)
-    projection = RNG.standard_normal(out.shape)
-    (out * ndl.Tensor(projection, dtype="float64")).sum().backward()
-    (t_out * torch.tensor(projection)).sum().backward()
-    _close(nx.grad, tx.grad)
-    _close(layer.weight.grad, t_layer.weight.grad)
-    _close(layer.bias.grad, t_layer.bias.grad)
-    _close(layer.running_mean, t_layer.running_mean)
+    _check_batchnorm2d_against_torch((nx, tx), (out, F.max_pool2d(F.relu(t_layer(tx)), 2)),
+                                     (layer, t_layer))
