@@ -77,6 +77,8 @@ class BatchNorm2d(BatchNorm1d):
         """Training-mode forward, optionally fused with the ReLU after it, or with the ReLU and a
         2x2 max-pool of stride 2 (pool2; H and W even) after it (see Sequential)."""
         if pool2:
+            if not relu:
+                raise ValueError("the fused 2x2 max-pool follows the ReLU: pool2 needs relu=True")
             op = ops.BatchNormReLUMaxPool2(self.eps, self._update_stats)
             return _nhwc_to_nchw(op(_nchw_to_nhwc(x), self.weight, self.bias))
         return _per_channel(x, lambda rows: BatchNorm1d.train_block(self, rows, relu))

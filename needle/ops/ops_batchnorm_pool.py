@@ -28,6 +28,7 @@ from .ops_pool import pool_pairs_into
 
 __all__ = ["BatchNormReLUMaxPool2", "batchnorm_relu_maxpool2"]
 
+
 class BatchNormReLUMaxPool2(ArrayGradientOp):
     """x (N, H, W, C) with H, W even -> max_pool2d(relu(batchnorm_train(x)), 2): (N, H/2, W/2, C).
 
