@@ -71,18 +71,33 @@ def normalise(rows, x, mean, scale, bias, relu, mask, out):
     wide_x, wide_out = rows.wide(x), rows.wide(out)
     wide_mask = None if mask is None else rows.wide(mask)
     mean, scale, bias = rows.tile(mean), rows.tile(scale), rows.tile(bias)
-    zeros = np.zeros(wide_x.shape[1], dtype=x.dtype)
+    zeros = np.zeros(wide_x.shape[1], dtype=x.dtype) if relu else None
 
     def block(_, part):
-        into = wide_out[part]
-        np.subtract(wide_x[part], mean, out=into)
-        into *= scale
-        into += bias
-        if relu:
-            np.maximum(into, zeros, out=into)
-        if wide_mask is not None:
-            into *= wide_mask[part]
+        normalise_block(wide_x[part], mean, scale, bias, zeros, None if mask is None else wide_mask[part],
+                        wide_out[part])
     parallel.run_blocks(_blocks(rows), rows.size, block)
+
+
+def normalise_block(x, mean, scale, bias, zeros, mask, into):
+    """One block: into = (x - mean) * scale + bias, then max(., zeros) unless zeros is None (the
+    ReLU), then * mask if a mask; the vectors are rows of the block's width."""
+    np.subtract(x, mean, out=into)
+    into *= scale
+    into += bias
+    if zeros is not None:
+        np.maximum(into, zeros, out=into)
+    if mask is not None:
+        into *= mask
+
+
+def mask_gradient(g, mask, relu_out, masked):
+    """masked = g * mask (if a mask), then * (relu_out > 0) (if relu_out)."""
+    if mask is not None:
+        np.multiply(g, mask, out=masked)
+        g = masked
+    if relu_out is not None:  # relu_out > 0 exactly where relu (and the mask) passed
+        np.multiply(g, relu_out > 0, out=masked)
 
 
 def gradient_sums(rows, g, x, mean, mask, relu_out, masked):
@@ -99,13 +114,9 @@ def gradient_sums(rows, g, x, mean, mask, relu_out, masked):
     def block(index, part):
         gb = wide_g[part]
         if wide_masked is not None:
-            into = wide_masked[part]
-            if wide_mask is not None:
-                np.multiply(gb, wide_mask[part], out=into)
-                gb = into
-            if wide_relu is not None:  # relu_out > 0 exactly where relu (and the mask) passed
-                np.multiply(gb, wide_relu[part] > 0, out=into)
-            gb = into
+            mask_gradient(gb, None if wide_mask is None else wide_mask[part],
+                          None if wide_relu is None else wide_relu[part], wide_masked[part])
+            gb = wide_masked[part]
         ones = _ones(gb.shape[0], gb.dtype)
         np.matmul(ones, gb, out=plain[index])
         products = np.subtract(wide_x[part], mean)  # (r, k * D) scratch

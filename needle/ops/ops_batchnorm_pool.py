@@ -22,7 +22,7 @@ import numpy as np
 from .. import parallel
 from ..autograd import ArrayGradientOp
 from . import ops_batchnorm_blocks as blocked
-from .ops_fused import _into, _rows
+from .ops_fused import _input_gradient_factors, _parameter_gradients, _rows
 from .ops_mathematic import _ones, _zeros
 from .ops_pool import pool_pairs_into
 
@@ -57,10 +57,9 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
         zeros = _zeros((width * channels,), x.dtype)
 
         def block(_, images):  # image rows (W*C values) as the rows of numpy's loops
-            normalised = np.subtract(_image_rows(x[images]), mean_row)  # (n_b*H, W*C) scratch
-            normalised *= scale_row
-            normalised += bias_row
-            np.maximum(normalised, zeros, out=normalised)
+            rows = _image_rows(x[images])
+            normalised = np.empty_like(rows)  # (n_b*H, W*C) scratch
+            blocked.normalise_block(rows, mean_row, scale_row, bias_row, zeros, None, normalised)
             count = images.stop - images.start
             pairs = normalised.reshape(count, height // 2, 2, width // 2, 2, channels)
             row_max = np.empty((count, height // 2, 2, width // 2, channels), dtype=x.dtype)
@@ -93,20 +92,17 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             np.matmul(_ones(products.shape[0], g.dtype), products, out=centred[index])
         parallel.run_blocks(blocks, x.size, sums)
         grad_bias = np.add.reduce(plain, axis=0)  # (C,)
-        dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
-        grad_weight = np.multiply(blocked.fold(centred, width), self.inv_std,
-                                  out=None if dest_w is None else dest_w.reshape(-1))  # (C,)
-        if dest_b is not None:
-            dest_b.reshape(-1)[...] = grad_bias
+        grad_weight, weight_grad, bias_grad = _parameter_gradients(
+            blocked.fold(centred, width), grad_bias, self.inv_std, g, weight, bias, needs, outs)
         grad_x = None
-        if needs[0]:  # as BatchNormTrain: k * (g' - mean(g') - xhat * mean(g' * xhat))
-            k_over_n = self.scale * (1.0 / (x.size // channels))  # (C,)
-            blocked.input_gradient(_rows(_flat(scattered)), _flat(scattered), _flat(x), self.mean,
-                                   self.scale, k_over_n * self.inv_std * grad_weight,
-                                   k_over_n * grad_bias, _flat(scattered))
+        if needs[0]:  # as BatchNormTrain's
+            centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
+                                                            grad_bias, x.size // channels)
+            rows = _flat(scattered)
+            blocked.input_gradient(_rows(rows), rows, _flat(x), self.mean, self.scale, centred_factor,
+                                   shift, rows)
             grad_x = scattered
-        return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
-                (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
+        return grad_x, weight_grad, bias_grad
 
     def _scatter(self, passed, images, into):
         """into (n_b, H, W, C) = the images' pooled gradient at each window's pick, 0 elsewhere.

@@ -147,90 +147,85 @@ class BatchNormTrain(ArrayGradientOp):
         self.mean = self.var = self.inv_std = self.centred = self.scale = self.mask = None
 
     def compute(self, x, weight, bias):
-        rows = _rows(x)  # (N, D) as wide rows, split over needle's threads when big
-        if rows.blocks is not None:
-            return self._compute_blocked(rows, x, weight, bias)
-        average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
-        mean = average @ x  # (D,)
-        centred, squares = rows.empty(), rows.empty()  # (N, D) each
-        rows.run(_centre, x, rows.tile(mean), centred, squares)
-        var = average @ squares  # (D,) biased variance
-        del squares
+        rows = _rows(x)  # (N, D) as wide rows; big arrays by blocks (ops_batchnorm_blocks)
+        if rows.blocks is None:
+            mean, var, centred = _whole_statistics(rows, x)  # (D,), (D,), (N, D)
+        else:
+            (mean, var), centred = blocked.statistics(rows, x), None  # the backward recomputes it
         inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
         scale = weight.reshape(-1) * inv_std  # (D,) weight / std, reused by the gradient
         if self.drop_p is not None:  # drawn whole, before any split: the course's random stream
             self.mask = draw_dropout_mask(x.shape, self.drop_p, x.dtype)  # (N, D)
         out = rows.empty()
-        rows.run(_normalise, centred, rows.tile(scale), rows.tile(bias.reshape(-1)), self.relu,
-                 self.mask, out)
+        if centred is None:
+            blocked.normalise(rows, x, mean, scale, bias.reshape(-1), self.relu, self.mask, out)
+        else:
+            rows.run(_normalise, centred, rows.tile(scale), rows.tile(bias.reshape(-1)), self.relu,
+                     self.mask, out)
         self.mean, self.var, self.inv_std, self.centred, self.scale = mean, var, inv_std, centred, scale
-        if self.on_stats is not None:
-            self.on_stats(mean, var)
-        return out
-
-    def _compute_blocked(self, rows, x, weight, bias):
-        """compute for big arrays: by blocks of rows, statistics included (ops_batchnorm_blocks)."""
-        mean, var = blocked.statistics(rows, x)  # (D,) each
-        inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
-        scale = weight.reshape(-1) * inv_std  # (D,)
-        if self.drop_p is not None:  # drawn whole, before any split: the course's random stream
-            self.mask = draw_dropout_mask(x.shape, self.drop_p, x.dtype)  # (N, D)
-        out = rows.empty()
-        blocked.normalise(rows, x, mean, scale, bias.reshape(-1), self.relu, self.mask, out)
-        self.mean, self.var, self.inv_std, self.scale = mean, var, inv_std, scale
         if self.on_stats is not None:
             self.on_stats(mean, var)
         return out
 
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
-        weight, bias = inputs[1], inputs[2]
-        rows = _rows(g)
-        if rows.blocks is not None:
-            return self._gradient_blocked(rows, g, inputs, out, needs, outs)
-        # g through the mask and the relu, and its products with centred, in one pass over the rows
-        masked = rows.empty() if self.drop_p is not None or self.relu else None
-        products = rows.empty()
-        rows.run(_masked_products, g, self.mask, out if self.relu else None, self.centred, masked,
-                 products)
-        g = g if masked is None else masked
-        ones = _ones(g.shape[0], g.dtype)  # column sums as BLAS products
-        dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
-        grad_bias = np.matmul(ones, g, out=None if dest_b is None else dest_b.reshape(-1))  # (D,)
-        grad_weight = np.multiply(ones @ products, self.inv_std,
-                                  out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g * xhat)
-        grad_x = None
-        if needs[0]:
-            # dx = k * (g - mean(g) - xhat * mean(g * xhat)) with k = weight * inv_std = self.scale and
-            # xhat = centred * inv_std; small (D,) factors first, then three full-size passes
-            k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
-            grad_x = rows.empty()
-            rows.run(_input_gradient, g, rows.tile(self.scale), self.centred,
-                     rows.tile(k_over_n * self.inv_std * grad_weight), rows.tile(k_over_n * grad_bias),
-                     products, grad_x)
-        return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
-                (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
-
-    def _gradient_blocked(self, rows, g, inputs, out, needs, outs):
-        """gradient_arrays for big arrays: by blocks of rows, column sums included."""
         x, weight, bias = inputs
+        rows = _rows(g)
         masked = rows.empty() if self.drop_p is not None or self.relu else None
-        grad_bias, centred_sum = blocked.gradient_sums(rows, g, x, self.mean, self.mask,
-                                                       out if self.relu else None, masked)
+        relu_out = out if self.relu else None
+        if self.centred is None:  # big arrays: by blocks, column sums included
+            grad_bias, centred_sum = blocked.gradient_sums(rows, g, x, self.mean, self.mask, relu_out,
+                                                           masked)
+        else:  # g through the mask and the relu, and its products with centred, in one pass
+            products = rows.empty()
+            rows.run(_masked_products, g, self.mask, relu_out, self.centred, masked, products)
+            ones = _ones(g.shape[0], g.dtype)  # column sums as BLAS products
+            grad_bias, centred_sum = ones @ (g if masked is None else masked), ones @ products
         g = g if masked is None else masked  # (N, D) through the mask and the relu
-        dest_w, dest_b = _into(outs, 1, g, self.inv_std), _into(outs, 2, g)
-        grad_weight = np.multiply(centred_sum, self.inv_std,
-                                  out=None if dest_w is None else dest_w.reshape(-1))  # (D,)
-        if dest_b is not None:
-            dest_b.reshape(-1)[...] = grad_bias
+        grad_weight, weight_grad, bias_grad = _parameter_gradients(
+            centred_sum, grad_bias, self.inv_std, g, weight, bias, needs, outs)
         grad_x = None
-        if needs[0]:  # as in gradient_arrays; masked is this op's own, so it takes grad_x in place
-            k_over_n = self.scale * (1.0 / g.shape[0])  # (D,)
+        if needs[0]:  # masked is this op's own, so it takes grad_x in place
+            centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
+                                                            grad_bias, g.shape[0])
             grad_x = rows.empty() if masked is None else masked
-            blocked.input_gradient(rows, g, x, self.mean, self.scale,
-                                   k_over_n * self.inv_std * grad_weight, k_over_n * grad_bias, grad_x)
-        return (grad_x, (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None,
-                (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None)
+            if self.centred is None:
+                blocked.input_gradient(rows, g, x, self.mean, self.scale, centred_factor, shift, grad_x)
+            else:
+                rows.run(_input_gradient, g, rows.tile(self.scale), self.centred,
+                         rows.tile(centred_factor), rows.tile(shift), products, grad_x)
+        return grad_x, weight_grad, bias_grad
+
+
+def _whole_statistics(rows, x):
+    """(mean, biased variance, centred x) of x (N, D) in whole-array passes (small arrays)."""
+    average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
+    mean = average @ x  # (D,)
+    centred, squares = rows.empty(), rows.empty()  # (N, D) each
+    rows.run(_centre, x, rows.tile(mean), centred, squares)
+    return mean, average @ squares, centred
+
+
+def _parameter_gradients(centred_sum, grad_bias, inv_std, g, weight, bias, needs, outs):
+    """BatchNorm's weight and bias gradients from its column sums, sum(g' * (x - mean)) and sum(g')
+    (D,): (grad_weight (D,), the weight's gradient, the bias's gradient), the last two None when not
+    needed and written into outs' arrays when given (needle.capture)."""
+    dest_w, dest_b = _into(outs, 1, g, inv_std), _into(outs, 2, g)
+    grad_weight = np.multiply(centred_sum, inv_std,
+                              out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g' * xhat)
+    if dest_b is not None:
+        dest_b.reshape(-1)[...] = grad_bias
+    return (grad_weight,
+            ((grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None),
+            ((grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None))
+
+
+def _input_gradient_factors(scale, inv_std, grad_weight, grad_bias, n):
+    """(centred_factor, shift), (D,) each, of BatchNorm's input gradient
+    dx = k * (g' - mean(g') - xhat * mean(g' * xhat)) = g' * scale - (x - mean) * centred_factor - shift,
+    with k = weight * inv_std = scale and xhat = (x - mean) * inv_std: small factors first."""
+    k_over_n = scale * (1.0 / n)  # (D,)
+    return k_over_n * inv_std * grad_weight, k_over_n * grad_bias
 
 
 # BatchNormTrain's full-size passes over (N, D) arrays, or over one part of their wide rows; vectors
@@ -252,20 +247,11 @@ def _normalise(centred, scale, bias, relu, mask, out):
         out *= mask
 
 
-def _mask_gradient(g, mask, relu_out, masked):
-    """masked = g * mask (if a mask), then * (relu_out > 0) (if relu_out)."""
-    if mask is not None:
-        np.multiply(g, mask, out=masked)
-        g = masked
-    if relu_out is not None:  # relu_out > 0 exactly where relu (and the mask) passed
-        np.multiply(g, relu_out > 0, out=masked)
-
-
 def _masked_products(g, mask, relu_out, centred, masked, products):
-    """masked = g through the mask and the relu (_mask_gradient; masked None: neither), then
+    """masked = g through the mask and the relu (blocked.mask_gradient; masked None: neither), then
     products = masked * centred."""
     if masked is not None:
-        _mask_gradient(g, mask, relu_out, masked)
+        blocked.mask_gradient(g, mask, relu_out, masked)
         g = masked
     np.multiply(g, centred, out=products)
 
