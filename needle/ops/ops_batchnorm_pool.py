@@ -22,7 +22,7 @@ import numpy as np
 from .. import parallel
 from ..autograd import ArrayGradientOp
 from . import ops_batchnorm_blocks as blocked
-from .ops_fused import _input_gradient_factors, _parameter_gradients, _rows
+from .ops_fused import _input_gradient_factors, _parameter_gradients, _rows, _tile_row
 from .ops_mathematic import _ones, _zeros
 from .ops_pool import pool_pairs_into
 
@@ -53,7 +53,7 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
         out = np.empty((n, height // 2, width // 2, channels), dtype=x.dtype)
         right_won = np.empty((n, height // 2, 2, width // 2, channels), dtype=bool)
         bottom_won = np.empty(out.shape, dtype=bool)
-        mean_row, scale_row, bias_row = (np.tile(v, width) for v in (mean, scale, bias.reshape(-1)))
+        mean_row, scale_row, bias_row = (_tile_row(v, width) for v in (mean, scale, bias.reshape(-1)))
         zeros = _zeros((width * channels,), x.dtype)
 
         def block(_, images):  # image rows (W*C values) as the rows of numpy's loops
@@ -76,7 +76,7 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
         x, weight, bias = np.ascontiguousarray(inputs[0]), inputs[1], inputs[2]
         width, channels = x.shape[2], x.shape[3]
         blocks = _blocks(x)
-        mean_row = np.tile(self.mean, width)
+        mean_row = _tile_row(self.mean, width)
         # g' scattered to the picks, finished in place into grad_x below (the scatter's narrow
         # loops cost more than a full-size array's trip to memory and back)
         scattered = np.empty(x.shape, dtype=g.dtype)  # (N, H, W, C)

@@ -19,7 +19,8 @@ from numpy.lib.stride_tricks import as_strided
 
 from .. import parallel
 from ..autograd import ArrayGradientOp, TensorOp, is_grad_enabled
-from .ops_fused import _column_sum, _rows
+from .ops_fused import _rows
+from .ops_mathematic import _ones
 
 __all__ = ["Pad", "pad", "Crop", "crop", "Flip", "flip", "Dilate", "dilate", "UnDilate", "undilate",
            "Conv", "conv", "ConvInputGrad", "ConvWeightGrad"]
@@ -227,16 +228,16 @@ def conv_forward(a, b, stride, padding, bias=None):
     out_h, out_w = _conv_geometry(a.shape, b.shape, stride, padding)
     kernel, c_out, pixels = b.shape[0], b.shape[3], out_h * out_w
     weights = b.reshape(-1, c_out)  # (K*K*C_in, C_out)
-    padded = _pad_images(a, padding)
     out = np.empty((a.shape[0] * pixels, c_out), dtype=np.result_type(a, b))  # (N*Ho*Wo, C_out)
 
     def block(_, images):
-        cols = _im2col(padded[images], kernel, stride, out_h, out_w)  # (n_b*Ho*Wo, K*K*C_in)
+        cols = _im2col(_pad_images(a[images], padding), kernel, stride, out_h, out_w)  # (n_b*Ho*Wo, K*K*C_in)
         rows = out[images.start * pixels:images.stop * pixels]
         np.matmul(cols, weights, out=rows)
         if bias is not None:  # as wide rows: numpy's loop over rows of C_out = 16 costs twice as much
             row_wise = _rows(rows)
-            row_wise.run(np.add, rows, row_wise.tile(bias), rows)
+            wide = row_wise.wide(rows)
+            np.add(wide, row_wise.tile(bias), out=wide)
     blocks = _image_blocks(a.shape[0], pixels * weights.shape[0] * a.itemsize)
     parallel.run_blocks(blocks, out.size * weights.shape[0], block)
     return out.reshape(a.shape[0], out_h, out_w, c_out)
@@ -268,26 +269,38 @@ def conv_input_grad(g, b, input_shape, stride, padding):
     return grad
 
 
-def conv_weight_grad(a, g, kernel, stride, padding):
-    """Adjoint of conv in its kernel: a (N, H, W, C_in), g (N, Ho, Wo, C_out) -> (K, K, C_in, C_out).
+def conv_weight_grad(a, g, kernel, stride, padding, bias=False):
+    """Adjoint of conv in its kernel: a (N, H, W, C_in), g (N, Ho, Wo, C_out) -> (K, K, C_in, C_out),
+    and with bias=True (that, the bias adjoint (C_out,)).
 
     Per image block, its columns (made again: cheaper than keeping the forward's in memory) times
-    its gradient rows; the blocks' products are then summed in block order."""
+    its gradient rows, and the rows' column sums for the bias (one BLAS gemv, ~10x faster than
+    numpy's sum over three leading axes) while they are in cache; the blocks' products are then
+    summed in block order."""
     _, out_h, out_w, c_out = g.shape
     pixels, depth = out_h * out_w, kernel * kernel * a.shape[3]
     rows = g.reshape(-1, c_out)  # (N*Ho*Wo, C_out)
-    padded = _pad_images(a, padding)
     blocks = _image_blocks(a.shape[0], pixels * depth * a.itemsize)
-    partials = np.empty((len(blocks), depth, c_out), dtype=np.result_type(a, g))  # (blocks, K*K*C_in, C_out)
+    dtype = np.result_type(a, g)
+    partials = np.empty((len(blocks), depth, c_out), dtype=dtype)  # (blocks, K*K*C_in, C_out)
+    bias_partials = np.empty((len(blocks), c_out), dtype=dtype) if bias else None  # (blocks, C_out)
 
     def block(k, images):
-        cols = _im2col(padded[images], kernel, stride, out_h, out_w)  # (n_b*Ho*Wo, K*K*C_in)
+        cols = _im2col(_pad_images(a[images], padding), kernel, stride, out_h, out_w)  # (n_b*Ho*Wo, K*K*C_in)
+        block_rows = rows[images.start * pixels:images.stop * pixels]  # (n_b*Ho*Wo, C_out)
         # np.dot, not np.matmul: matmul keeps the GIL when the product has <= 500 elements (a
         # 1-channel 3x3 conv's 9 x C_out), so the blocks would run one at a time (same bits)
-        np.dot(cols.T, rows[images.start * pixels:images.stop * pixels], out=partials[k])
+        np.dot(cols.T, block_rows, out=partials[k])
+        if bias:
+            np.dot(_ones(block_rows.shape[0], dtype), block_rows, out=bias_partials[k])
     parallel.run_blocks(blocks, rows.size * depth, block)
-    total = partials[0] if len(blocks) == 1 else np.add.reduce(partials, axis=0)  # (K*K*C_in, C_out)
-    return total.reshape(kernel, kernel, a.shape[3], c_out)
+    total = _block_sum(partials).reshape(kernel, kernel, a.shape[3], c_out)
+    return (total, _block_sum(bias_partials)) if bias else total
+
+
+def _block_sum(partials):
+    """The blocks' partial results (blocks, ...) added in block order."""
+    return partials[0] if len(partials) == 1 else np.add.reduce(partials, axis=0)
 
 
 # ---- convolution: ops -----------------------------------------------------------------------
@@ -308,15 +321,17 @@ class Conv(TensorOp):
 
     def gradient_arrays(self, out_grad, inputs, out, needs):
         """The first-order backward on arrays: backward's default (no graph) and needle.capture's
-        replay. The bias gradient is one BLAS gemv (ones @ rows), ~10x faster than numpy's sum
-        over three leading axes."""
+        replay."""
         a, b = inputs[0], inputs[1]
-        grads = [conv_input_grad(out_grad, b, a.shape, self.stride, self.padding) if needs[0] else None,
-                 conv_weight_grad(a, out_grad, b.shape[0], self.stride, self.padding)
-                 if needs[1] else None]
-        if len(inputs) == 3:
-            grads.append(_column_sum(out_grad.reshape(-1, out_grad.shape[-1])) if needs[2] else None)
-        return grads
+        needs_bias = len(inputs) == 3 and needs[2]
+        grad_a = conv_input_grad(out_grad, b, a.shape, self.stride, self.padding) if needs[0] else None
+        grad_b = grad_bias = None
+        if needs[1] or needs_bias:
+            grad_b = conv_weight_grad(a, out_grad, b.shape[0], self.stride, self.padding, needs_bias)
+            if needs_bias:
+                grad_b, grad_bias = grad_b
+            grad_b = grad_b if needs[1] else None
+        return (grad_a, grad_b, grad_bias) if len(inputs) == 3 else (grad_a, grad_b)
 
     def gradient(self, out_grad, node):
         if not is_grad_enabled():  # first order: the array kernels, wrapped as constants

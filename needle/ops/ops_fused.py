@@ -277,6 +277,12 @@ NARROW_ROW = 64  # elements: below this numpy's per-row broadcast overhead domin
 WIDE_ROW = 1024  # elements per row of the wide view
 
 
+def _tile_row(v, k):
+    """(D,) -> (k * D,): v k times over, as np.tile(v, k) (a few times faster: np.tile's Python
+    costs more than the copy for the short vectors of a step)."""
+    return np.repeat(v[np.newaxis], k, axis=0).reshape(-1)
+
+
 def _rows(like):
     """The _Rows of an array like `like` (one per geometry: made once)."""
     return _rows_of(like.shape, like.dtype, like.flags.c_contiguous)
@@ -313,7 +319,7 @@ class _Rows:
 
     def tile(self, v):
         """A (D,) vector as a row of the wide view."""
-        return v if self.k == 1 else np.tile(v, self.k)
+        return v if self.k == 1 else _tile_row(v, self.k)
 
     def wide(self, a):
         """The wide view of an (N, D) array like this geometry's."""

@@ -246,6 +246,10 @@ class Transpose(TensorOp):
     def gradient(self, out_grad, node):
         return transpose(out_grad, self.axes)  # a swap is its own inverse
 
+    def gradient_arrays(self, g, inputs, out, needs):
+        """Array form for needle.capture (a view, as the forward)."""
+        return (self.compute(g),)
+
 
 def transpose(a, axes=None):
     return Transpose(axes)(a)
