@@ -76,9 +76,9 @@ def _conv2d(layer, shape: Shape) -> LayerCost:
     channels, height, width = shape
     padded = channels * (height + 2 * (k // 2)) * (width + 2 * (k // 2))
     im2col = k * k * channels * out[1] * out[2]
-    # the padded input, the columns (needle makes them by blocks of images, at most one image's
-    # per row of the batch), and the output's NHWC -> NCHW copy; in training the backward makes
-    # the padded input again for the kernel's gradient (the forward keeps no columns)
+    # the padded input and the columns (needle makes both by blocks of images, at most one
+    # image's per row of the batch), and the output's NHWC -> NCHW copy; in training the backward
+    # makes the padded blocks again for the kernel's gradient (the forward keeps no columns)
     return LayerCost(per_output * math.prod(out), out, padded + im2col + math.prod(out), saved=padded)
 
 
@@ -90,7 +90,7 @@ def _pool(layer, shape: Shape) -> LayerCost:
 
 
 # Temporaries were measured with tracemalloc on needle's eval forward pass (tests/service/
-# test_eval_memory.py holds every entry to it): e.g. gelu keeps two values per output value.
+# test_inference_budget.py holds every entry to it): e.g. gelu keeps two values per output value.
 LAYER_COSTS: dict[str, LayerCostFn] = {
     "linear": _linear,               # bias fused into the GEMM: no temporary
     "batchnorm1d": _norm(1),

@@ -149,3 +149,27 @@ def test_conv_adjoints_are_differentiable_too(stride, padding):
     g = _randn(*Conv(stride, padding).compute(a, b).shape)
     check_gradients(lambda g_, b_: ConvInputGrad(stride, padding, a.shape)(g_, b_), g, b)
     check_gradients(lambda a_, g_: ConvWeightGrad(stride, padding, 3)(a_, g_), a, g)
+
+
+@pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, True),
+                                   (False, False, True), (True, True, False)])
+def test_conv_gradients_by_blocks_give_each_needed_adjoint(needs):
+    """The bias adjoint is summed in the kernel gradient's image blocks (8 images: 4 blocks); each
+    needed adjoint matches a reference made without blocks, and an unneeded one is None."""
+    a, b, bias = _randn(8, 6, 5, 2), _randn(3, 3, 2, 3), _randn(3)
+    op = Conv(1, 1)
+    out = op.compute(a, b, bias)
+    g = _randn(*out.shape)
+    grad_a, grad_b, grad_bias = op.gradient_arrays(g, [a, b, bias], out, needs)
+    eps = 1e-6  # the conv is linear in its kernel: one difference per entry is exact to rounding
+    ref_b = np.zeros_like(b)
+    for index in np.ndindex(b.shape):
+        step = np.zeros_like(b)
+        step[index] = eps
+        ref_b[index] = np.sum(g * (_np_conv(a, b + step, 1, 1) - _np_conv(a, b, 1, 1))) / eps
+    for got, need, ref in ((grad_b, needs[1], ref_b), (grad_bias, needs[2], g.sum((0, 1, 2)))):
+        if need:
+            np.testing.assert_allclose(got, ref, rtol=1e-6, atol=1e-6)
+        else:
+            assert got is None
+    assert (grad_a is not None) == needs[0]
