@@ -267,14 +267,18 @@ def conv_input_grad(g, b, input_shape, stride, padding):
     return grad
 
 
-def conv_weight_grad(a, g, kernel, stride, padding, bias=False):
-    """Adjoint of conv in its kernel: a (N, H, W, C_in), g (N, Ho, Wo, C_out) -> (K, K, C_in, C_out),
-    and with bias=True (that, the bias adjoint (C_out,)).
+def conv_weight_grad(a, g, kernel, stride, padding):
+    """Adjoint of conv in its kernel: a (N, H, W, C_in), g (N, Ho, Wo, C_out) -> (K, K, C_in, C_out)."""
+    return conv_parameter_grads(a, g, kernel, stride, padding, bias=False)[0]
+
+
+def conv_parameter_grads(a, g, kernel, stride, padding, bias):
+    """(kernel adjoint (K, K, C_in, C_out), bias adjoint (C_out,) if bias else None).
 
     Per image block, its columns (made again: cheaper than keeping the forward's in memory) times
-    its gradient rows, and the rows' column sums for the bias (one BLAS gemv, ~10x faster than
-    numpy's sum over three leading axes) while they are in cache; the blocks' products are then
-    summed in block order."""
+    its gradient rows, and for the bias the rows' column sums (one BLAS gemv, ~10x faster than
+    numpy's sum over three leading axes) while they are in cache; the blocks' partial results are
+    then added in block order."""
     _, out_h, out_w, c_out = g.shape
     pixels, depth = out_h * out_w, kernel * kernel * a.shape[3]
     rows = g.reshape(-1, c_out)  # (N*Ho*Wo, C_out)
@@ -292,8 +296,8 @@ def conv_weight_grad(a, g, kernel, stride, padding, bias=False):
         if bias:
             np.dot(_ones(block_rows.shape[0], dtype), block_rows, out=bias_partials[k])
     parallel.run_blocks(blocks, rows.size * depth, block)
-    total = _block_sum(partials).reshape(kernel, kernel, a.shape[3], c_out)
-    return (total, _block_sum(bias_partials)) if bias else total
+    kernel_grad = _block_sum(partials).reshape(kernel, kernel, a.shape[3], c_out)
+    return kernel_grad, _block_sum(bias_partials) if bias else None
 
 
 def _block_sum(partials):
@@ -325,11 +329,10 @@ class Conv(TensorOp):
         grad_a = conv_input_grad(out_grad, b, a.shape, self.stride, self.padding) if needs[0] else None
         grad_b = grad_bias = None
         if needs[1] or needs_bias:
-            grad_b = conv_weight_grad(a, out_grad, b.shape[0], self.stride, self.padding, needs_bias)
-            if needs_bias:
-                grad_b, grad_bias = grad_b
-            grad_b = grad_b if needs[1] else None
-        return (grad_a, grad_b, grad_bias) if len(inputs) == 3 else (grad_a, grad_b)
+            grad_b, grad_bias = conv_parameter_grads(a, out_grad, b.shape[0], self.stride, self.padding,
+                                                     needs_bias)
+        grads = (grad_a, grad_b if needs[1] else None, grad_bias)
+        return grads if len(inputs) == 3 else grads[:2]
 
     def gradient(self, out_grad, node):
         if not is_grad_enabled():  # first order: the array kernels, wrapped as constants
