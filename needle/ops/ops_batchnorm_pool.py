@@ -5,9 +5,12 @@ activation is written in full, read back by the pool, and its full-size gradient
 the pool's backward and read twice by BatchNorm's. Here the work goes by blocks of whole images:
 - forward: the batch statistics (ops_batchnorm_blocks.statistics), then per block the normalised,
   rectified block in a scratch array in cache, pooled straight away (ops_pool's pairwise passes
-  and picks), so the full-size activation is never written. Same operations on the same values as the three ops (on arrays of
-  needle.parallel.MIN_ELEMENTS or more, where BatchNormTrain takes these block passes too): the
-  same bits.
+  and picks), so the full-size activation is never written. Same operations on the same values
+  as the three ops (on arrays of needle.parallel.MIN_ELEMENTS or more, where BatchNormTrain takes
+  these block passes too): the same bits. When every channel's scale (weight / std) is positive,
+  normalising is non-decreasing, so the block is pooled first and only the maxima are
+  normalised: the same bits again, a quarter of the normalising (the forward op 0.77x the time
+  on one thread, 0.9x on two).
 - backward: from the pooled gradient (a quarter of the size) and the picks. The ReLU passed at a
   window's pick exactly when the window's maximum is positive, so g' = g * (pooled > 0) there and
   0 elsewhere. Per block, g' is scattered into the input gradient's array and BatchNorm's column
@@ -53,7 +56,20 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
         out = np.empty((n, height // 2, width // 2, channels), dtype=x.dtype)
         right_won = np.empty((n, height // 2, 2, width // 2, channels), dtype=bool)
         bottom_won = np.empty(out.shape, dtype=bool)
-        mean_row, scale_row, bias_row = (_tile_row(v, width) for v in (mean, scale, bias.reshape(-1)))
+        if np.all(scale > 0):
+            self._pool_then_normalise(x, mean, scale, bias.reshape(-1), out, right_won, bottom_won)
+        else:
+            self._normalise_then_pool(x, mean, scale, bias.reshape(-1), out, right_won, bottom_won)
+        self.mean, self.inv_std, self.scale, self.picks = mean, inv_std, scale, (right_won, bottom_won)
+        if self.on_stats is not None:
+            self.on_stats(mean, var)
+        return out
+
+    @staticmethod
+    def _normalise_then_pool(x, mean, scale, bias, out, right_won, bottom_won):
+        """Per block: normalise and rectify into a scratch array, then pool it."""
+        _, height, width, channels = x.shape
+        mean_row, scale_row, bias_row = (_tile_row(v, width) for v in (mean, scale, bias))
         zeros = _zeros((width * channels,), x.dtype)
 
         def block(_, images):  # image rows (W*C values) as the rows of numpy's loops
@@ -65,10 +81,30 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             row_max = np.empty((count, height // 2, 2, width // 2, channels), dtype=x.dtype)
             pool_pairs_into(pairs, row_max, right_won[images], out[images], bottom_won[images])
         parallel.run_blocks(_blocks(x), x.size, block)
-        self.mean, self.inv_std, self.scale, self.picks = mean, inv_std, scale, (right_won, bottom_won)
-        if self.on_stats is not None:
-            self.on_stats(mean, var)
-        return out
+
+    @staticmethod
+    def _pool_then_normalise(x, mean, scale, bias, out, right_won, bottom_won):
+        """Per block: pool x, then normalise and rectify the maxima only (a quarter of the values).
+
+        With every scale > 0, normalising and rectifying is non-decreasing in x, value by value and
+        after each rounding, so the maximum of a window's normalised values is the normalised
+        maximum: the same bits as _normalise_then_pool. The picks are the windows' first maxima of
+        x, which are the normalised values' first maxima too, except where normalising rounds two
+        different values of one window to the same result (the gradient then goes to the larger)."""
+        _, height, width, channels = x.shape
+        half = width // 2
+        mean_row, scale_row, bias_row = (_tile_row(v, half) for v in (mean, scale, bias))
+        zeros = _zeros((half * channels,), x.dtype)
+
+        def block(_, images):
+            count = images.stop - images.start
+            pairs = x[images].reshape(count, height // 2, 2, half, 2, channels)
+            row_max = np.empty((count, height // 2, 2, half, channels), dtype=x.dtype)
+            pooled = out[images]
+            pool_pairs_into(pairs, row_max, right_won[images], pooled, bottom_won[images])
+            rows = _image_rows(pooled)  # (n_b*H/2, W/2*C)
+            blocked.normalise_block(rows, mean_row, scale_row, bias_row, zeros, None, rows)
+        parallel.run_blocks(_blocks(x), x.size, block)
 
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """g (N, H/2, W/2, C) -> (grad_x (N, H, W, C), grad_weight, grad_bias); outs: optional

@@ -118,14 +118,18 @@ def test_sequential_fuses_batchnorm2d_with_relu_but_not_dropout():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
 
 
-def _stage(x, fused, threads=None):
+# BatchNorm2d weights: with every one > 0 the fused op pools first and normalises the maxima
+WEIGHTS = {"mixed-signs": (-1.5, 1.5), "positive": (0.5, 1.5)}
+
+
+def _stage(x, fused, threads=None, weights="mixed-signs"):
     """Sequential(BatchNorm2d, ReLU, MaxPool2d(2)) on x (fused: as Sequential runs it, else the
     modules one by one): output, input and weight gradients, running statistics."""
     if threads is not None:
         ndl.parallel.set_num_threads(threads)
     np.random.seed(0)
     norm, relu, pool = nn.BatchNorm2d(x.shape[1]), nn.ReLU(), nn.MaxPool2d(2)
-    norm.weight = nn.Parameter(ndl.Tensor(np.linspace(-1.5, 1.5, x.shape[1], dtype=np.float32)))
+    norm.weight = nn.Parameter(ndl.Tensor(np.linspace(*WEIGHTS[weights], x.shape[1], dtype=np.float32)))
     # NHWC memory seen as NCHW, as a conv hands it on
     inp = ndl.Tensor(np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2), requires_grad=True)
     out = nn.Sequential(norm, relu, pool)(inp) if fused else pool(relu(norm(inp)))
@@ -135,13 +139,14 @@ def _stage(x, fused, threads=None):
             norm.running_mean.numpy(), norm.running_var.numpy()), ops
 
 
+@pytest.mark.parametrize("weights", WEIGHTS)
 @pytest.mark.parametrize("shape", [(8, 16, 32, 32), (4, 3, 6, 6), (2, 3, 7, 6)],
                          ids=["block-passes", "small", "odd-height"])
-def test_sequential_fuses_batchnorm2d_relu_and_a_2x2_max_pool(shape):
+def test_sequential_fuses_batchnorm2d_relu_and_a_2x2_max_pool(shape, weights):
     """The fused op gives the modules' forward bit for bit on arrays big enough for the block
     passes, and their gradients and statistics to float32 rounding; an odd size is not fused."""
     x = np.random.default_rng(6).standard_normal(shape).astype(np.float32) * 2 + 1
-    (fused, fused_ops), (plain, plain_ops) = _stage(x, True), _stage(x, False)
+    (fused, fused_ops), (plain, plain_ops) = _stage(x, True, weights=weights), _stage(x, False, weights=weights)
     fuses = shape[2] % 2 == 0 and shape[3] % 2 == 0
     assert (ndl.ops.BatchNormReLUMaxPool2 in fused_ops) == fuses
     assert ndl.ops.BatchNormReLUMaxPool2 not in plain_ops
@@ -151,12 +156,13 @@ def test_sequential_fuses_batchnorm2d_relu_and_a_2x2_max_pool(shape):
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
 
 
-def test_the_fused_stage_is_bit_identical_for_one_to_four_threads():
+@pytest.mark.parametrize("weights", WEIGHTS)
+def test_the_fused_stage_is_bit_identical_for_one_to_four_threads(weights):
     x = np.random.default_rng(7).standard_normal((8, 16, 32, 32)).astype(np.float32)
     before = ndl.parallel.get_num_threads()
     try:
         with threadpool_limits(1, user_api="blas"):
-            results = [_stage(x, True, threads)[0] for threads in (1, 2, 3, 4)]
+            results = [_stage(x, True, threads, weights)[0] for threads in (1, 2, 3, 4)]
     finally:
         ndl.parallel.set_num_threads(before)
     for other in results[1:]:

@@ -165,11 +165,14 @@ def test_second_order_gradients_through_conv_and_pooling_match_torch():
     _close(nb.grad, tb.grad, tol=1e-9)
 
 
+@pytest.mark.parametrize("lowest_weight", [-1.5, 0.5], ids=["mixed-signs", "positive"])
 @pytest.mark.parametrize("shape", [(3, 4, 6, 8), (8, 16, 32, 32)], ids=["small", "blocks"])
-def test_sequential_batchnorm2d_relu_maxpool_fused_matches_torch(shape):
+def test_sequential_batchnorm2d_relu_maxpool_fused_matches_torch(shape, lowest_weight):
     """Sequential(BatchNorm2d, ReLU, MaxPool2d(2)) in training runs as one fused op (small arrays
-    and ones big enough for the block passes); forward, backward and running mean as PyTorch's."""
-    layer, t_layer = _batchnorm2d_twins(shape[1], -1.5)  # some weights negative: flipped order
+    and ones big enough for the block passes); forward, backward and running mean as PyTorch's.
+    Some weights negative: the order flips, so the op normalises before pooling; all positive:
+    it pools first and normalises the maxima."""
+    layer, t_layer = _batchnorm2d_twins(shape[1], lowest_weight)
     model = nn.Sequential(layer, nn.ReLU(), nn.MaxPool2d(2))
     x = RNG.standard_normal(shape) * 2 + 1
     nx, tx = _n(x), _t(x)
