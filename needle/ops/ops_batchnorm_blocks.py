@@ -133,10 +133,14 @@ def input_gradient(rows, g, x, mean, scale, centred_factor, shift, grad_x):
     centred_factor, shift = rows.tile(centred_factor), rows.tile(shift)
 
     def block(_, part):
-        into = wide_out[part]
-        scratch = np.subtract(wide_x[part], mean)
-        scratch *= centred_factor
-        np.multiply(wide_g[part], scale, out=into)
-        into -= scratch
-        into -= shift
+        input_gradient_block(wide_g[part], wide_x[part], mean, scale, centred_factor, shift, wide_out[part])
     parallel.run_blocks(_blocks(rows), rows.size, block)
+
+
+def input_gradient_block(g, x, mean, scale, centred_factor, shift, into):
+    """One block of input_gradient; the vectors are rows of the block's width (into may be g)."""
+    scratch = np.subtract(x, mean)
+    scratch *= centred_factor
+    np.multiply(g, scale, out=into)
+    into -= scratch
+    into -= shift

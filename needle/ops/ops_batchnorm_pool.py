@@ -15,8 +15,11 @@ the pool's backward and read twice by BatchNorm's. Here the work goes by blocks 
   window's pick exactly when the window's maximum is positive, so g' = g * (pooled > 0) there and
   0 elsewhere. Per block, g' is scattered into the input gradient's array and BatchNorm's column
   sums are taken while the block is in cache; the input gradient is then finished in place
-  (ops_batchnorm_blocks.input_gradient). The column sums add the same terms as the three ops'
-  backward, in another order (last bits differ).
+  (ops_batchnorm_blocks.input_gradient). When the forward pooled first it kept x at the picks (a
+  quarter of x), so the column sums come from the pooled arrays alone, and the scatter moves into
+  the input gradient's blocks (the backward op 0.77x the time for the bench CNN's first stage on
+  two threads, 0.9x on one). The column sums add the same terms as the three ops' backward, in
+  another order (last bits differ).
 Blocks are fixed by the shape alone (ops_batchnorm_blocks.row_blocks over images), so results
 do not depend on the thread count.
 """
@@ -43,6 +46,7 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
     def __init__(self, eps=1e-5, on_stats=None):
         self.eps, self.on_stats = float(eps), on_stats
         self.mean = self.inv_std = self.scale = self.picks = None
+        self.x_picks = None  # (N, H/2, W/2, C): x at the picks, when pooled first
 
     def compute(self, x, weight, bias):
         x = np.ascontiguousarray(x)
@@ -57,7 +61,9 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
         right_won = np.empty((n, height // 2, 2, width // 2, channels), dtype=bool)
         bottom_won = np.empty(out.shape, dtype=bool)
         if np.all(scale > 0):
-            self._pool_then_normalise(x, mean, scale, bias.reshape(-1), out, right_won, bottom_won)
+            self.x_picks = np.empty_like(out)
+            self._pool_then_normalise(x, mean, scale, bias.reshape(-1), self.x_picks, out, right_won,
+                                      bottom_won)
         else:
             self._normalise_then_pool(x, mean, scale, bias.reshape(-1), out, right_won, bottom_won)
         self.mean, self.inv_std, self.scale, self.picks = mean, inv_std, scale, (right_won, bottom_won)
@@ -83,8 +89,9 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
         parallel.run_blocks(_blocks(x), x.size, block)
 
     @staticmethod
-    def _pool_then_normalise(x, mean, scale, bias, out, right_won, bottom_won):
-        """Per block: pool x, then normalise and rectify the maxima only (a quarter of the values).
+    def _pool_then_normalise(x, mean, scale, bias, x_picks, out, right_won, bottom_won):
+        """Per block: pool x into x_picks, then normalise and rectify the maxima only (a quarter of
+        the values) into out.
 
         With every scale > 0, normalising and rectifying is non-decreasing in x, value by value and
         after each rounding, so the maximum of a window's normalised values is the normalised
@@ -100,21 +107,43 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             count = images.stop - images.start
             pairs = x[images].reshape(count, height // 2, 2, half, 2, channels)
             row_max = np.empty((count, height // 2, 2, half, channels), dtype=x.dtype)
-            pooled = out[images]
-            pool_pairs_into(pairs, row_max, right_won[images], pooled, bottom_won[images])
-            rows = _image_rows(pooled)  # (n_b*H/2, W/2*C)
-            blocked.normalise_block(rows, mean_row, scale_row, bias_row, zeros, None, rows)
+            pool_pairs_into(pairs, row_max, right_won[images], x_picks[images], bottom_won[images])
+            blocked.normalise_block(_image_rows(x_picks[images]), mean_row, scale_row, bias_row, zeros,
+                                    None, _image_rows(out[images]))  # (n_b*H/2, W/2*C) rows
         parallel.run_blocks(_blocks(x), x.size, block)
 
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """g (N, H/2, W/2, C) -> (grad_x (N, H, W, C), grad_weight, grad_bias); outs: optional
         arrays to write the weight and bias gradients into (needle.capture)."""
         x, weight, bias = np.ascontiguousarray(inputs[0]), inputs[1], inputs[2]
+        channels = x.shape[3]
+        if self.x_picks is None:  # grad_x: g' scattered, finished in place below
+            grad_x, plain, centred, k = self._scattered_sums(g, x, out)
+        else:  # the sums from the picks alone; g' scattered with the input gradient
+            passed, plain, centred, k = self._sums_at_picks(g, out)
+            grad_x = None
+        grad_bias = np.add.reduce(plain, axis=0)  # (C,)
+        grad_weight, weight_grad, bias_grad = _parameter_gradients(
+            blocked.fold(centred, k), grad_bias, self.inv_std, g, weight, bias, needs, outs)
+        if not needs[0]:
+            return None, weight_grad, bias_grad
+        centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
+                                                        grad_bias, x.size // channels)  # as BatchNormTrain's
+        if grad_x is None:
+            return self._scatter_input_gradient(passed, x, centred_factor, shift), weight_grad, bias_grad
+        rows = _flat(grad_x)
+        blocked.input_gradient(_rows(rows), rows, _flat(x), self.mean, self.scale, centred_factor,
+                               shift, rows)
+        return grad_x, weight_grad, bias_grad
+
+    def _scattered_sums(self, g, x, out):
+        """Per block: g' = g * (pooled > 0) scattered to the picks in a full-size array, its column
+        sums, and the column sums of g' (x - mean) while the block is in cache -> (scattered,
+        per-block sums of g', of g' (x - mean) as wide rows of k = W rows)."""
         width, channels = x.shape[2], x.shape[3]
         blocks = _blocks(x)
         mean_row = _tile_row(self.mean, width)
-        # g' scattered to the picks, finished in place into grad_x below (the scatter's narrow
-        # loops cost more than a full-size array's trip to memory and back)
+        # the scatter's narrow loops cost more than a full-size array's trip to memory and back
         scattered = np.empty(x.shape, dtype=g.dtype)  # (N, H, W, C)
         plain = np.empty((len(blocks), channels), dtype=g.dtype)  # per block: sum of g'
         centred = np.empty((len(blocks), width * channels), dtype=g.dtype)  # sum of g' (x - mean)
@@ -127,18 +156,44 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             products *= _image_rows(scattered[images])
             np.matmul(_ones(products.shape[0], g.dtype), products, out=centred[index])
         parallel.run_blocks(blocks, x.size, sums)
-        grad_bias = np.add.reduce(plain, axis=0)  # (C,)
-        grad_weight, weight_grad, bias_grad = _parameter_gradients(
-            blocked.fold(centred, width), grad_bias, self.inv_std, g, weight, bias, needs, outs)
-        grad_x = None
-        if needs[0]:  # as BatchNormTrain's
-            centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
-                                                            grad_bias, x.size // channels)
-            rows = _flat(scattered)
-            blocked.input_gradient(_rows(rows), rows, _flat(x), self.mean, self.scale, centred_factor,
-                                   shift, rows)
-            grad_x = scattered
-        return grad_x, weight_grad, bias_grad
+        return scattered, plain, centred, width
+
+    def _sums_at_picks(self, g, out):
+        """As _scattered_sums, from the pooled arrays alone: g' is 0 off the picks, and x at the
+        picks was kept by the forward -> (g' at the picks (N, H/2, W/2, C), the sums, k = W/2).
+        The same products as there, added in another order."""
+        half, channels = out.shape[2], out.shape[3]
+        blocks = _blocks(out)
+        mean_row = _tile_row(self.mean, half)
+        passed = np.empty(out.shape, dtype=g.dtype)
+        plain = np.empty((len(blocks), channels), dtype=g.dtype)
+        centred = np.empty((len(blocks), half * channels), dtype=g.dtype)
+
+        def sums(index, images):
+            at_picks = np.multiply(g[images], out[images] > 0, out=passed[images])
+            plain[index] = _ones(at_picks.size // channels, g.dtype) @ at_picks.reshape(-1, channels)
+            products = np.subtract(_image_rows(self.x_picks[images]), mean_row)  # (n_b*H/2, W/2*C)
+            products *= _image_rows(at_picks)
+            np.matmul(_ones(products.shape[0], g.dtype), products, out=centred[index])
+        parallel.run_blocks(blocks, out.size, sums)
+        return passed, plain, centred, half
+
+    def _scatter_input_gradient(self, passed, x, centred_factor, shift):
+        """Per block: g' scattered to the picks into grad_x, then finished in place into the input
+        gradient (ops_batchnorm_blocks.input_gradient_block) while the block is in cache."""
+        width = x.shape[2]
+        mean_row, scale_row, factor_row, shift_row = (_tile_row(v, width) for v in
+                                                      (self.mean, self.scale, centred_factor, shift))
+        grad_x = np.empty(x.shape, dtype=passed.dtype)  # (N, H, W, C)
+
+        def block(_, images):
+            into = grad_x[images]
+            self._scatter(passed[images], images, into)
+            rows = _image_rows(into)  # (n_b*H, W*C)
+            blocked.input_gradient_block(rows, _image_rows(x[images]), mean_row, scale_row, factor_row,
+                                         shift_row, rows)
+        parallel.run_blocks(_blocks(x), x.size, block)
+        return grad_x
 
     def _scatter(self, passed, images, into):
         """into (n_b, H, W, C) = the images' pooled gradient at each window's pick, 0 elsewhere.
