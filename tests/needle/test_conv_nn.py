@@ -168,3 +168,22 @@ def test_the_fused_stage_is_bit_identical_for_one_to_four_threads(weights):
     for other in results[1:]:
         for one, two in zip(results[0], other):
             np.testing.assert_array_equal(one, two)
+
+
+@pytest.mark.parametrize("weights", WEIGHTS)
+def test_the_fused_stage_on_an_input_without_gradient_still_trains_its_parameters(weights):
+    """BatchNorm2d first in a model (its input the data): no input gradient, and the weight and
+    bias gradients as the modules' one by one."""
+    x = np.random.default_rng(8).standard_normal((8, 16, 32, 32)).astype(np.float32)
+    grads = []
+    for fused in (True, False):
+        np.random.seed(0)
+        norm, relu, pool = nn.BatchNorm2d(16), nn.ReLU(), nn.MaxPool2d(2)
+        norm.weight = nn.Parameter(ndl.Tensor(np.linspace(*WEIGHTS[weights], 16, dtype=np.float32)))
+        inp = ndl.Tensor(x, requires_grad=False)
+        out = nn.Sequential(norm, relu, pool)(inp) if fused else pool(relu(norm(inp)))
+        (out * out).sum().backward()
+        assert inp.grad is None
+        grads.append((norm.weight.grad.numpy(), norm.bias.grad.numpy()))
+    for got, expected in zip(*grads):
+        np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
