@@ -19,7 +19,8 @@ exactly as long as the graph node. Gradients are computed in numpy and returned 
 fused ops are first-order only (a gradient of a gradient through them is NOT supported; use the
 composite ops if you need that). A gradient is None for inputs that do not require grad (work skipped).
 """
-from functools import lru_cache
+import operator
+from functools import lru_cache, partial
 
 import numpy as np
 
@@ -160,8 +161,7 @@ class BatchNormTrain(ArrayGradientOp):
         if centred is None:
             blocked.normalise(rows, x, mean, scale, bias.reshape(-1), self.relu, self.mask, out)
         else:
-            rows.run(_normalise, centred, rows.tile(scale), rows.tile(bias.reshape(-1)), self.relu,
-                     self.mask, out)
+            rows.run(_normalise, centred, scale, bias.reshape(-1), self.relu, self.mask, out)
         self.mean, self.var, self.inv_std, self.centred, self.scale = mean, var, inv_std, centred, scale
         if self.on_stats is not None:
             self.on_stats(mean, var)
@@ -192,8 +192,8 @@ class BatchNormTrain(ArrayGradientOp):
             if self.centred is None:
                 blocked.input_gradient(rows, g, x, self.mean, self.scale, centred_factor, shift, grad_x)
             else:
-                rows.run(_input_gradient, g, rows.tile(self.scale), self.centred,
-                         rows.tile(centred_factor), rows.tile(shift), products, grad_x)
+                rows.run(_input_gradient, g, self.scale, self.centred, centred_factor, shift, products,
+                         grad_x)
         return grad_x, weight_grad, bias_grad
 
 
@@ -202,7 +202,7 @@ def _whole_statistics(rows, x):
     average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
     mean = average @ x  # (D,)
     centred, squares = rows.empty(), rows.empty()  # (N, D) each
-    rows.run(_centre, x, rows.tile(mean), centred, squares)
+    rows.run(_centre, x, mean, centred, squares)
     return mean, average @ squares, centred
 
 
@@ -307,15 +307,15 @@ class _Rows:
         self.shape, self.dtype, self.k = shape, dtype, k
         self.wide_shape = (shape[0] // k, shape[1] * k)
         self.size = shape[0] * shape[1]
-        # small arrays (an MLP's) go to the kernel as they are: no views, no split, few calls
+        # small arrays (an MLP's) go to the kernel as they are: no views, no split, and no Python
+        # frame of run's own (an MLPResNet step makes ~24 of these calls, ~30 of empty's)
         self.whole = k == 1 and self.size < parallel.MIN_ELEMENTS
+        if self.whole:
+            self.run = operator.call
+        self.empty = partial(np.empty, shape, dtype)  # a fresh C-contiguous (N, D) array
         # big ones go to BatchNormTrain's block passes (ops_batchnorm_blocks)
         self.blocks = (blocked.row_blocks(*self.wide_shape) if self.size >= parallel.MIN_ELEMENTS
                        else None)
-
-    def empty(self):
-        """A fresh C-contiguous (N, D) array."""
-        return np.empty(self.shape, dtype=self.dtype)
 
     def tile(self, v):
         """A (D,) vector as a row of the wide view."""
@@ -330,11 +330,10 @@ class _Rows:
         return wide
 
     def run(self, kernel, *args):
-        """kernel(*args) with every (N, D) array among args replaced by (a part of) its wide view."""
-        if self.whole:
-            kernel(*args)
-            return
-        wide = [self.wide(a) if isinstance(a, np.ndarray) and a.ndim == 2 else a for a in args]
+        """kernel(*args) with every (N, D) array among args replaced by (a part of) its wide view
+        and every (D,) vector by its row of the wide view (small arrays: kernel(*args) as given)."""
+        wide = [a if not isinstance(a, np.ndarray) else self.wide(a) if a.ndim == 2 else self.tile(a)
+                for a in args]
         parallel.run(lambda part: kernel(*[a[part] if isinstance(a, np.ndarray) and a.ndim == 2
                                            else a for a in wide]),
                      self.wide_shape[0], self.size)
