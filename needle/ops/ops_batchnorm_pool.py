@@ -64,7 +64,8 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             self.x_picks = np.empty_like(out)
             self._pool_then_normalise(x, mean, scale, bias.reshape(-1), self.x_picks, out, right_won,
                                       bottom_won)
-        else:
+        else:  # (a replayed op is a copy of the recorded one: clear what that one kept)
+            self.x_picks = None
             self._normalise_then_pool(x, mean, scale, bias.reshape(-1), out, right_won, bottom_won)
         self.mean, self.inv_std, self.scale, self.picks = mean, inv_std, scale, (right_won, bottom_won)
         if self.on_stats is not None:

@@ -1,4 +1,6 @@
 """needle.nn conv modules: course init, shapes, modes, state_dict and learning on images."""
+import contextlib
+
 import numpy as np
 import pytest
 from threadpoolctl import threadpool_limits
@@ -187,3 +189,26 @@ def test_the_fused_stage_on_an_input_without_gradient_still_trains_its_parameter
         grads.append((norm.weight.grad.numpy(), norm.bias.grad.numpy()))
     for got, expected in zip(*grads):
         np.testing.assert_allclose(got, expected, rtol=2e-5, atol=2e-5)
+
+
+def test_a_replayed_fused_stage_follows_its_weights_across_the_pool_first_switch():
+    """Recorded with positive weights (pooled first), replayed after one weight turned negative
+    (normalised first) and back: every step's gradients as define-by-run's."""
+    x = np.random.default_rng(9).standard_normal((8, 16, 32, 32)).astype(np.float32)
+
+    def steps(replay):
+        np.random.seed(0)
+        norm = nn.BatchNorm2d(16)
+        model = nn.Sequential(norm, nn.ReLU(), nn.MaxPool2d(2))
+        grads = []
+        for weights in ((0.5, 1.5), (0.5, 1.5), (-0.5, 1.5), (0.5, 1.5)):
+            norm.weight.data = np.linspace(*weights, 16, dtype=np.float32)
+            inp = ndl.Tensor(x, requires_grad=True)
+            with (contextlib.nullcontext() if replay else ndl.capture.disabled()):
+                out = model(inp)
+            (out * out).sum().backward()
+            grads.append((inp.grad.numpy().copy(), norm.weight.grad.numpy().copy()))
+        return grads
+    for replayed, plain in zip(steps(True), steps(False)):
+        for got, expected in zip(replayed, plain):
+            np.testing.assert_array_equal(got, expected)
