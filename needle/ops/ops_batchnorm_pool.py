@@ -151,11 +151,8 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
 
         def sums(index, images):
             passed = np.multiply(g[images], out[images] > 0)  # (n_b, H/2, W/2, C) g' at the picks
-            plain[index] = _ones(passed.size // channels, g.dtype) @ passed.reshape(-1, channels)
             self._scatter(passed, images, scattered[images])
-            products = np.subtract(_image_rows(x[images]), mean_row)  # (n_b*H, W*C) scratch
-            products *= _image_rows(scattered[images])
-            np.matmul(_ones(products.shape[0], g.dtype), products, out=centred[index])
+            _block_sums(passed, scattered[images], x[images], mean_row, plain[index], centred[index])
         parallel.run_blocks(blocks, x.size, sums)
         return scattered, plain, centred, width
 
@@ -172,10 +169,7 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
 
         def sums(index, images):
             at_picks = np.multiply(g[images], out[images] > 0, out=passed[images])
-            plain[index] = _ones(at_picks.size // channels, g.dtype) @ at_picks.reshape(-1, channels)
-            products = np.subtract(_image_rows(self.x_picks[images]), mean_row)  # (n_b*H/2, W/2*C)
-            products *= _image_rows(at_picks)
-            np.matmul(_ones(products.shape[0], g.dtype), products, out=centred[index])
+            _block_sums(at_picks, at_picks, self.x_picks[images], mean_row, plain[index], centred[index])
         parallel.run_blocks(blocks, out.size, sums)
         return passed, plain, centred, half
 
@@ -210,6 +204,17 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             right = windows[:, :, row, :, 1]
             np.multiply(value, right_won[images, :, row], out=right)
             np.subtract(value, right, out=windows[:, :, row, :, 0])
+
+
+def _block_sums(passed, g_prime, x, mean_row, plain, centred):
+    """One block's column sums: plain (C,) = sum of g' (passed: its values at the picks), centred
+    (W*C,) = sum over image rows of g' (x - mean), g_prime and x (n_b, H, W, C) alike (at the picks
+    both pooled: H/2, W/2), mean_row tiled to their rows."""
+    channels = passed.shape[3]
+    plain[...] = _ones(passed.size // channels, passed.dtype) @ passed.reshape(-1, channels)
+    products = np.subtract(_image_rows(x), mean_row)  # (n_b*H, W*C) scratch
+    products *= _image_rows(g_prime)
+    np.matmul(_ones(products.shape[0], passed.dtype), products, out=centred)
 
 
 def _image_rows(images):
