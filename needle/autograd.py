@@ -64,6 +64,13 @@ class Op:
     # needle.capture may replay the op on new arrays. Checked on the op's own class, not inherited.
     replayable = False
 
+    def gradient_reads(self):
+        """Positions of the inputs (and "out" for the output) whose arrays `gradient_arrays` reads,
+        or None for all of them. A replayed forward (needle.capture) lets go of every other array
+        as soon as the ops after it are done with it, so numpy reuses that memory while it is
+        still in cache."""
+        return None
+
     def __call__(self, *args):
         raise NotImplementedError()
 

@@ -54,17 +54,38 @@ def _unpack(slots) -> str:
 
 def _forward_source(tape) -> str:
     lines = ["def forward(arrays, T, clone):", _unpack(tape.input_slots)]
-    ops = []
+    ops, released = [], _released_after(tape)
     for k, (_, in_slots, out_slot, stateful) in enumerate(tape.entries):
         op = f"o{k}" if stateful else f"T[{k}]"
         if stateful:
             lines.append(f"    o{k} = clone(T[{k}])")
         args = ", ".join(f"s{slot}" for slot in in_slots)
         lines.append(f"    s{out_slot} = {op}.compute({args})")
+        if released[k]:
+            lines.append("    " + " = ".join(f"s{slot}" for slot in released[k]) + " = None")
         ops.append(op)
     every_slot = ", ".join(f"s{slot}" for slot in range(len(tape.requires)))
     lines.append(f"    return [{every_slot}], [{', '.join(ops)}]")
     return "\n".join(lines) + "\n"
+
+
+def _released_after(tape):
+    """Per entry, the op outputs no gradient reads (Op.gradient_reads) whose last use in the
+    forward is that entry's: the forward drops them there (the backward gets None for them)."""
+    read = set(tape.input_slots) | {tape.out_slot}
+    for op, in_slots, out_slot, _ in tape.entries:
+        reads = op.gradient_reads()
+        if reads is None:
+            read.update(in_slots, (out_slot,))
+        else:
+            read.update(out_slot if r == "out" else in_slots[r] for r in reads
+                        if r == "out" or r < len(in_slots))
+    last_use = {slot: k for k, (_, in_slots, _, _) in enumerate(tape.entries) for slot in in_slots}
+    released = [[] for _ in tape.entries]
+    for slot, k in sorted(last_use.items()):
+        if slot not in read:
+            released[k].append(slot)
+    return released
 
 
 def _backward_source(tape) -> str:

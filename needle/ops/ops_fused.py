@@ -19,7 +19,6 @@ exactly as long as the graph node. Gradients are computed in numpy and returned 
 fused ops are first-order only (a gradient of a gradient through them is NOT supported; use the
 composite ops if you need that). A gradient is None for inputs that do not require grad (work skipped).
 """
-import operator
 from functools import lru_cache, partial
 
 import numpy as np
@@ -80,6 +79,9 @@ class Linear(ArrayGradientOp):
             out += bias  # (1, out) broadcast, in place
         return out
 
+    def gradient_reads(self):
+        return 0, 1, 2  # not the output
+
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
         x, w = inputs[0], inputs[1]  # (..., in), (in, out)
@@ -135,8 +137,10 @@ class BatchNormTrain(ArrayGradientOp):
     replayed step updates them too).
     Keeps the centred input and weight/std rather than xhat: out = xc * (weight * inv_std) + bias
     and the gradient both use xc directly, which saves a full-size pass in each direction.
-    Arrays of needle.parallel.MIN_ELEMENTS or more (BatchNorm2d's) take the block passes of
-    ops_batchnorm_blocks instead: statistics and column sums by blocks in cache, on every thread.
+    Small arrays of wide rows (an MLP's) take whole-array passes, written out in compute and
+    gradient_arrays (no helper calls: an MLPResNet step makes six of each). All others (BatchNorm2d's
+    narrow or big rows, see _Rows) take the block passes of ops_batchnorm_blocks: statistics and
+    column sums by blocks in cache, on every thread.
     """
 
     replayable = True
@@ -148,38 +152,51 @@ class BatchNormTrain(ArrayGradientOp):
         self.mean = self.var = self.inv_std = self.centred = self.scale = self.mask = None
 
     def compute(self, x, weight, bias):
-        rows = _rows(x)  # (N, D) as wide rows; big arrays by blocks (ops_batchnorm_blocks)
-        if rows.blocks is None:
-            mean, var, centred = _whole_statistics(rows, x)  # (D,), (D,), (N, D)
+        rows = _rows(x)  # small arrays whole; big or narrow-rowed ones by blocks (ops_batchnorm_blocks)
+        if rows.whole:
+            average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
+            mean = average @ x  # (D,)
+            centred = x - mean  # (N, D)
+            var = average @ (centred * centred)  # (D,)
         else:
             (mean, var), centred = blocked.statistics(rows, x), None  # the backward recomputes it
         inv_std = 1.0 / np.sqrt(var + self.eps)  # (D,)
         scale = weight.reshape(-1) * inv_std  # (D,) weight / std, reused by the gradient
         if self.drop_p is not None:  # drawn whole, before any split: the course's random stream
             self.mask = draw_dropout_mask(x.shape, self.drop_p, x.dtype)  # (N, D)
-        out = rows.empty()
         if centred is None:
+            out = rows.empty()
             blocked.normalise(rows, x, mean, scale, bias.reshape(-1), self.relu, self.mask, out)
         else:
-            rows.run(_normalise, centred, scale, bias.reshape(-1), self.relu, self.mask, out)
+            out = centred * scale  # (N, D)
+            out += bias.reshape(-1)
+            if self.relu:  # against a cached zeros array: ~2.5x faster than against the scalar 0 here
+                np.maximum(out, _zeros(out.shape, out.dtype), out=out)
+            if self.mask is not None:
+                out *= self.mask
         self.mean, self.var, self.inv_std, self.centred, self.scale = mean, var, inv_std, centred, scale
         if self.on_stats is not None:
             self.on_stats(mean, var)
         return out
 
+    def gradient_reads(self):
+        reads = (1, 2) if self.centred is not None else (0, 1, 2)  # big arrays: centred from x
+        return reads + ("out",) if self.relu else reads
+
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
         x, weight, bias = inputs
-        rows = _rows(g)
-        masked = rows.empty() if self.drop_p is not None or self.relu else None
+        masked = np.empty(g.shape, g.dtype) if self.drop_p is not None or self.relu else None  # (N, D)
         relu_out = out if self.relu else None
         if self.centred is None:  # big arrays: by blocks, column sums included
+            rows = _rows(g)
             grad_bias, centred_sum = blocked.gradient_sums(rows, g, x, self.mean, self.mask, relu_out,
                                                            masked)
-        else:  # g through the mask and the relu, and its products with centred, in one pass
-            products = rows.empty()
-            rows.run(_masked_products, g, self.mask, relu_out, self.centred, masked, products)
-            ones = _ones(g.shape[0], g.dtype)  # column sums as BLAS products
+        else:  # small: g through the mask and the relu, then its column sums as BLAS products
+            if masked is not None:
+                blocked.mask_gradient(g, self.mask, relu_out, masked)
+            products = (g if masked is None else masked) * self.centred  # (N, D)
+            ones = _ones(g.shape[0], g.dtype)
             grad_bias, centred_sum = ones @ (g if masked is None else masked), ones @ products
         g = g if masked is None else masked  # (N, D) through the mask and the relu
         grad_weight, weight_grad, bias_grad = _parameter_gradients(
@@ -188,22 +205,14 @@ class BatchNormTrain(ArrayGradientOp):
         if needs[0]:  # masked is this op's own, so it takes grad_x in place
             centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
                                                             grad_bias, g.shape[0])
-            grad_x = rows.empty() if masked is None else masked
+            grad_x = np.empty(g.shape, g.dtype) if masked is None else masked
             if self.centred is None:
                 blocked.input_gradient(rows, g, x, self.mean, self.scale, centred_factor, shift, grad_x)
-            else:
-                rows.run(_input_gradient, g, self.scale, self.centred, centred_factor, shift, products,
-                         grad_x)
+            else:  # grad_x = g' * scale - centred * centred_factor - shift
+                np.multiply(g, self.scale, out=grad_x)
+                grad_x -= np.multiply(self.centred, centred_factor, out=products)
+                grad_x -= shift
         return grad_x, weight_grad, bias_grad
-
-
-def _whole_statistics(rows, x):
-    """(mean, biased variance, centred x) of x (N, D) in whole-array passes (small arrays)."""
-    average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
-    mean = average @ x  # (D,)
-    centred, squares = rows.empty(), rows.empty()  # (N, D) each
-    rows.run(_centre, x, mean, centred, squares)
-    return mean, average @ squares, centred
 
 
 def _parameter_gradients(centred_sum, grad_bias, inv_std, g, weight, bias, needs, outs):
@@ -226,41 +235,6 @@ def _input_gradient_factors(scale, inv_std, grad_weight, grad_bias, n):
     with k = weight * inv_std = scale and xhat = (x - mean) * inv_std: small factors first."""
     k_over_n = scale * (1.0 / n)  # (D,)
     return k_over_n * inv_std * grad_weight, k_over_n * grad_bias
-
-
-# BatchNormTrain's full-size passes over (N, D) arrays, or over one part of their wide rows; vectors
-# are (D,), tiled to the wide rows (see _Rows). Each computes exactly what the plain expressions in
-# its docstring do.
-def _centre(x, mean, centred, squares):
-    """centred = x - mean; squares = centred * centred."""
-    np.subtract(x, mean, out=centred)
-    np.multiply(centred, centred, out=squares)
-
-
-def _normalise(centred, scale, bias, relu, mask, out):
-    """out = centred * scale + bias, then max(out, 0) if relu, then out * mask if a mask."""
-    np.multiply(centred, scale, out=out)
-    out += bias
-    if relu:  # against a cached zeros array: ~2.5x faster than against the scalar 0 at MLP sizes
-        np.maximum(out, _zeros(out.shape, out.dtype), out=out)
-    if mask is not None:
-        out *= mask
-
-
-def _masked_products(g, mask, relu_out, centred, masked, products):
-    """masked = g through the mask and the relu (blocked.mask_gradient; masked None: neither), then
-    products = masked * centred."""
-    if masked is not None:
-        blocked.mask_gradient(g, mask, relu_out, masked)
-        g = masked
-    np.multiply(g, centred, out=products)
-
-
-def _input_gradient(g, scale, centred, centred_factor, shift, scratch, grad_x):
-    """grad_x = g * scale - centred * centred_factor - shift (scratch: a buffer to reuse)."""
-    np.multiply(g, scale, out=grad_x)
-    grad_x -= np.multiply(centred, centred_factor, out=scratch)
-    grad_x -= shift
 
 
 @lru_cache(maxsize=64)
@@ -294,26 +268,22 @@ def _rows_of(shape, dtype, c_contiguous):
 
 
 class _Rows:
-    """Row-broadcast arithmetic of (N, D) arrays with (D,) vectors, by parts of rows.
+    """The geometry of (N, D) arrays for row-broadcast arithmetic with (D,) vectors.
 
     With D small (BatchNorm2d's channels) numpy runs its inner loop once per D-wide row; viewing k
     contiguous rows as one and tiling the vectors k times gives the same element-wise results with
     ~1,000-wide inner loops (about twice as fast). k = 1 for wide rows, small arrays and arrays
-    that are not C-contiguous. `run` hands a kernel the wide views, split into parts of rows over
-    needle's threads (needle.parallel) when the arrays are big.
+    that are not C-contiguous. `whole`: small arrays of wide rows (an MLP's), which BatchNormTrain
+    takes in whole-array passes; all others take its block passes (ops_batchnorm_blocks).
     """
 
     def __init__(self, shape, dtype, k):
         self.shape, self.dtype, self.k = shape, dtype, k
         self.wide_shape = (shape[0] // k, shape[1] * k)
         self.size = shape[0] * shape[1]
-        # small arrays (an MLP's) go to the kernel as they are: no views, no split, and no Python
-        # frame of run's own (an MLPResNet step makes ~24 of these calls, ~30 of empty's)
         self.whole = k == 1 and self.size < parallel.MIN_ELEMENTS
-        if self.whole:
-            self.run = operator.call
         self.empty = partial(np.empty, shape, dtype)  # a fresh C-contiguous (N, D) array
-        # big ones go to BatchNormTrain's block passes (ops_batchnorm_blocks)
+        # blocks that fit a core's cache, on needle's threads; None: one block (a small array)
         self.blocks = (blocked.row_blocks(*self.wide_shape) if self.size >= parallel.MIN_ELEMENTS
                        else None)
 
@@ -328,15 +298,6 @@ class _Rows:
         wide = a.view()
         wide.shape = self.wide_shape  # raises rather than copy: a write must land in a
         return wide
-
-    def run(self, kernel, *args):
-        """kernel(*args) with every (N, D) array among args replaced by (a part of) its wide view
-        and every (D,) vector by its row of the wide view (small arrays: kernel(*args) as given)."""
-        wide = [a if not isinstance(a, np.ndarray) else self.wide(a) if a.ndim == 2 else self.tile(a)
-                for a in args]
-        parallel.run(lambda part: kernel(*[a[part] if isinstance(a, np.ndarray) and a.ndim == 2
-                                           else a for a in wide]),
-                     self.wide_shape[0], self.size)
 
 
 def batchnorm_train(x, weight, bias, eps=1e-5, relu=False, drop_p=None, on_stats=None):
@@ -425,7 +386,9 @@ def softmax_loss(logits, y):
     n, k = logits.shape
     # fancy indexing would silently wrap negative labels, so check the range (cheap: N values);
     # unsigned labels (the DataLoader's usual uint8) cannot be negative
-    if labels.shape[0] != n or (n and (labels.max() >= k or (given.dtype.kind != "u" and labels.min() < 0))):
+    # (ufunc.reduce directly: ndarray.max/min add a Python wrapper call each)
+    if labels.shape[0] != n or (n and (np.maximum.reduce(labels) >= k
+                                       or (given.dtype.kind != "u" and np.minimum.reduce(labels) < 0))):
         raise ValueError(f"softmax_loss needs {n} labels in [0, {k}); got shape {labels.shape}, "
                          f"range [{labels.min() if n else None}, {labels.max() if n else None}]")
     return SoftmaxLoss(labels)(logits)

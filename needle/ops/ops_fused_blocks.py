@@ -31,6 +31,9 @@ class RandomDropout(ArrayGradientOp):
         out *= self.mask
         return out
 
+    def gradient_reads(self):
+        return ("out",)
+
     def gradient_arrays(self, g, inputs, out, needs):
         grad = g * self.mask
         if self.relu:  # out > 0 exactly where x > 0 and the mask keeps the entry
@@ -51,6 +54,9 @@ class AddReLU(ArrayGradientOp):
         out = a + b  # (N, D) fresh
         np.maximum(out, _zeros(out.shape, out.dtype), out=out)
         return out
+
+    def gradient_reads(self):
+        return ("out",)
 
     def gradient_arrays(self, g, inputs, out, needs):
         grad = np.multiply(g, out > 0, dtype=g.dtype)  # (N, D), the same adjoint for both inputs

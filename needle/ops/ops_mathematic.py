@@ -425,6 +425,9 @@ class ReLU(TensorOp):
             return Tensor.make_const(out_grad.realize_cached_data() * mask)
         return out_grad * Tensor.make_const(mask)
 
+    def gradient_reads(self):
+        return ("out",)
+
     def gradient_arrays(self, g, inputs, out, needs):
         """Array form for needle.capture (same values as gradient)."""
         return (g * (out > 0),)

@@ -56,6 +56,21 @@ def test_big_arrays_take_the_block_passes_and_give_the_definitions_numbers(shape
         np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-9, err_msg=name)
 
 
+@pytest.mark.parametrize("relu, drop_p", [(False, None), (True, 0.2)])
+def test_narrow_rows_below_the_split_take_the_block_passes_as_one_block(relu, drop_p):
+    """Small arrays of narrow rows (BatchNorm2d's) are seen as wide rows, which only the block
+    passes handle: one block here, and still the definition's numbers."""
+    x, weight, bias, g = _inputs((4096, 16), np.float64)
+    rows = fused._rows(x)
+    assert rows.k > 1 and not rows.whole and rows.blocks is None
+    got = _run(x, weight, bias, g, relu, drop_p)
+    np.random.seed(0)
+    mask = None if drop_p is None else fused.draw_dropout_mask(x.shape, drop_p, x.dtype)
+    for name, value, expected in zip(["out", "grad_x", "grad_weight", "grad_bias", "mean", "var"],
+                                     got, _reference(x, weight, bias, g, relu, mask)):
+        np.testing.assert_allclose(value, expected, rtol=1e-9, atol=1e-9, err_msg=name)
+
+
 def test_float32_statistics_are_at_least_as_accurate_as_one_whole_pass():
     x, weight, bias, g = _inputs((50176, 16), np.float32)  # the bench CNN's first BatchNorm2d
     mean, var = _run(x, weight, bias, g)[4:]

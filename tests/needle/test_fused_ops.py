@@ -208,24 +208,3 @@ def test_fused_ops_match_pytorch():
     th_loss.backward()
     np.testing.assert_allclose(nd_loss.numpy(), th_loss.item(), rtol=1e-9)
     np.testing.assert_allclose(nd_x.grad.numpy(), th_x.grad.numpy(), rtol=1e-7, atol=1e-10)
-
-
-@pytest.mark.parametrize("relu", [False, True])
-def test_batchnorm_on_narrow_rows_equals_plain_broadcasting(relu, monkeypatch):
-    """BatchNorm2d's (N*H*W, C) rows go through a wide view (see _Rows): the same bits as plain
-    row broadcasting, forward and backward."""
-    fused = ndl.ops.ops_fused
-    rng = np.random.default_rng(3)
-    x = rng.standard_normal((16 * 16 * 16, 16)).astype(np.float32)  # (N*H*W, C): narrow rows
-    weight, bias = rng.standard_normal((2, 16)).astype(np.float32)
-    g = rng.standard_normal(x.shape).astype(np.float32)
-    assert fused._rows(x).k > 1
-
-    def run():
-        op = fused.BatchNormTrain(EPS, relu=relu)
-        out = op.compute(x, weight, bias)
-        return out, *op.gradient_arrays(g, [x, weight, bias], out, [True, True, True])
-    wide = run()
-    monkeypatch.setattr(fused, "_rows", lambda a: fused._Rows(a.shape, a.dtype, 1))
-    for got, plain in zip(wide, run()):
-        np.testing.assert_array_equal(got, plain)
