@@ -17,6 +17,7 @@ Design choices (documented because they differ in detail from the course referen
 import gc
 import threading
 from contextlib import contextmanager
+from operator import itemgetter
 
 import numpy
 
@@ -379,7 +380,7 @@ def _backpropagate(output_tensor, out_grad):
     Only leaves (parameters) keep a `.grad`, so no intermediate node holds memory after backward.
     """
     partials_of = {output_tensor: [out_grad]}
-    leaf_grads = {}  # leaves have no inputs, so they need no place in the order: only their sums
+    leaf_partials = []  # (leaf, partial) pairs; leaves need no place in the order, only their sums
     for node in reversed(_topo_sort_of_ops(output_tensor)):
         partials = partials_of.pop(node, None)
         if partials is None:  # not on a gradient path (e.g. the data batch)
@@ -388,24 +389,26 @@ def _backpropagate(output_tensor, out_grad):
         for inp, inp_grad in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
             if not inp.requires_grad:
                 continue
-            if inp.op is not None:
-                partials_of.setdefault(inp, []).append(inp_grad)
-            elif inp in leaf_grads:  # a leaf used more than once: its partials are summed at the end
-                previous = leaf_grads[inp]
-                if type(previous) is _Partials:
-                    previous.append(inp_grad)
-                else:
-                    leaf_grads[inp] = _Partials((previous, inp_grad))
+            if inp.op is None:
+                leaf_partials.append((inp, inp_grad))
             else:
-                leaf_grads[inp] = inp_grad
-    for leaf, grad in leaf_grads.items():
-        leaf.grad = _sum_partials(grad) if type(grad) is _Partials else grad
+                partials_of.setdefault(inp, []).append(inp_grad)
+    _set_leaf_grads(leaf_partials)
     if output_tensor.op is None:  # backward of a leaf itself
         output_tensor.grad = out_grad
 
 
-class _Partials(list):
-    """Several partial adjoints of one leaf, summed once backward is done."""
+def _set_leaf_grads(leaf_partials):
+    """leaf.grad = the sum of its partials, in the order they came (usually one per leaf)."""
+    if len(set(map(itemgetter(0), leaf_partials))) == len(leaf_partials):
+        for leaf, grad in leaf_partials:
+            leaf.grad = grad
+        return
+    sums = {}
+    for leaf, grad in leaf_partials:
+        sums.setdefault(leaf, []).append(grad)
+    for leaf, partials in sums.items():
+        leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
 
 
 def _topo_sort_of_ops(root):

@@ -16,7 +16,7 @@ Otherwise that module call (for that input signature) simply runs define-by-run.
 hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EPOCH`.
 """
 from contextlib import contextmanager
-from operator import attrgetter, is_not
+from operator import is_not
 from sys import getrefcount
 
 from . import autograd
@@ -24,7 +24,6 @@ from .autograd import Tensor, TensorOp, Value, _GRAD_MODE, find_topo_sort
 from .capture_codegen import compile_tape
 from .optim import GRAD_BUFFERS, GRAD_BUFFERS_VERSION
 
-_data_of, _requires_grad_of = attrgetter("cached_data"), attrgetter("requires_grad")  # passes in C
 ENABLED = True  # switch off with `disabled()` to compare against plain define-by-run
 MAX_TAPES_PER_MODULE = 4  # input signatures kept per module (e.g. full and last partial batch)
 EPOCH = 0  # bumped whenever any Module attribute is set
@@ -246,8 +245,8 @@ class _Tape:
             self.view_grads = [None if slot not in self.dests else make(self.dests[slot])
                                for slot in self.input_slots]
             self.view_tensors = [t for t in self.view_grads if t is not None]
-            self.view_refcounts = list(map(getrefcount, self.view_tensors))  # held by this tape only
-        if not self.dests or list(map(getrefcount, self.view_tensors)) != self.view_refcounts:
+            self.view_refcounts = [getrefcount(t) for t in self.view_tensors]  # held by this tape only
+        if not self.dests or [getrefcount(t) for t in self.view_tensors] != self.view_refcounts:
             return {}, self.no_outs  # last step's gradients (buffer views) are still held: keep them
         return self.dests, self.entry_outs
 
@@ -274,15 +273,15 @@ class _Tape:
     def replay(self, args):
         """Run the recorded ops on the arguments' and leaves' current arrays -> one output Tensor,
         or None when a leaf no longer fits the recording (its shape, dtype or requires_grad changed)."""
-        current = list(map(_data_of, self.leaf_tensors))
+        current = [t.cached_data for t in self.leaf_tensors]
         if any(map(is_not, current, self.last_arrays)) and not self._leaves_still_fit(current):
             return None
-        if list(map(_requires_grad_of, self.leaf_tensors)) != self.leaf_requires:
+        if [t.requires_grad for t in self.leaf_tensors] != self.leaf_requires:
             return None
         if self.forward is None:
             self.forward, self.backward, self.forward_source, self.backward_source = compile_tape(self)
         # stateful ops are cloned: a fresh instance per replay, whose saved state is this step's
-        arrays, ops = self.forward([*map(_data_of, args), *current], self.templates, _clone)
+        arrays, ops = self.forward([a.cached_data for a in args] + current, self.templates, _clone)
         out = Tensor.make_const(arrays[self.out_slot])
         if self.requires[self.out_slot]:
             out.requires_grad = True

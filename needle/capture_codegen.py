@@ -96,6 +96,7 @@ def _backward_source(tape) -> str:
                         for slot, need in zip(in_slots, needs) if need} - {out_slot})
     if receiving:
         lines.append("    " + " = ".join(f"g{slot}" for slot in receiving) + " = None")
+    seen = set()  # slots that received a partial adjoint in an earlier line
     for k, in_slots, entry_out, needs in tape.backward_order:
         op = tape.entries[k][0]
         inputs = "[" + ", ".join(f"s{slot}" for slot in in_slots) + "]"
@@ -106,12 +107,33 @@ def _backward_source(tape) -> str:
             call = f"ops[{k}].gradient_arrays(g{entry_out}, {inputs}, s{entry_out}, {needs_literal}, outs[{k}])"
         else:
             call = f"ops[{k}].gradient_arrays(g{entry_out}, {inputs}, s{entry_out}, {needs_literal})"
-        lines += [f"    if g{entry_out} is not None:", f"        p = {call}", f"        g{entry_out} = None"]
-        for position, (slot, need) in enumerate(zip(in_slots, needs)):
-            if need:
-                lines += [f"        q = p[{position}]", "        if q is not None:",
-                          f"            g{slot} = q if g{slot} is None else g{slot} + q"]
+        lines.append(f"    if g{entry_out} is not None:")
+        lines += _adjoint_updates(call, in_slots, needs, seen)
+        lines.append(f"        g{entry_out} = None")
     results = [f"g{slot}" if tape.requires[slot] and slot in receiving else "None"
                for slot in tape.input_slots]
     lines.append(f"    return ({', '.join(results)}{',' if len(results) == 1 else ''})")
     return "\n".join(lines) + "\n"
+
+
+def _adjoint_updates(call, in_slots, needs, seen):
+    """Lines calling one op's gradient and adding its partial adjoints into its inputs' adjoints. A
+    slot's first partial becomes its adjoint by unpacking (the adjoint is still None: nothing to add);
+    later ones are added in backward order, as define-by-run sums them."""
+    targets, later = [], []
+    for position, (slot, need) in enumerate(zip(in_slots, needs)):
+        if need and slot not in seen:
+            seen.add(slot)
+            targets.append(f"g{slot}")
+        else:
+            targets.append("_")
+            if need:
+                later.append((position, slot))
+    unpack = ", ".join(targets) + ("," if len(targets) == 1 else "")
+    if not later:
+        return [f"        {unpack} = {call}"]
+    lines = [f"        p = {call}", f"        {unpack} = p"]
+    for position, slot in later:
+        lines += [f"        q = p[{position}]", "        if q is not None:",
+                  f"            g{slot} = q if g{slot} is None else g{slot} + q"]
+    return lines

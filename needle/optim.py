@@ -11,15 +11,13 @@ gradients are None update the others one by one, through the same views.
 training job can checkpoint and resume bit-identically with `load_state_dict()`.
 """
 import weakref
-from operator import attrgetter, is_not
+from operator import is_not
 from typing import Any, Optional
 
 import numpy as np
 
 from . import autograd
 
-
-_data_of, _grad_of = attrgetter("cached_data"), attrgetter("grad")  # per-parameter passes in C (map)
 
 # parameter -> a view of its optimizer's flat gradient buffer (the latest packing wins); the
 # version changes with every packing, so a reader can cache what it looked up
@@ -65,7 +63,7 @@ class _FlatLayout:
 
     def is_current(self, params) -> bool:
         """False once any parameter's array has been replaced since packing."""
-        return not any(map(is_not, map(_data_of, params), self.views))
+        return not any(map(is_not, [p.cached_data for p in params], self.views))
 
     def state_views(self) -> dict[int, dict[str, np.ndarray]]:
         """Per-parameter views of the buffers, shaped like each parameter."""
@@ -95,11 +93,11 @@ class Optimizer:
         """Apply one update to every parameter that has a gradient."""
         self.t += 1
         self._begin_step()
-        grads = list(map(_grad_of, self.params))
+        grads = [p.grad for p in self.params]
         flat = None if None in grads else self._packed()
         if flat is not None:
             arrays = ([grad.realize_cached_data() for grad in grads] if autograd.LAZY_MODE
-                      else list(map(_data_of, grads)))  # backward's gradients are computed
+                      else [grad.cached_data for grad in grads])  # backward's gradients are computed
             g = flat.gather_grads(arrays)
             self._update(flat.weights, g, flat.buffers, flat.work)
             return
