@@ -182,6 +182,7 @@ class _Tape:
         self.leaves = []  # (slot, tensor, shape, dtype, requires_grad)
         self.entries = []  # (op, input slots, output slot)
         requires = [a.requires_grad for a in args]
+        dtypes = [a.cached_data.dtype for a in args]  # per slot
         for value, op, inputs in events:
             if not type(op).__dict__.get("replayable") or not isinstance(value, Tensor):
                 return None
@@ -195,14 +196,16 @@ class _Tape:
                     data = x.cached_data
                     self.leaves.append((slot, x, data.shape, data.dtype, x.requires_grad))
                     requires.append(x.requires_grad)
+                    dtypes.append(data.dtype)
                 in_slots.append(slot)
             slot_of[id(value)] = len(requires)
             requires.append(value.requires_grad)
+            dtypes.append(value.cached_data.dtype)
             self.entries.append((op, tuple(in_slots), slot_of[id(value)], bool(op.__dict__)))
         if id(out) not in slot_of:
             return None
         self.out_slot = slot_of[id(out)]
-        self.requires = requires
+        self.requires, self.dtypes = requires, dtypes
         self.input_slots = list(range(self.n_args)) + [leaf[0] for leaf in self.leaves]  # ReplayedCall's inputs
         self.backward_order = [(k, self.entries[k][1], self.entries[k][2], [requires[i] for i in self.entries[k][1]])
                                for k in _backward_order(out, events, slot_of)]
@@ -239,8 +242,8 @@ class _Tape:
                 view = GRAD_BUFFERS.get(tensor_of[slot])
                 if view is not None and view.shape == tensor_of[slot].cached_data.shape:
                     self.dests[slot] = view
-            self.entry_outs = tuple(_entry_outs(positions, len(in_slots), self.dests)
-                                    for positions, (_, in_slots, _, _) in zip(self.dest_positions, self.entries))
+            self.entry_outs = tuple(_entry_outs(positions, self._entry_dtypes(k), self.dests)
+                                    for k, positions in enumerate(self.dest_positions))
             make = Tensor.make_const
             self.view_grads = [None if slot not in self.dests else make(self.dests[slot])
                                for slot in self.input_slots]
@@ -249,6 +252,11 @@ class _Tape:
         if not self.dests or [getrefcount(t) for t in self.view_tensors] != self.view_refcounts:
             return {}, self.no_outs  # last step's gradients (buffer views) are still held: keep them
         return self.dests, self.entry_outs
+
+    def _entry_dtypes(self, k):
+        """The dtypes of entry k's inputs and output."""
+        _, in_slots, out_slot, _ = self.entries[k]
+        return [self.dtypes[slot] for slot in (*in_slots, out_slot)]
 
     def gradient_tensors(self, grads):
         """The backward's arrays (one per input slot, or None) as Tensors. A gradient written into
@@ -298,13 +306,17 @@ def kept_gradients(module) -> int:
     return sum(len(tape.view_tensors) for tapes in tape_sets for tape in tapes.values() if tape is not None)
 
 
-def _entry_outs(positions, n_inputs, dests):
-    """The outs list of one entry's gradient_arrays (None where it must not write), or None."""
+def _entry_outs(positions, dtypes, dests):
+    """The outs list of one entry's gradient_arrays (None where it must not write), or None. An op
+    gets a buffer only when the buffer, its inputs and its output (so also its gradient, see
+    ReplayedCall.gradient) share one dtype: writing into it then rounds as a fresh result would."""
     if not positions:
         return None
-    outs = [None] * n_inputs
+    outs = [None] * (len(dtypes) - 1)
     for position, slot in positions:
-        outs[position] = dests.get(slot)
+        dest = dests.get(slot)
+        if dest is not None and all(dtype == dest.dtype for dtype in dtypes):
+            outs[position] = dest
     return outs
 
 
@@ -343,7 +355,10 @@ class ReplayedCall(TensorOp):
     def gradient(self, out_grad, node):
         tape = self.tape
         dests, outs = tape.gradient_destinations()
-        grads = tape.backward(self.arrays, self.ops, out_grad.realize_cached_data(), outs,
+        g = out_grad.realize_cached_data()
+        if g.dtype != tape.dtypes[tape.out_slot]:  # every op's gradient has its output's dtype, or
+            outs = tape.no_outs                     # no op writes into a buffer (see _entry_outs)
+        grads = tape.backward(self.arrays, self.ops, g, outs,
                               _gradient_via_tensors)  # one per ReplayedCall input, or None
         return tape.gradient_tensors(grads)
 

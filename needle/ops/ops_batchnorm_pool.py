@@ -115,7 +115,7 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
 
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """g (N, H/2, W/2, C) -> (grad_x (N, H, W, C), grad_weight, grad_bias); outs: optional
-        arrays to write the weight and bias gradients into (needle.capture)."""
+        arrays of the gradients' dtype for the weight and bias gradients (needle.capture)."""
         x, weight, bias = np.ascontiguousarray(inputs[0]), inputs[1], inputs[2]
         channels = x.shape[3]
         if self.x_picks is None:  # grad_x: g' scattered, finished in place below

@@ -83,33 +83,27 @@ class Linear(ArrayGradientOp):
         return 0, 1, 2  # not the output
 
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
-        """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
+        """outs: optional arrays of the gradients' dtype to write the weight and bias gradients into
+        (needle.capture), None where not given."""
         x, w = inputs[0], inputs[1]  # (..., in), (in, out)
-        in_features, out_features = w.shape
         if g.ndim != 2:  # leading batch axes: flatten them for the weight and bias gradients
+            in_features, out_features = w.shape
             g2d, x2d = g.reshape(-1, out_features), x.reshape(-1, in_features)  # (N, out), (N, in)
         else:
             g2d, x2d = g, x
+        outs = _NO_OUTS if outs is None else outs
         grad_x = g @ w.T if needs[0] else None  # (..., in)
-        grad_w = np.matmul(x2d.T, g2d, out=_into(outs, 1, g2d, x2d)) if needs[1] else None  # (in, out)
+        grad_w = np.matmul(x2d.T, g2d, out=outs[1]) if needs[1] else None  # (in, out)
         if len(inputs) == 2:
             return grad_x, grad_w
         if not needs[2]:
             return grad_x, grad_w, None
-        dest = _into(outs, 2, g2d)
+        dest = outs[2]
         grad_b = np.matmul(_ones(g2d.shape[0], g2d.dtype), g2d, out=None if dest is None else dest.reshape(-1))
         return grad_x, grad_w, (dest if dest is not None else grad_b.reshape(inputs[2].shape))
 
 
-def _into(outs, index, a, b=None):
-    """outs[index] when it was given and its dtype is the operands' a (and b) (so writing into it
-    rounds exactly as a fresh result would); else None."""
-    if outs is None:
-        return None
-    dest = outs[index]
-    if dest is None or a.dtype != dest.dtype or (b is not None and b.dtype != dest.dtype):
-        return None
-    return dest
+_NO_OUTS = (None, None, None)  # gradient_arrays' outs when none were given
 
 
 def linear(x, weight, bias=None):
@@ -184,7 +178,7 @@ class BatchNormTrain(ArrayGradientOp):
         return reads + ("out",) if self.relu else reads
 
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
-        """outs: optional arrays to write the weight and bias gradients into (needle.capture)."""
+        """outs: optional arrays of the gradients' dtype for the weight and bias gradients (see Linear)."""
         x, weight, bias = inputs
         masked = np.empty(g.shape, g.dtype) if self.drop_p is not None or self.relu else None  # (N, D)
         relu_out = out if self.relu else None
@@ -218,8 +212,8 @@ class BatchNormTrain(ArrayGradientOp):
 def _parameter_gradients(centred_sum, grad_bias, inv_std, g, weight, bias, needs, outs):
     """BatchNorm's weight and bias gradients from its column sums, sum(g' * (x - mean)) and sum(g')
     (D,): (grad_weight (D,), the weight's gradient, the bias's gradient), the last two None when not
-    needed and written into outs' arrays when given (needle.capture)."""
-    dest_w, dest_b = _into(outs, 1, g, inv_std), _into(outs, 2, g)
+    needed and written into outs' arrays (of the gradients' dtype) where given (needle.capture)."""
+    dest_w, dest_b = _NO_OUTS[1:] if outs is None else outs[1:3]
     grad_weight = np.multiply(centred_sum, inv_std,
                               out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g' * xhat)
     if dest_b is not None:

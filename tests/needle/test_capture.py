@@ -253,6 +253,48 @@ def test_backward_twice_on_a_replayed_step_gives_the_same_gradients():
         np.testing.assert_array_equal(got, want)
 
 
+@pytest.mark.parametrize("case", ["float64 input", "float64 adjoint"])
+def test_mixed_dtypes_replay_equal_to_define_by_run(case):
+    """A float32 model fed float64 data, or reached by a float64 adjoint, computes float64
+    gradients: they must not be written into the float32 gradient buffer (other rounding)."""
+    data = batches(4)
+    results = []
+    for disabled in (False, True):
+        model = make_model()
+        opt = ndl.optim.Adam(model.parameters(), lr=0.01)
+        with capture.disabled() if disabled else nullcontext():
+            for x, _ in data:
+                opt.reset_grad()
+                if case == "float64 input":
+                    loss = model(ndl.Tensor(x.astype(np.float64))).sum()
+                else:
+                    loss = (model(ndl.Tensor(x)) * ndl.Tensor(np.full((BATCH, CLASSES), 0.5))).sum()
+                loss.backward()
+                opt.step()
+        assert {str(p.grad.dtype) for p in model.parameters()} == {"float64"}
+        results.append([p.numpy().copy() for p in model.parameters()])
+    for captured, plain in zip(*results):
+        np.testing.assert_array_equal(captured, plain)
+
+
+def test_a_replayed_forward_keeps_only_the_arrays_its_backward_reads():
+    """The Linear outputs that BatchNorm normalises are not read by any gradient (BatchNorm keeps
+    them centred): the replayed forward lets go of them, and the backward is still exact."""
+    captured, plain = run_both(make_model)
+    assert_identical(captured, plain)
+    model = make_model()
+    x = ndl.Tensor(batches(1)[0][0])
+    model(x)
+    out = model(x)
+    tape, arrays = out.op.tape, out.op.arrays
+    released = [slot for slot, array in enumerate(arrays) if array is None]
+    assert released and not set(released) & set(tape.input_slots)
+    linear_outputs = {out_slot for op, _, out_slot, _ in tape.entries if type(op).__name__ == "Linear"}
+    assert set(released) <= linear_outputs | {out_slot for op, _, out_slot, _ in tape.entries}
+    out.sum().backward()
+    assert all(p.grad is not None for p in model.parameters())
+
+
 def test_replayed_backward_writes_gradients_into_the_optimizer_buffer_but_never_over_held_ones():
     model = make_model()
     opt = ndl.optim.Adam(model.parameters(), lr=0.01)
