@@ -299,7 +299,8 @@ class Tensor(Value):
     def backward(self, out_grad=None, create_graph=False):
         """Fill `.grad` of every leaf this tensor depends on (overwriting previous grads)."""
         if out_grad is None:
-            out_grad = Tensor.make_const(numpy.ones(self.shape, dtype=self.dtype))
+            data = self.realize_cached_data()
+            out_grad = Tensor.make_const(numpy.ones(data.shape, dtype=data.dtype))
         compute_gradient_of_variables(self, out_grad, create_graph=create_graph)
 
     def __repr__(self):

@@ -264,11 +264,12 @@ class BatchNorm1d(Module):
         """running <- (1 - momentum) * running + momentum * batch for both statistics, in numpy (no
         graph); called by the op, so a replayed step updates them too. Fresh arrays: a state_dict
         or an array someone holds keeps its values."""
-        keep, take = _momentum_scalars(self.momentum, self.running_mean.cached_data.dtype)
-        for running, batch_stat in ((self.running_mean, batch_mean), (self.running_var, batch_var)):
-            new = running.cached_data * keep  # fresh array of the buffer's dtype
-            new += batch_stat * take
-            running.cached_data = new
+        mean, var = self.running_mean, self.running_var
+        keep, take = _momentum_scalars(self.momentum, mean.cached_data.dtype)
+        new_mean, new_var = mean.cached_data * keep, var.cached_data * keep  # fresh, the buffers' dtype
+        new_mean += batch_mean * take
+        new_var += batch_var * take
+        mean.cached_data, var.cached_data = new_mean, new_var
 
 
 @lru_cache(maxsize=16)
