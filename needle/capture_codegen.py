@@ -7,26 +7,34 @@ remain. The generated source (`tape.forward_source`, `tape.backward_source`) rea
 hand-written floor in bench/mlp_resnet_floor.py:
 
     def forward(arrays, T, clone):
-        s0, s1, s2 = arrays            # the call's arguments and the tape's leaves, by slot
-        o0 = clone(T[0])               # a stateful op: a fresh instance per replay
-        s3 = o0.compute(s0, s1, s2)
+        s0, s1, s2, s5, s6 = arrays    # the call's arguments and the tape's leaves, by slot
+        s3 = T[0].compute(s0, s1, s2)  # Linear
+        o1 = clone(T[1])               # a stateful op: a fresh instance per replay
+        s4 = o1.compute(s3, s5, s6)    # BatchNorm, which keeps its input centred...
+        s3 = None                      # ...so no gradient reads s3 (Op.gradient_reads): let it go
         ...
-        return [s0, s1, s2, s3, ...], [o0, ...]
+        return [s0, s1, s2, s3, ...], [T[0], o1, ...]
 
-    def backward(arrays, ops, g3, outs, via_tensors):
-        s0, s1, s2, s3 = arrays
-        g0 = g1 = g2 = None
-        if g3 is not None:             # entry 0, the last in backward order
-            p = ops[0].gradient_arrays(g3, [s0, s1, s2], s3, (False, True, True), outs[0])
-            g3 = None
-            q = p[1]
+    def backward(arrays, ops, g9, outs, via_tensors):
+        s0, s1, s2, s3, ... = arrays
+        g1 = g2 = g3 = ... = None
+        if g9 is not None:             # the last entry, the first in backward order
+            g7, g8 = ops[4].gradient_arrays(g9, [s7, s8], s9, (True, True))
+            g9 = None
+        ...
+        if g5 is not None:             # s4 feeds two ops: this is its second partial adjoint
+            p = ops[2].gradient_arrays(g5, [s4, s2], s5, (True, True))
+            g5 = None
+            _, g2 = p
+            q = p[0]
             if q is not None:
-                g1 = q if g1 is None else g1 + q
-            ...
-        return (None, g1, g2)
+                g4 = q if g4 is None else g4 + q
+        ...
+        return (None, g1, g2, ...)
 
-Adjoints are summed in define-by-run's backward order (`previous + part`, never in place: a part
-may alias another), so results are bit-identical to define-by-run.
+A slot's first partial adjoint is unpacked straight from its op's gradient; later ones are summed
+in define-by-run's backward order (`previous + part`, never in place: a part may alias another),
+so results are bit-identical to define-by-run.
 """
 from functools import lru_cache
 
