@@ -312,7 +312,7 @@ def _entry_outs(positions, dtypes, dests):
     ReplayedCall.gradient) share one dtype: writing into it then rounds as a fresh result would."""
     if not positions:
         return None
-    outs = [None] * (len(dtypes) - 1)
+    outs = [None] * (len(dtypes) - 1)  # one per input (dtypes ends with the output's)
     for position, slot in positions:
         dest = dests.get(slot)
         if dest is not None and all(dtype == dest.dtype for dtype in dtypes):

@@ -132,7 +132,7 @@ class BatchNormTrain(ArrayGradientOp):
     Keeps the centred input and weight/std rather than xhat: out = xc * (weight * inv_std) + bias
     and the gradient both use xc directly, which saves a full-size pass in each direction.
     Small arrays of wide rows (an MLP's) take whole-array passes, written out in compute and
-    gradient_arrays (no helper calls: an MLPResNet step makes six of each). All others (BatchNorm2d's
+    gradient_arrays (fewer Python calls: an MLPResNet step makes six of each). All others (BatchNorm2d's
     narrow or big rows, see _Rows) take the block passes of ops_batchnorm_blocks: statistics and
     column sums by blocks in cache, on every thread.
     """
