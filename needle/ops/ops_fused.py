@@ -41,24 +41,15 @@ def _const(array):
 
 @lru_cache(maxsize=32)
 def _averaging_vector(n, dtype):
-    """A read-only vector of n entries 1/n (cached), so a column mean is one BLAS call."""
+    """A read-only vector of n entries 1/n (cached), so a column mean is one BLAS call.
+
+    Column sums and means as BLAS products (ones @ a, average @ a) are several times faster than
+    ndarray.sum(axis=0) at N, D ~ 100 (numpy's axis-0 reduction is a strided loop); same rounding
+    class, since numpy does not sum pairwise along axis 0 either.
+    """
     weights = np.full(n, 1.0 / n, dtype=dtype)
     weights.flags.writeable = False
     return weights
-
-
-def _column_sum(a):
-    """Sum of a (N, D) over its rows -> (D,), as the BLAS product ones @ a.
-
-    Several times faster than ndarray.sum(axis=0) at N, D ~ 100 (numpy's axis-0 reduction is a
-    strided loop); same rounding class, since numpy does not sum pairwise along axis 0 either.
-    """
-    return _ones(a.shape[0], a.dtype) @ a
-
-
-def _column_mean(a):
-    """Mean of a (N, D) over its rows -> (D,), as (1/N, ..., 1/N) @ a."""
-    return _averaging_vector(a.shape[0], a.dtype) @ a
 
 
 def _mask_array(mask_scale, dtype):
@@ -189,9 +180,10 @@ class BatchNormTrain(ArrayGradientOp):
         else:  # small: g through the mask and the relu, then its column sums as BLAS products
             if masked is not None:
                 blocked.mask_gradient(g, self.mask, relu_out, masked)
-            products = (g if masked is None else masked) * self.centred  # (N, D)
+                g = masked
+            products = g * self.centred  # (N, D)
             ones = _ones(g.shape[0], g.dtype)
-            grad_bias, centred_sum = ones @ (g if masked is None else masked), ones @ products
+            grad_bias, centred_sum = ones @ g, ones @ products
         g = g if masked is None else masked  # (N, D) through the mask and the relu
         grad_weight, weight_grad, bias_grad = _parameter_gradients(
             centred_sum, grad_bias, self.inv_std, g, weight, bias, needs, outs)
