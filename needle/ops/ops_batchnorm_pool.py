@@ -116,7 +116,7 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """g (N, H/2, W/2, C) -> (grad_x (N, H, W, C), grad_weight, grad_bias); outs: optional
         arrays of the gradients' dtype for the weight and bias gradients (needle.capture)."""
-        x, weight, bias = np.ascontiguousarray(inputs[0]), inputs[1], inputs[2]
+        x = np.ascontiguousarray(inputs[0])
         channels = x.shape[3]
         if self.x_picks is None:  # grad_x: g' scattered, finished in place below
             grad_x, plain, centred, k = self._scattered_sums(g, x, out)
@@ -125,7 +125,7 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             grad_x = None
         grad_bias = np.add.reduce(plain, axis=0)  # (C,)
         grad_weight, weight_grad, bias_grad = _parameter_gradients(
-            blocked.fold(centred, k), grad_bias, self.inv_std, g, weight, bias, needs, outs)
+            blocked.fold(centred, k), grad_bias, self.inv_std, inputs, needs, outs)
         if not needs[0]:
             return None, weight_grad, bias_grad
         centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,

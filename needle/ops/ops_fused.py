@@ -170,41 +170,52 @@ class BatchNormTrain(ArrayGradientOp):
 
     def gradient_arrays(self, g, inputs, out, needs, outs=None):
         """outs: optional arrays of the gradients' dtype for the weight and bias gradients (see Linear)."""
-        x, weight, bias = inputs
-        masked = np.empty(g.shape, g.dtype) if self.drop_p is not None or self.relu else None  # (N, D)
-        relu_out = out if self.relu else None
         if self.centred is None:  # big arrays: by blocks, column sums included
-            rows = _rows(g)
-            grad_bias, centred_sum = blocked.gradient_sums(rows, g, x, self.mean, self.mask, relu_out,
-                                                           masked)
-        else:  # small: g through the mask and the relu, then its column sums as BLAS products
-            if masked is not None:
-                blocked.mask_gradient(g, self.mask, relu_out, masked)
-                g = masked
-            products = g * self.centred  # (N, D)
-            ones = _ones(g.shape[0], g.dtype)
-            grad_bias, centred_sum = ones @ g, ones @ products
+            return self._gradient_by_blocks(g, inputs, out, needs, outs)
+        own = self.mask is not None  # whether g (through the mask and the relu) is this op's array
+        if own:
+            g = g * self.mask  # (N, D)
+        if self.relu:  # out > 0 exactly where the relu (and the mask) passed
+            g = np.multiply(g, out > 0, g) if own else np.multiply(g, out > 0, dtype=g.dtype)
+            own = True
+        products = g * self.centred  # (N, D)
+        ones = _ones(g.shape[0], g.dtype)
+        grad_bias, centred_sum = ones @ g, ones @ products  # (D,) column sums as BLAS products
+        grad_weight, weight_grad, bias_grad = _parameter_gradients(
+            centred_sum, grad_bias, self.inv_std, inputs, needs, outs)
+        if not needs[0]:
+            return None, weight_grad, bias_grad
+        centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
+                                                        grad_bias, g.shape[0])
+        # grad_x = g' * scale - centred * centred_factor - shift, in g' when it is this op's own
+        grad_x = np.multiply(g, self.scale, g) if own else g * self.scale
+        grad_x -= np.multiply(self.centred, centred_factor, products)
+        grad_x -= shift
+        return grad_x, weight_grad, bias_grad
+
+    def _gradient_by_blocks(self, g, inputs, out, needs, outs):
+        x = inputs[0]
+        rows = _rows(g)
+        masked = np.empty(g.shape, g.dtype) if self.drop_p is not None or self.relu else None  # (N, D)
+        grad_bias, centred_sum = blocked.gradient_sums(rows, g, x, self.mean, self.mask,
+                                                       out if self.relu else None, masked)
         g = g if masked is None else masked  # (N, D) through the mask and the relu
         grad_weight, weight_grad, bias_grad = _parameter_gradients(
-            centred_sum, grad_bias, self.inv_std, g, weight, bias, needs, outs)
-        grad_x = None
-        if needs[0]:  # masked is this op's own, so it takes grad_x in place
-            centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
-                                                            grad_bias, g.shape[0])
-            grad_x = np.empty(g.shape, g.dtype) if masked is None else masked
-            if self.centred is None:
-                blocked.input_gradient(rows, g, x, self.mean, self.scale, centred_factor, shift, grad_x)
-            else:  # grad_x = g' * scale - centred * centred_factor - shift
-                np.multiply(g, self.scale, out=grad_x)
-                grad_x -= np.multiply(self.centred, centred_factor, out=products)
-                grad_x -= shift
+            centred_sum, grad_bias, self.inv_std, inputs, needs, outs)
+        if not needs[0]:
+            return None, weight_grad, bias_grad
+        centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
+                                                        grad_bias, g.shape[0])
+        grad_x = rows.empty() if masked is None else masked  # masked is this op's own: grad_x in place
+        blocked.input_gradient(rows, g, x, self.mean, self.scale, centred_factor, shift, grad_x)
         return grad_x, weight_grad, bias_grad
 
 
-def _parameter_gradients(centred_sum, grad_bias, inv_std, g, weight, bias, needs, outs):
+def _parameter_gradients(centred_sum, grad_bias, inv_std, inputs, needs, outs):
     """BatchNorm's weight and bias gradients from its column sums, sum(g' * (x - mean)) and sum(g')
     (D,): (grad_weight (D,), the weight's gradient, the bias's gradient), the last two None when not
     needed and written into outs' arrays (of the gradients' dtype) where given (needle.capture)."""
+    _, weight, bias = inputs
     dest_w, dest_b = _NO_OUTS[1:] if outs is None else outs[1:3]
     grad_weight = np.multiply(centred_sum, inv_std,
                               out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g' * xhat)
