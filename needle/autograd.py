@@ -17,7 +17,6 @@ Design choices (documented because they differ in detail from the course referen
 import gc
 import threading
 from contextlib import contextmanager
-from operator import itemgetter
 
 import numpy
 
@@ -381,7 +380,7 @@ def _backpropagate(output_tensor, out_grad):
     Only leaves (parameters) keep a `.grad`, so no intermediate node holds memory after backward.
     """
     partials_of = {output_tensor: [out_grad]}
-    leaf_partials = []  # (leaf, partial) pairs; leaves need no place in the order, only their sums
+    leaves, leaf_partials = [], []  # leaves need no place in the order, only their sums
     for node in reversed(_topo_sort_of_ops(output_tensor)):
         partials = partials_of.pop(node, None)
         if partials is None:  # not on a gradient path (e.g. the data batch)
@@ -391,22 +390,23 @@ def _backpropagate(output_tensor, out_grad):
             if not inp.requires_grad:
                 continue
             if inp.op is None:
-                leaf_partials.append((inp, inp_grad))
+                leaves.append(inp)
+                leaf_partials.append(inp_grad)
             else:
                 partials_of.setdefault(inp, []).append(inp_grad)
-    _set_leaf_grads(leaf_partials)
+    _set_leaf_grads(leaves, leaf_partials)
     if output_tensor.op is None:  # backward of a leaf itself
         output_tensor.grad = out_grad
 
 
-def _set_leaf_grads(leaf_partials):
+def _set_leaf_grads(leaves, partials):
     """leaf.grad = the sum of its partials, in the order they came (usually one per leaf)."""
-    if len(set(map(itemgetter(0), leaf_partials))) == len(leaf_partials):
-        for leaf, grad in leaf_partials:
+    if len(set(leaves)) == len(leaves):
+        for leaf, grad in zip(leaves, partials):
             leaf.grad = grad
         return
     sums = {}
-    for leaf, grad in leaf_partials:
+    for leaf, grad in zip(leaves, partials):
         sums.setdefault(leaf, []).append(grad)
     for leaf, partials in sums.items():
         leaf.grad = partials[0] if len(partials) == 1 else _sum_partials(partials)

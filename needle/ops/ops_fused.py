@@ -355,7 +355,7 @@ class SoftmaxLoss(TensorOp):
 
     def __init__(self, labels):
         self.labels = labels  # (N,) intp
-        self.probs = None
+        self.probs = self.rows = None
 
     def compute(self, logits):
         n = logits.shape[0]
@@ -366,14 +366,13 @@ class SoftmaxLoss(TensorOp):
         sums = np.add.reduce(probs, axis=1, keepdims=True)  # (N, 1)
         total = np.add.reduce(np.log(sums), axis=None) - np.add.reduce(shifted[rows, self.labels])
         probs /= sums
-        self.probs = probs
+        self.probs, self.rows = probs, rows
         return np.asarray(total / n, dtype=logits.dtype)
 
     def gradient(self, out_grad, node):
-        n = self.probs.shape[0]
         grad = self.probs.copy()  # (N, K); copy so a second backward still sees the probabilities
-        grad[np.arange(n), self.labels] -= 1
-        grad *= out_grad.realize_cached_data() / n
+        grad[self.rows, self.labels] -= 1
+        grad *= out_grad.realize_cached_data() / grad.shape[0]
         return _const(grad)
 
 
