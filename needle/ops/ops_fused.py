@@ -82,16 +82,19 @@ class Linear(ArrayGradientOp):
             g2d, x2d = g.reshape(-1, out_features), x.reshape(-1, in_features)  # (N, out), (N, in)
         else:
             g2d, x2d = g, x
-        outs = _NO_OUTS if outs is None else outs
+        if outs is None:
+            outs = _NO_OUTS
         grad_x = g @ w.T if needs[0] else None  # (..., in)
-        grad_w = np.matmul(x2d.T, g2d, out=outs[1]) if needs[1] else None  # (in, out)
+        grad_w = np.matmul(x2d.T, g2d, outs[1]) if needs[1] else None  # (in, out); outs positional: cheaper
         if len(inputs) == 2:
             return grad_x, grad_w
         if not needs[2]:
             return grad_x, grad_w, None
-        dest = outs[2]
-        grad_b = np.matmul(_ones(g2d.shape[0], g2d.dtype), g2d, out=None if dest is None else dest.reshape(-1))
-        return grad_x, grad_w, (dest if dest is not None else grad_b.reshape(inputs[2].shape))
+        ones, dest = _ones(g2d.shape[0], g2d.dtype), outs[2]  # (N,)
+        if dest is None:
+            return grad_x, grad_w, (ones @ g2d).reshape(inputs[2].shape)
+        np.matmul(ones, g2d, dest.reshape(-1))
+        return grad_x, grad_w, dest
 
 
 _NO_OUTS = (None, None, None)  # gradient_arrays' outs when none were given
