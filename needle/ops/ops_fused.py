@@ -140,8 +140,9 @@ class BatchNormTrain(ArrayGradientOp):
         self.mean = self.var = self.inv_std = self.centred = self.scale = self.mask = None
 
     def compute(self, x, weight, bias):
-        rows = _rows(x)  # small arrays whole; big or narrow-rowed ones by blocks (ops_batchnorm_blocks)
-        if rows.whole:
+        # small arrays whole; big or narrow-rowed ones by blocks (ops_batchnorm_blocks)
+        rows = None if x.size < ALWAYS_WHOLE else _rows(x)
+        if rows is None or rows.whole:
             average = _averaging_vector(x.shape[0], x.dtype)  # (N,) of 1/N: column means as BLAS products
             mean = average @ x  # (D,)
             centred = x - mean  # (N, D)
@@ -241,13 +242,15 @@ def _input_gradient_factors(scale, inv_std, grad_weight, grad_bias, n):
 def _row_group(rows, width):
     """How many rows of `width` to view as one row of about WIDE_ROW elements (a divisor of rows);
     1 for rows that are wide already or arrays so small that the extra calls would cost more."""
-    if width >= NARROW_ROW or rows * width < 1 << 16:
+    if width >= NARROW_ROW or rows * width < ALWAYS_WHOLE:
         return 1
     want = WIDE_ROW // width
     return next(k for k in range(min(want, rows), 0, -1) if rows % k == 0)
 
 
 NARROW_ROW = 64  # elements: below this numpy's per-row broadcast overhead dominates (BatchNorm2d channels)
+ALWAYS_WHOLE = 1 << 16  # elements: smaller arrays have k = 1 and stay under parallel.MIN_ELEMENTS
+assert ALWAYS_WHOLE <= parallel.MIN_ELEMENTS
 WIDE_ROW = 1024  # elements per row of the wide view
 
 
