@@ -299,7 +299,8 @@ class Tensor(Value):
         """Fill `.grad` of every leaf this tensor depends on (overwriting previous grads)."""
         if out_grad is None:
             data = self.realize_cached_data()
-            out_grad = Tensor.make_const(numpy.ones(data.shape, dtype=data.dtype))
+            seed = numpy.array(1, data.dtype) if data.ndim == 0 else numpy.ones(data.shape, data.dtype)  # 0-d: a loss
+            out_grad = Tensor.make_const(seed)
         compute_gradient_of_variables(self, out_grad, create_graph=create_graph)
 
     def __repr__(self):

@@ -62,7 +62,7 @@ class DataLoader:
     def _collate(batch) -> tuple[Tensor, ...]:
         """Dataset output for an index array -> tuple of Tensors (a lone array becomes a 1-tuple)."""
         parts = batch if isinstance(batch, (tuple, list)) else (batch,)
-        return tuple(_to_tensor(part) for part in parts)
+        return tuple([_to_tensor(part) for part in parts])  # a list: cheaper than a generator
 
     def __len__(self) -> int:
         return -(-len(self.dataset) // self.batch_size)
