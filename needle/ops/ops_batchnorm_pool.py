@@ -28,7 +28,7 @@ import numpy as np
 from .. import parallel
 from ..autograd import ArrayGradientOp
 from . import ops_batchnorm_blocks as blocked
-from .ops_fused import _input_gradient_factors, _parameter_gradients, _rows, _tile_row
+from .ops_fused import _gradients_from_sums, _rows, _tile_row
 from .ops_mathematic import _ones, _zeros
 from .ops_pool import pool_pairs_into
 
@@ -124,12 +124,11 @@ class BatchNormReLUMaxPool2(ArrayGradientOp):
             passed, plain, centred, k = self._sums_at_picks(g, out)
             grad_x = None
         grad_bias = np.add.reduce(plain, axis=0)  # (C,)
-        grad_weight, weight_grad, bias_grad = _parameter_gradients(
-            blocked.fold(centred, k), grad_bias, self.inv_std, inputs, needs, outs)
-        if not needs[0]:
+        weight_grad, bias_grad, factors = _gradients_from_sums(  # as BatchNormTrain's
+            self, blocked.fold(centred, k), grad_bias, inputs, needs, outs, x.size // channels)
+        if factors is None:
             return None, weight_grad, bias_grad
-        centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
-                                                        grad_bias, x.size // channels)  # as BatchNormTrain's
+        centred_factor, shift = factors
         if grad_x is None:
             return self._scatter_input_gradient(passed, x, centred_factor, shift), weight_grad, bias_grad
         rows = _flat(grad_x)

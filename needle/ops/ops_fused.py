@@ -185,12 +185,11 @@ class BatchNormTrain(ArrayGradientOp):
         products = g * self.centred  # (N, D)
         ones = _ones(g.shape[0], g.dtype)
         grad_bias, centred_sum = ones @ g, ones @ products  # (D,) column sums as BLAS products
-        grad_weight, weight_grad, bias_grad = _parameter_gradients(
-            centred_sum, grad_bias, self.inv_std, inputs, needs, outs)
-        if not needs[0]:
+        weight_grad, bias_grad, factors = _gradients_from_sums(self, centred_sum, grad_bias, inputs,
+                                                               needs, outs, g.shape[0])
+        if factors is None:
             return None, weight_grad, bias_grad
-        centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
-                                                        grad_bias, g.shape[0])
+        centred_factor, shift = factors
         # grad_x = g' * scale - centred * centred_factor - shift, in g' when it is this op's own
         grad_x = np.multiply(g, self.scale, g) if own else g * self.scale
         grad_x -= np.multiply(self.centred, centred_factor, products)
@@ -204,38 +203,36 @@ class BatchNormTrain(ArrayGradientOp):
         grad_bias, centred_sum = blocked.gradient_sums(rows, g, x, self.mean, self.mask,
                                                        out if self.relu else None, masked)
         g = g if masked is None else masked  # (N, D) through the mask and the relu
-        grad_weight, weight_grad, bias_grad = _parameter_gradients(
-            centred_sum, grad_bias, self.inv_std, inputs, needs, outs)
-        if not needs[0]:
+        weight_grad, bias_grad, factors = _gradients_from_sums(self, centred_sum, grad_bias, inputs,
+                                                               needs, outs, g.shape[0])
+        if factors is None:
             return None, weight_grad, bias_grad
-        centred_factor, shift = _input_gradient_factors(self.scale, self.inv_std, grad_weight,
-                                                        grad_bias, g.shape[0])
+        centred_factor, shift = factors
         grad_x = rows.empty() if masked is None else masked  # masked is this op's own: grad_x in place
         blocked.input_gradient(rows, g, x, self.mean, self.scale, centred_factor, shift, grad_x)
         return grad_x, weight_grad, bias_grad
 
 
-def _parameter_gradients(centred_sum, grad_bias, inv_std, inputs, needs, outs):
-    """BatchNorm's weight and bias gradients from its column sums, sum(g' * (x - mean)) and sum(g')
-    (D,): (grad_weight (D,), the weight's gradient, the bias's gradient), the last two None when not
-    needed and written into outs' arrays (of the gradients' dtype) where given (needle.capture)."""
+def _gradients_from_sums(op, centred_sum, grad_bias, inputs, needs, outs, n):
+    """BatchNorm's gradients from its column sums sum(g' * (x - mean)) and sum(g') (D,) and op's
+    inv_std and scale (D,), over n rows: (the weight's gradient, the bias's gradient, factors).
+    The parameter gradients are None when not needed, and written into outs' arrays (of the
+    gradients' dtype) where given (needle.capture). factors = (centred_factor, shift), (D,) each,
+    of the input gradient, or None when the input needs none:
+    dx = k * (g' - mean(g') - xhat * mean(g' * xhat)) = g' * scale - (x - mean) * centred_factor - shift,
+    with k = weight * inv_std = scale and xhat = (x - mean) * inv_std: small factors first."""
     _, weight, bias = inputs
     dest_w, dest_b = _NO_OUTS[1:] if outs is None else outs[1:3]
-    grad_weight = np.multiply(centred_sum, inv_std,
+    grad_weight = np.multiply(centred_sum, op.inv_std,
                               out=None if dest_w is None else dest_w.reshape(-1))  # (D,) = sum(g' * xhat)
     if dest_b is not None:
         dest_b.reshape(-1)[...] = grad_bias
-    return (grad_weight,
-            ((grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None),
-            ((grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None))
-
-
-def _input_gradient_factors(scale, inv_std, grad_weight, grad_bias, n):
-    """(centred_factor, shift), (D,) each, of BatchNorm's input gradient
-    dx = k * (g' - mean(g') - xhat * mean(g' * xhat)) = g' * scale - (x - mean) * centred_factor - shift,
-    with k = weight * inv_std = scale and xhat = (x - mean) * inv_std: small factors first."""
-    k_over_n = scale * (1.0 / n)  # (D,)
-    return k_over_n * inv_std * grad_weight, k_over_n * grad_bias
+    weight_grad = (grad_weight.reshape(weight.shape) if dest_w is None else dest_w) if needs[1] else None
+    bias_grad = (grad_bias.reshape(bias.shape) if dest_b is None else dest_b) if needs[2] else None
+    if not needs[0]:
+        return weight_grad, bias_grad, None
+    k_over_n = op.scale * (1.0 / n)  # (D,)
+    return weight_grad, bias_grad, (k_over_n * op.inv_std * grad_weight, k_over_n * grad_bias)
 
 
 @lru_cache(maxsize=64)
