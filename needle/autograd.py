@@ -17,6 +17,7 @@ Design choices (documented because they differ in detail from the course referen
 import gc
 import threading
 from contextlib import contextmanager
+from itertools import compress
 
 import numpy
 
@@ -58,6 +59,11 @@ def is_grad_enabled():
 
 class Op:
     """Operator definition."""
+
+    # When not None: inputs[leaf_inputs_from:] are leaves whose gradient is None unless they
+    # require one (needle.capture's replayed call: one input per parameter), so a backward hands
+    # them their gradients in bulk instead of visiting each
+    leaf_inputs_from = None
 
     # True when compute() depends only on its input arrays and on attributes fixed at construction
     # from shapes and hyperparameters (never on per-call data such as labels or a given mask), so
@@ -387,7 +393,12 @@ def _backpropagate(output_tensor, out_grad):
         if partials is None:  # not on a gradient path (e.g. the data batch)
             continue
         grad = partials[0] if len(partials) == 1 else _sum_partials(partials)
-        for inp, inp_grad in zip(node.inputs, node.op.gradient_as_tuple(grad, node)):
+        inputs, input_grads = node.inputs, node.op.gradient_as_tuple(grad, node)
+        start = node.op.leaf_inputs_from
+        if start is not None:
+            _add_leaf_partials(leaves, leaf_partials, inputs[start:], input_grads[start:])
+            inputs = inputs[:start]
+        for inp, inp_grad in zip(inputs, input_grads):
             if not inp.requires_grad:
                 continue
             if inp.op is None:
@@ -398,6 +409,15 @@ def _backpropagate(output_tensor, out_grad):
     _set_leaf_grads(leaves, leaf_partials)
     if output_tensor.op is None:  # backward of a leaf itself
         output_tensor.grad = out_grad
+
+
+def _add_leaf_partials(leaves, leaf_partials, inputs, grads):
+    """Append the leaves among `inputs` that got a gradient (not None) and their gradients."""
+    if None in grads:
+        got = [g is not None for g in grads]
+        inputs, grads = compress(inputs, got), compress(grads, got)
+    leaves += inputs
+    leaf_partials += grads
 
 
 def _set_leaf_grads(leaves, partials):
@@ -420,13 +440,13 @@ def _topo_sort_of_ops(root):
         return []
     visited = {root}
     topo_order = []
-    stack = [(root, iter(root.inputs))]
+    stack = [(root, _op_inputs(root))]
     while stack:
         node, pending_inputs = stack[-1]
         for inp in pending_inputs:
             if inp.op is not None and inp not in visited:
                 visited.add(inp)
-                stack.append((inp, iter(inp.inputs)))
+                stack.append((inp, _op_inputs(inp)))
                 break
         else:
             stack.pop()

@@ -348,6 +348,7 @@ class ReplayedCall(TensorOp):
 
     def __init__(self, tape, arrays, ops):
         self.tape, self.arrays, self.ops = tape, arrays, ops
+        self.leaf_inputs_from = tape.n_args  # inputs: the call's arguments, then the tape's leaves
 
     def compute(self, *args):
         raise RuntimeError("a replayed call is computed by its tape")
