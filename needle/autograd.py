@@ -454,6 +454,12 @@ def _topo_sort_of_ops(root):
     return topo_order
 
 
+def _op_inputs(node):
+    """Iterator over the inputs of node (not a leaf) that may be ops (see Op.leaf_inputs_from)."""
+    start = node.op.leaf_inputs_from
+    return iter(node.inputs if start is None else node.inputs[:start])
+
+
 def _sum_partials(partials):
     """Sum of several adjoints: in numpy when no graph is being recorded, else with graph ops."""
     if _GRAD_MODE.enabled:  # create_graph=True: the sum must be differentiable
