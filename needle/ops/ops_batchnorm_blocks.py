@@ -18,8 +18,12 @@ import numpy as np
 from .. import parallel
 from .ops_mathematic import _ones
 
-BLOCK_ELEMENTS = 1 << 17  # ~0.5 MiB of float32 a block: it and its scratch stay in a core's L2
-BLOCK_MULTIPLE = 4  # block counts are multiples of this (even parts for 1, 2 or 4 threads)
+# Blocks of ~2 MiB of float32 (a block and its scratch in L3, not in a 512 KiB L2): each block
+# costs a dozen numpy calls, and on two threads every call's return waits for the GIL the other
+# thread holds, which cost more than the cache misses: 0.5 MiB blocks in multiples of 4 made the
+# bench CNN's 2-thread step ~6 % slower on the thirteenth session's host (bench/needle_cnn.py)
+BLOCK_ELEMENTS = 1 << 19
+BLOCK_MULTIPLE = 2  # block counts are multiples of this (even parts for 1 or 2 threads)
 
 
 def row_blocks(rows: int, width: int) -> list[slice]:

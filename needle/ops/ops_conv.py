@@ -194,9 +194,11 @@ def _im2col(padded, kernel, stride, out_h, out_w):
 # the thread count, and a block's GEMMs are the same calls whichever thread runs them, so results
 # do not depend on the threads (OpenBLAS gives a row subset of a GEMM other last bits than the
 # whole, so splitting one GEMM's rows by thread count would).
-BLOCK_BYTES = 1 << 20  # a block's working set (its columns, or its gradient rows and products)
-MIN_BLOCKS = 4  # at least this many blocks when the batch allows (parts to balance over threads;
-# 8 cost ~9 % of a bench CNN step on two threads against 4: more, smaller GEMMs and hand-offs)
+BLOCK_BYTES = 1 << 21  # a block's working set (its columns, or its gradient rows and products)
+MIN_BLOCKS = 2  # at least this many blocks when the batch allows (parts for two threads). Fewer,
+# bigger blocks pay: 8 cost ~9 % of a bench CNN step on two threads against 4 on the tenth
+# session's host, and 1 MiB blocks, at least 4, cost ~4 % against these on the thirteenth's
+# (more GEMMs and numpy calls, each of which waits for the GIL on two threads)
 
 
 def _image_blocks(n, bytes_per_image):
