@@ -136,6 +136,21 @@ def test_frozen_parameter_gets_no_gradient_in_replay():
     assert model.modules[0].weight.grad is None and model.modules[0].bias.grad is not None
 
 
+def test_a_replayed_backward_leaves_a_frozen_parameters_grad_alone():
+    """As define-by-run: a leaf that requires no gradient is not visited, so its .grad stays."""
+    model = make_model()
+    weight = model.modules[0].weight
+    weight.requires_grad = False
+    x = ndl.Tensor(batches(1)[0][0], requires_grad=False)
+    model(x)
+    kept = ndl.Tensor(np.ones(weight.shape, np.float32))
+    weight.grad = kept
+    out = model(x)
+    out.sum().backward()
+    assert isinstance(out.op, ReplayedCall)
+    assert weight.grad is kept and model.modules[0].bias.grad is not None
+
+
 def test_rebinding_a_functional_switch_falls_back(monkeypatch):
     model = make_model()
     x = ndl.Tensor(batches(1)[0][0], requires_grad=False)

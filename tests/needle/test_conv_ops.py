@@ -154,7 +154,7 @@ def test_conv_adjoints_are_differentiable_too(stride, padding):
 @pytest.mark.parametrize("needs", [(True, True, True), (False, True, True), (True, False, True),
                                    (False, False, True), (True, True, False)])
 def test_conv_gradients_by_blocks_give_each_needed_adjoint(needs):
-    """The bias adjoint is summed in the kernel gradient's image blocks (8 images: 4 blocks); each
+    """The bias adjoint is summed in the kernel gradient's image blocks (8 images: 2 blocks); each
     needed adjoint matches a reference made without blocks, and an unneeded one is None."""
     a, b, bias = _randn(8, 6, 5, 2), _randn(3, 3, 2, 3), _randn(3)
     op = Conv(1, 1)

@@ -97,10 +97,10 @@ def test_the_eval_peak_estimate_bounds_needles_real_allocations(name, preprocess
     # per-row scalars (layernorm's mean and variance) are left out of the table: 1 % slack
     assert measured <= 1.01 * estimate, (name, measured, estimate)
     if preprocess == "standardize":  # the estimate covers the costlier preprocessing
-        # a conv's padded images and columns are made by blocks of images (>= 4 blocks, ~1 MiB
+        # a conv's padded images and columns are made by blocks of images (>= 2 blocks, ~2 MiB
         # each): one image's per row is exact at batch 1 and the bound at any batch, but with more
-        # rows a block holds fewer of them per row, so the estimate is looser there (5.75x here)
-        slack = 6.5 if name.startswith("conv2d") else 3
+        # rows a block holds fewer of them per row, so the estimate is looser there (8.1x here)
+        slack = 9 if name.startswith("conv2d") else 3
         assert estimate <= slack * measured, (name, measured, estimate)
 
 
