@@ -196,9 +196,10 @@ def _im2col(padded, kernel, stride, out_h, out_w):
 # whole, so splitting one GEMM's rows by thread count would).
 BLOCK_BYTES = 1 << 21  # a block's working set (its columns, or its gradient rows and products)
 MIN_BLOCKS = 2  # at least this many blocks when the batch allows (parts for two threads). Fewer,
-# bigger blocks pay: 8 cost ~9 % of a bench CNN step on two threads against 4 on the tenth
-# session's host, and 1 MiB blocks, at least 4, cost ~4 % against these on the thirteenth's
-# (more GEMMs and numpy calls, each of which waits for the GIL on two threads)
+# bigger blocks pay (fewer GEMMs and numpy calls, each of which waits for the GIL on two threads):
+# 8 cost ~9 % of a bench CNN step on two threads against 4 on the tenth session's host; on the
+# thirteenth's, at least 4 cost ~4 % against 2, and the old 1 MiB, at least 4 (with BatchNorm's
+# old blocks) ~13 %
 
 
 def _image_blocks(n, bytes_per_image):
