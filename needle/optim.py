@@ -10,6 +10,7 @@ gradients are None update the others one by one, through the same views.
 `state_dict()` returns {"step": int, "state": {param index: {buffer name: numpy array}}}, so a
 training job can checkpoint and resume bit-identically with `load_state_dict()`.
 """
+import math
 import weakref
 from operator import is_not
 from typing import Any, Optional
@@ -93,11 +94,9 @@ class Optimizer:
         """Apply one update to every parameter that has a gradient."""
         self.t += 1
         self._begin_step()
-        grads = [p.grad for p in self.params]
-        flat = None if None in grads else self._packed()
+        arrays = self._grad_arrays()
+        flat = None if arrays is None else self._packed()
         if flat is not None:
-            arrays = ([grad.realize_cached_data() for grad in grads] if autograd.LAZY_MODE
-                      else [grad.cached_data for grad in grads])  # backward's gradients are computed
             g = flat.gather_grads(arrays)
             self._update(flat.weights, g, flat.buffers, flat.work)
             return
@@ -106,6 +105,15 @@ class Optimizer:
                 weight = p.realize_cached_data()
                 g = np.asarray(p.grad.realize_cached_data(), dtype=weight.dtype)  # read only
                 self._update(weight, g, self._buffers(index, weight), np.empty_like(weight))
+
+    def _grad_arrays(self) -> Optional[list]:
+        """Every parameter's gradient array, or None when some parameter has no gradient."""
+        try:  # one pass: a missing gradient (None) raises
+            if autograd.LAZY_MODE:
+                return [p.grad.realize_cached_data() for p in self.params]
+            return [p.grad.cached_data for p in self.params]  # backward's gradients are computed
+        except AttributeError:
+            return None
 
     def _begin_step(self):
         """Per-step scalars (e.g. bias corrections); called once before the updates."""
@@ -221,7 +229,7 @@ class Adam(Optimizer):
         # w -= lr (m / c1) / (sqrt(v / c2) + eps) with c1 = 1 - b1^t, c2 = 1 - b2^t, m = (1 - b1) m_sum,
         # v = (1 - b2) v_sum  equals  w -= step * m_sum / (sqrt(v_sum) + eps * root) with
         # root = sqrt(c2 / (1 - b2)) and step = lr (1 - b1) root / c1.
-        root = float(np.sqrt((1 - b2 ** self.t) / (1 - b2)))
+        root = math.sqrt((1 - b2 ** self.t) / (1 - b2))  # correctly rounded, as np.sqrt
         self._step_size = self.lr * (1 - b1) * root / (1 - b1 ** self.t)
         self._eps_scaled = self.eps * root
 
