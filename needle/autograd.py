@@ -60,9 +60,9 @@ def is_grad_enabled():
 class Op:
     """Operator definition."""
 
-    # When not None: inputs[leaf_inputs_from:] are leaves whose gradient is None unless they
-    # require one (needle.capture's replayed call: one input per parameter), so a backward hands
-    # them their gradients in bulk instead of visiting each
+    # When not None: inputs[leaf_inputs_from:] are distinct leaves whose gradient is None unless
+    # they require one (needle.capture's replayed call: one input per parameter), so a backward
+    # hands them their gradients in bulk instead of visiting each
     leaf_inputs_from = None
 
     # True when compute() depends only on its input arrays and on attributes fixed at construction
@@ -388,6 +388,7 @@ def _backpropagate(output_tensor, out_grad):
     """
     partials_of = {output_tensor: [out_grad]}
     leaves, leaf_partials = [], []  # leaves need no place in the order, only their sums
+    distinct = True  # whether the leaves so far are known distinct: one op's bulk leaves, or none
     for node in reversed(_topo_sort_of_ops(output_tensor)):
         partials = partials_of.pop(node, None)
         if partials is None:  # not on a gradient path (e.g. the data batch)
@@ -396,17 +397,19 @@ def _backpropagate(output_tensor, out_grad):
         inputs, input_grads = node.inputs, node.op.gradient_as_tuple(grad, node)
         start = node.op.leaf_inputs_from
         if start is not None:
+            distinct = not leaves
             _add_leaf_partials(leaves, leaf_partials, inputs[start:], input_grads[start:])
             inputs = inputs[:start]
         for inp, inp_grad in zip(inputs, input_grads):
             if not inp.requires_grad:
                 continue
             if inp.op is None:
+                distinct = False
                 leaves.append(inp)
                 leaf_partials.append(inp_grad)
             else:
                 partials_of.setdefault(inp, []).append(inp_grad)
-    _set_leaf_grads(leaves, leaf_partials)
+    _set_leaf_grads(leaves, leaf_partials, distinct)
     if output_tensor.op is None:  # backward of a leaf itself
         output_tensor.grad = out_grad
 
@@ -420,9 +423,9 @@ def _add_leaf_partials(leaves, leaf_partials, inputs, grads):
     leaf_partials += grads
 
 
-def _set_leaf_grads(leaves, partials):
+def _set_leaf_grads(leaves, partials, distinct):
     """leaf.grad = the sum of its partials, in the order they came (usually one per leaf)."""
-    if len(set(leaves)) == len(leaves):
+    if distinct or len(set(leaves)) == len(leaves):
         for leaf, grad in zip(leaves, partials):
             leaf.grad = grad
         return

@@ -16,7 +16,7 @@ Otherwise that module call (for that input signature) simply runs define-by-run.
 hyperparameter changes are noticed through `Module.__setattr__`, which bumps `EPOCH`.
 """
 from contextlib import contextmanager
-from operator import is_not
+from operator import is_, is_not
 from sys import getrefcount
 
 from . import autograd
@@ -220,7 +220,8 @@ class _Tape:
                                for op, in_slots, _, _ in self.entries]
         self.dest_version, self.dests = None, {}
         self.view_grads = [None] * len(self.input_slots)  # see gradient_tensors
-        self.view_tensors, self.view_refcounts = [], []
+        self.view_arrays, self.all_view_grads = self.view_grads, tuple(self.view_grads)
+        self.view_tensors, self.view_objects, self.view_refcounts = [], [], []
         self.no_outs = (None,) * len(self.entries)
         self.entry_outs = self.no_outs  # per entry: the arrays its gradient may write into, or None
         self.templates = tuple(entry[0] for entry in self.entries)
@@ -234,24 +235,33 @@ class _Tape:
         """({leaf slot: view of the optimizer's gradient buffer}, per entry the list of arrays
         its gradient_arrays may write into or None) usable by this backward."""
         if self.dest_version != GRAD_BUFFERS_VERSION[0]:
-            self.dest_version = GRAD_BUFFERS_VERSION[0]
-            slots = {slot for positions in self.dest_positions for _, slot in positions}
-            tensor_of = {leaf[0]: leaf[1] for leaf in self.leaves}
-            self.dests = {}
-            for slot in slots:
-                view = GRAD_BUFFERS.get(tensor_of[slot])
-                if view is not None and view.shape == tensor_of[slot].cached_data.shape:
-                    self.dests[slot] = view
-            self.entry_outs = tuple(_entry_outs(positions, self._entry_dtypes(k), self.dests)
-                                    for k, positions in enumerate(self.dest_positions))
-            make = Tensor.make_const
-            self.view_grads = [None if slot not in self.dests else make(self.dests[slot])
-                               for slot in self.input_slots]
-            self.view_tensors = [t for t in self.view_grads if t is not None]
-            self.view_refcounts = [getrefcount(t) for t in self.view_tensors]  # held by this tape only
-        if not self.dests or [getrefcount(t) for t in self.view_tensors] != self.view_refcounts:
+            self._find_destinations()
+            self.view_refcounts = list(map(getrefcount, self.view_objects))  # held by this tape only
+        if not self.dests or list(map(getrefcount, self.view_objects)) != self.view_refcounts:
             return {}, self.no_outs  # last step's gradients (buffer views) are still held: keep them
         return self.dests, self.entry_outs
+
+    def _find_destinations(self):
+        """Look up the optimizer's gradient buffer views for the current packing."""
+        self.dest_version = GRAD_BUFFERS_VERSION[0]
+        slots = {slot for positions in self.dest_positions for _, slot in positions}
+        tensor_of = {leaf[0]: leaf[1] for leaf in self.leaves}
+        self.dests = {}
+        for slot in slots:
+            view = GRAD_BUFFERS.get(tensor_of[slot])
+            if view is not None and view.shape == tensor_of[slot].cached_data.shape:
+                self.dests[slot] = view
+        self.entry_outs = tuple(_entry_outs(positions, self._entry_dtypes(k), self.dests)
+                                for k, positions in enumerate(self.dest_positions))
+        make = Tensor.make_const
+        self.view_grads = [None if slot not in self.dests else make(self.dests[slot])
+                           for slot in self.input_slots]
+        self.view_arrays = [None if t is None else t.cached_data for t in self.view_grads]
+        self.all_view_grads = tuple(self.view_grads)
+        # the view Tensors and their arrays: a reference held elsewhere (or an array rebound with
+        # `grad.data = ...`) changes one of their reference counts
+        self.view_tensors = [t for t in self.view_grads if t is not None]
+        self.view_objects = self.view_tensors + [t.cached_data for t in self.view_tensors]
 
     def _entry_dtypes(self, k):
         """The dtypes of entry k's inputs and output."""
@@ -264,6 +274,8 @@ class _Tape:
         gradient_destinations hands the buffer out only while nobody else holds these Tensors
         (their reference counts are back to what this tape alone gives them), so reusing them
         spares creating and freeing one Tensor per parameter per step."""
+        if all(map(is_, grads, self.view_arrays)):  # the usual step: each gradient is its buffer view
+            return self.all_view_grads
         make = Tensor.make_const
         return tuple([None if g is None else view if view is not None and view.cached_data is g else make(g)
                       for g, view in zip(grads, self.view_grads)])

@@ -324,6 +324,41 @@ def test_replayed_backward_writes_gradients_into_the_optimizer_buffer_but_never_
     assert weight.grad is not held
 
 
+def test_a_held_gradient_array_is_not_overwritten_by_later_steps():
+    model = make_model()
+    opt = ndl.optim.Adam(model.parameters(), lr=0.01)
+    data = batches(5)
+    train(model, opt, data[:3])
+    held = model.modules[0].weight.grad.numpy()  # the array only, not its Tensor
+    kept = held.copy()
+    train(model, opt, data[3:])
+    np.testing.assert_array_equal(held, kept)
+
+
+def _train_halving_gradients(model, opt, data):
+    """The course's loop with each gradient replaced (`grad.data = ...`) between backward and step."""
+    np.random.seed(5)
+    for x, y in data:
+        opt.reset_grad()
+        loss = nn.SoftmaxLoss()(model(ndl.Tensor(x, requires_grad=False)), ndl.Tensor(y, requires_grad=False))
+        loss.backward()
+        for p in model.parameters():
+            p.grad.data = p.grad.numpy() * np.float32(0.5)
+        opt.step()
+    return model.state_dict()
+
+
+def test_gradients_replaced_through_data_stay_exact_in_later_replays():
+    data = batches(6)
+    model = make_model()
+    captured = _train_halving_gradients(model, ndl.optim.Adam(model.parameters(), lr=0.01), data)
+    model = make_model()
+    with capture.disabled():
+        plain = _train_halving_gradients(model, ndl.optim.Adam(model.parameters(), lr=0.01), data)
+    for key in plain:
+        assert np.array_equal(captured[key], plain[key]), key
+
+
 def test_a_captured_model_pickles_and_copies_and_the_copy_trains_the_same():
     import copy
     import pickle
