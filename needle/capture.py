@@ -219,8 +219,7 @@ class _Tape:
                                 and in_slots[pos] in leaf_slots]
                                for op, in_slots, _, _ in self.entries]
         self.dest_version, self.dests = None, {}
-        self.view_grads = [None] * len(self.input_slots)  # see gradient_tensors
-        self.view_arrays, self.all_view_grads = self.view_grads, tuple(self.view_grads)
+        self.view_grads = self.view_arrays = (None,) * len(self.input_slots)  # see gradient_tensors
         self.view_tensors, self.view_objects, self.view_refcounts = [], [], []
         self.no_outs = (None,) * len(self.entries)
         self.entry_outs = self.no_outs  # per entry: the arrays its gradient may write into, or None
@@ -254,10 +253,9 @@ class _Tape:
         self.entry_outs = tuple(_entry_outs(positions, self._entry_dtypes(k), self.dests)
                                 for k, positions in enumerate(self.dest_positions))
         make = Tensor.make_const
-        self.view_grads = [None if slot not in self.dests else make(self.dests[slot])
-                           for slot in self.input_slots]
+        self.view_grads = tuple([None if slot not in self.dests else make(self.dests[slot])
+                                 for slot in self.input_slots])
         self.view_arrays = [None if t is None else t.cached_data for t in self.view_grads]
-        self.all_view_grads = tuple(self.view_grads)
         # the view Tensors and their arrays: a reference held elsewhere (or an array rebound with
         # `grad.data = ...`) changes one of their reference counts
         self.view_tensors = [t for t in self.view_grads if t is not None]
@@ -275,7 +273,7 @@ class _Tape:
         (their reference counts are back to what this tape alone gives them), so reusing them
         spares creating and freeing one Tensor per parameter per step."""
         if all(map(is_, grads, self.view_arrays)):  # the usual step: each gradient is its buffer view
-            return self.all_view_grads
+            return self.view_grads
         make = Tensor.make_const
         return tuple([None if g is None else view if view is not None and view.cached_data is g else make(g)
                       for g, view in zip(grads, self.view_grads)])

@@ -24,8 +24,10 @@ def batches(steps, seed=1, rows=BATCH):
             for _ in range(steps)]
 
 
-def train(model, opt, data, seed=5, each_step=None):
-    """The course's loop; returns (losses, output ops seen). np.random drives the dropout masks."""
+def train(model, opt, data, seed=5, each_step=None, before_step=None):
+    """The course's loop; returns (losses, output ops seen). np.random drives the dropout masks;
+    each_step(step, model, opt) runs before each step's reset_grad, before_step(model) between its
+    backward and opt.step()."""
     np.random.seed(seed)
     losses, ops = [], []
     for step, (x, y) in enumerate(data):
@@ -35,13 +37,15 @@ def train(model, opt, data, seed=5, each_step=None):
         out = model(ndl.Tensor(x, requires_grad=False))
         loss = nn.SoftmaxLoss()(out, ndl.Tensor(y, requires_grad=False))
         loss.backward()
+        if before_step is not None:
+            before_step(model)
         opt.step()
         losses.append(float(loss.numpy()))
         ops.append(type(out.op))
     return losses, ops
 
 
-def run_both(make, steps=6, data=None, each_step=None, optimizer=None):
+def run_both(make, steps=6, data=None, each_step=None, optimizer=None, before_step=None):
     """(captured, define-by-run) results of the same training: losses, ops, final state."""
     optimizer = optimizer or (lambda params: ndl.optim.Adam(params, lr=0.01, weight_decay=0.01))
     data = data or batches(steps)
@@ -51,9 +55,9 @@ def run_both(make, steps=6, data=None, each_step=None, optimizer=None):
         opt = optimizer(model.parameters())
         if disabled:
             with capture.disabled():
-                losses, ops = train(model, opt, data, each_step=each_step)
+                losses, ops = train(model, opt, data, each_step=each_step, before_step=before_step)
         else:
-            losses, ops = train(model, opt, data, each_step=each_step)
+            losses, ops = train(model, opt, data, each_step=each_step, before_step=before_step)
         results.append((losses, ops, model.state_dict(), opt.state_dict()))
     return results
 
@@ -335,28 +339,16 @@ def test_a_held_gradient_array_is_not_overwritten_by_later_steps():
     np.testing.assert_array_equal(held, kept)
 
 
-def _train_halving_gradients(model, opt, data):
-    """The course's loop with each gradient replaced (`grad.data = ...`) between backward and step."""
-    np.random.seed(5)
-    for x, y in data:
-        opt.reset_grad()
-        loss = nn.SoftmaxLoss()(model(ndl.Tensor(x, requires_grad=False)), ndl.Tensor(y, requires_grad=False))
-        loss.backward()
-        for p in model.parameters():
-            p.grad.data = p.grad.numpy() * np.float32(0.5)
-        opt.step()
-    return model.state_dict()
+def _halve_gradients(model):
+    """Replace each gradient (`grad.data = ...`) between backward and step."""
+    for p in model.parameters():
+        p.grad.data = p.grad.numpy() * np.float32(0.5)
 
 
 def test_gradients_replaced_through_data_stay_exact_in_later_replays():
-    data = batches(6)
-    model = make_model()
-    captured = _train_halving_gradients(model, ndl.optim.Adam(model.parameters(), lr=0.01), data)
-    model = make_model()
-    with capture.disabled():
-        plain = _train_halving_gradients(model, ndl.optim.Adam(model.parameters(), lr=0.01), data)
-    for key in plain:
-        assert np.array_equal(captured[key], plain[key]), key
+    captured, plain = run_both(make_model, before_step=_halve_gradients)
+    assert_identical(captured, plain)
+    assert set(captured[1][1:]) == {ReplayedCall}
 
 
 def test_a_captured_model_pickles_and_copies_and_the_copy_trains_the_same():
