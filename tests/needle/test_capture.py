@@ -53,10 +53,7 @@ def run_both(make, steps=6, data=None, each_step=None, optimizer=None, before_st
     for disabled in (False, True):
         model = make()
         opt = optimizer(model.parameters())
-        if disabled:
-            with capture.disabled():
-                losses, ops = train(model, opt, data, each_step=each_step, before_step=before_step)
-        else:
+        with capture.disabled() if disabled else nullcontext():
             losses, ops = train(model, opt, data, each_step=each_step, before_step=before_step)
         results.append((losses, ops, model.state_dict(), opt.state_dict()))
     return results
